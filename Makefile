@@ -1,0 +1,53 @@
+# llm-rollout-operator: see README.md. Every target installs what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+CLUSTER_DIR := .cluster
+
+.PHONY: install deps tools test test-unit test-integration lint crds crds-check \
+        cluster-up cluster-down bench demo clean
+
+install: $(INSTALLED)
+
+# Re-run pip only when the project's metadata changed.
+$(INSTALLED): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+deps:
+	@bash hack/install-deps.sh
+
+tools: deps
+	@bash hack/build-tools.sh >/dev/null
+
+test: install tools
+	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest -m "not integration"
+
+test-integration: install tools
+	$(PY) -m pytest -m integration
+
+lint: install
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/mypy
+
+crds: install
+	$(PY) -m llm_rollout.crdgen
+
+crds-check: install
+	$(PY) -m llm_rollout.crdgen --check
+
+cluster-up: install tools
+	@$(PY) -m llm_rollout.testbed up --dir $(CLUSTER_DIR)
+
+cluster-down: install
+	@$(PY) -m llm_rollout.testbed down --dir $(CLUSTER_DIR)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the system packages the test bed and benchmarks need, when missing:
+# Prometheus (and promtool) and nginx from Debian, openssl for bed certificates.
+set -euo pipefail
+
+need=()
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "[install-deps] error: missing ${need[*]} and no apt-get here; install them by hand" >&2
+  exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "[install-deps] installing Debian packages: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# Only the binaries are wanted: the packages' own services must not start.
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

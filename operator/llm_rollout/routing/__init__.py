@@ -1,0 +1,1 @@
+"""Routing: the routing table a decision produces, and the providers that publish it."""

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import pytest
+
+from llm_rollout.metrics.prometheus import MetricErrorKind, MetricQueryError, parse_instant_vector
+
+
+def vector(*values: str) -> dict[str, object]:
+    return {"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {"i": str(i)}, "value": [0, v]} for i, v in enumerate(values)]}}
+
+
+def test_single_series_value() -> None:
+    assert parse_instant_vector(vector("0.25")) == 0.25
+
+
+def test_scalar_value() -> None:
+    assert parse_instant_vector(
+        {"status": "success", "data": {"resultType": "scalar", "result": [0, "3"]}}) == 3.0
+
+
+@pytest.mark.parametrize(("body", "kind"), [
+    (vector(), MetricErrorKind.EMPTY),
+    (vector("1", "2"), MetricErrorKind.MULTIPLE_SERIES),
+    (vector("NaN"), MetricErrorKind.NAN),
+    (vector("+Inf"), MetricErrorKind.NAN),
+    ({"status": "error", "errorType": "bad_data", "error": "parse error"},
+     MetricErrorKind.BAD_QUERY),
+    ({"status": "success", "data": {"resultType": "matrix", "result": []}},
+     MetricErrorKind.BAD_QUERY),
+])
+def test_unusable_answers_are_classified(body: dict[str, object], kind: MetricErrorKind) -> None:
+    with pytest.raises(MetricQueryError) as err:
+        parse_instant_vector(body)
+    assert err.value.kind == kind
+    assert err.value.message
