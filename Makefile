@@ -23,6 +23,7 @@ deps:
 
 tools: deps
 	@bash hack/build-tools.sh >/dev/null
+	@bash hack/upstream-crds.sh >/dev/null
 
 test: install tools
 	$(PY) -m pytest

@@ -1,0 +1,146 @@
+"""Kubernetes I/O for the operator: server-side apply, reads, status patches, Events.
+
+Thin async wrappers over the official client's ApiClient (run in a thread), with
+paths built from apiVersion/kind so the same code serves Deployments, Services,
+Gateway API and Istio objects alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from llm_rollout import GROUP, PLURAL, VERSION
+
+FIELD_MANAGER = "llm-rollout-operator"
+
+_PLURALS = {
+    "Deployment": "deployments", "Service": "services", "Event": "events",
+    "ConfigMap": "configmaps", "Secret": "secrets", "Job": "jobs",
+    "HTTPRoute": "httproutes", "VirtualService": "virtualservices",
+    "LLMDeployment": PLURAL, "LLMEvalRun": "llmevalruns",
+}
+
+
+def resource_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    path = f"{base}/namespaces/{namespace}/{_PLURALS[kind]}"
+    return f"{path}/{name}" if name else path
+
+
+class Conflict(Exception):
+    """The object changed since it was read (HTTP 409): read again and retry."""
+
+
+class KubeClient:
+    def __init__(self, api_client: Any) -> None:
+        self._api = api_client
+
+    def _call(self, method: str, path: str, *, body: Any = None, content_type: str | None = None,
+              query: list[tuple[str, str]] | None = None) -> Any:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        return self._api.call_api(
+            path, method, query_params=query or [], header_params=headers, body=body,
+            response_type="object", auth_settings=["BearerToken"],
+            _return_http_data_only=True, _request_timeout=30,
+        )
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply (force: the operator owns these fields)."""
+        meta = manifest["metadata"]
+        path = resource_path(manifest["apiVersion"], manifest["kind"], meta["namespace"],
+                             meta["name"])
+        result: dict[str, Any] = await asyncio.to_thread(
+            self._call, "PATCH", path, body=manifest,
+            content_type="application/apply-patch+yaml",
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")])
+        return result
+
+    async def get(self, api_version: str, kind: str, namespace: str,
+                  name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await asyncio.to_thread(
+                self._call, "GET", resource_path(api_version, kind, namespace, name))
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return result
+
+    async def list(self, api_version: str, kind: str, namespace: str,
+                   label_selector: str) -> list[dict[str, Any]]:
+        result = await asyncio.to_thread(
+            self._call, "GET", resource_path(api_version, kind, namespace),
+            query=[("labelSelector", label_selector)])
+        return list(result.get("items", []))
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        try:
+            await asyncio.to_thread(self._call, "DELETE",
+                                    resource_path(api_version, kind, namespace, name))
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any],
+                           resource_version: str) -> dict[str, Any]:
+        """Replace the LLMDeployment's status through the status subresource.
+
+        Optimistic: the write carries the resourceVersion the decision was made on,
+        so a concurrent change surfaces as Conflict instead of being overwritten.
+        """
+        path = resource_path(f"{GROUP}/{VERSION}", "LLMDeployment", namespace, name) + "/status"
+        body = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+            {"op": "replace", "path": "/status", "value": status},
+        ]
+        try:
+            result: dict[str, Any] = await asyncio.to_thread(
+                self._call, "PATCH", path, body=body, content_type="application/json-patch+json")
+        except ApiException as err:
+            if err.status in (409, 422) and "resourceVersion" in (err.body or ""):
+                raise Conflict(str(err.body)) from err
+            if err.status == 409:
+                raise Conflict(str(err.body)) from err
+            raise
+        return result
+
+    async def event(self, owner: dict[str, Any], *, reason: str, message: str,
+                    warning: bool = False) -> None:
+        """A core/v1 Event on the LLMDeployment (`kubectl describe` and `get events`)."""
+        meta = owner["metadata"]
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
+                         "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": owner["apiVersion"], "kind": owner["kind"],
+                               "name": meta["name"], "namespace": meta["namespace"],
+                               "uid": meta["uid"]},
+            "reason": reason, "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": FIELD_MANAGER},
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        await asyncio.to_thread(self._call, "POST", resource_path("v1", "Event",
+                                                                  meta["namespace"]), body=body)
+
+
+def new_api_client(kubeconfig: str | None = None) -> Any:
+    """An ApiClient from a kubeconfig, or the in-cluster service account."""
+    from kubernetes import config
+
+    if kubeconfig:
+        return config.new_client_from_config(config_file=kubeconfig)
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return k8s.ApiClient()
