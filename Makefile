@@ -39,10 +39,10 @@ lint: install
 	$(VENV)/bin/mypy
 
 crds: install
-	$(PY) -m llm_rollout.crdgen
+	$(PY) -m llm_rollout.crdgen --all
 
 crds-check: install
-	$(PY) -m llm_rollout.crdgen --check
+	$(PY) -m llm_rollout.crdgen --all --check
 
 cluster-up: install tools
 	@$(PY) -m llm_rollout.testbed up --dir $(CLUSTER_DIR)

@@ -6,16 +6,9 @@ and the router (which cohort a request belongs to).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
-
-class CamelModel(BaseModel):
-    """Base for API models: snake_case in Python, camelCase on the wire."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=False
-    )
+from llm_rollout.camel import CamelModel
 
 
 class CohortMatch(CamelModel):
@@ -39,7 +32,9 @@ class Cohort(CamelModel):
     """A named group of users exposed to the candidate together."""
 
     name: str = Field(
-        min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         description="Cohort name, referenced by stages.",
     )
     match: CohortMatch = Field(

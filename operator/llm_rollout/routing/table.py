@@ -15,7 +15,7 @@ import hashlib
 
 from pydantic import Field
 
-from llm_rollout.api.cohorts import CamelModel
+from llm_rollout.camel import CamelModel
 
 BUCKETS = 100
 
@@ -33,16 +33,20 @@ class ReleaseInfo(CamelModel):
 class CohortRoute(CamelModel):
     """The share of one cohort's buckets that reaches the candidate."""
 
-    cohort: str
-    candidate_percent: int = Field(default=0, ge=0, le=100)
+    cohort: str = Field(description="Cohort name.")
+    candidate_percent: int = Field(
+        default=0, ge=0, le=100, description="Percent of the cohort's buckets on the candidate."
+    )
 
 
 class RoutingTable(CamelModel):
     """Cohort -> release assignment for one LLMDeployment."""
 
-    stable: ReleaseInfo | None = None
-    candidate: ReleaseInfo | None = None
-    routes: list[CohortRoute] = Field(default_factory=list)
+    stable: ReleaseInfo | None = Field(default=None, description="Release serving by default.")
+    candidate: ReleaseInfo | None = Field(
+        default=None, description="Release being rolled out; None: everyone on stable."
+    )
+    routes: list[CohortRoute] = Field(default_factory=list, description="Per-cohort shares.")
 
     def candidate_percent(self, cohort: str) -> int:
         if self.candidate is None:

@@ -1,0 +1,671 @@
+"""`LLMDeployment.spec`: the single source of truth for the CRD schema.
+
+Every rule the API server checks with CEL (`x-kubernetes-validations`) is mirrored
+by a pydantic validator, so a spec that parses here is one admission accepts.
+Checks admission cannot do (PromQL templates) live in `engine.validate`.
+Limits on list and string sizes keep the CEL rules within the API server's cost budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from enum import StrEnum
+from itertools import pairwise
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict, JsonValue
+
+from llm_rollout.api.cohorts import Cohort, CohortMatch
+from llm_rollout.api.durations import DURATION_MAX_LENGTH, DURATION_PATTERN, parse_duration
+from llm_rollout.camel import CamelModel
+from llm_rollout.metrics.presets import PRESET_NAMES, PRESETS, MetricKind
+from llm_rollout.routing.table import ReleaseInfo
+
+MAX_COHORTS = 16
+MAX_STAGES = 10
+MAX_STEPS = 20
+MAX_GATES = 10
+MAX_COMPONENTS = 8
+MAX_METRICS = 32
+MAX_QUERY_LENGTH = 4096
+MAX_LIST = 32  # hostnames, gateways, ...
+MAX_CHECKS = 32
+
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+Name = Annotated[str, Field(min_length=1, max_length=63, pattern=NAME_PATTERN)]
+Duration = Annotated[
+    str, Field(max_length=DURATION_MAX_LENGTH, pattern=DURATION_PATTERN, examples=["30s", "1h30m"])
+]
+Percent = Annotated[int, Field(ge=1, le=100)]
+ShortText = Annotated[str, Field(max_length=253)]
+
+_PRESETS_CEL = "[" + ", ".join(f"'{p}'" for p in PRESET_NAMES) + "]"
+
+
+def _cel(rule: str, message: str) -> JsonDict:
+    return {"rule": rule, "message": message}
+
+
+def _validations(*rules: JsonDict) -> JsonDict:
+    """json_schema_extra carrying CEL rules (crdgen keeps them in the CRD)."""
+    items: list[JsonValue] = [*rules]
+    return {"x-kubernetes-validations": items}
+
+
+def _unique_names_cel(what: str) -> JsonDict:
+    return _cel("self.all(x, self.exists_one(y, y.name == x.name))", f"{what} names must be unique")
+
+
+def _duplicates(names: list[str]) -> list[str]:
+    return sorted(n for n, count in Counter(names).items() if count > 1)
+
+
+def _require_unique(names: list[str], what: str) -> None:
+    if dup := _duplicates(names):
+        raise ValueError(f"{what} names must be unique: {', '.join(dup)}")
+
+
+# --- release -------------------------------------------------------------------------
+
+
+class ModelRef(CamelModel):
+    """The model the release serves."""
+
+    name: str = Field(min_length=1, max_length=253, description="Model name, e.g. llama-3.1-8b.")
+    revision: str = Field(
+        default="", max_length=128, description="Model revision (tag, digest or version)."
+    )
+
+
+class ConfigMapKeyRef(CamelModel):
+    """A key of a ConfigMap in the LLMDeployment's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, description="ConfigMap name.")
+    key: str = Field(min_length=1, max_length=253, description="Key within the ConfigMap.")
+
+
+class PromptRef(CamelModel):
+    """The prompt template the release uses."""
+
+    version: str = Field(default="", max_length=128, description="Prompt template version.")
+    config_map_ref: ConfigMapKeyRef | None = Field(
+        default=None, description="ConfigMap key holding the prompt template, if any."
+    )
+
+
+class KnowledgeBase(CamelModel):
+    """The knowledge base (retrieval corpus) the release reads."""
+
+    snapshot: str = Field(
+        default="", max_length=253, description="Knowledge-base snapshot id or version."
+    )
+
+
+class ReleaseSpec(CamelModel):
+    """What users get. Any change here except `replicas` makes a new release."""
+
+    model: ModelRef = Field(description="Model served by the release.")
+    prompt: PromptRef = Field(default_factory=PromptRef, description="Prompt template.")
+    knowledge_base: KnowledgeBase = Field(
+        default_factory=KnowledgeBase, description="Knowledge-base snapshot."
+    )
+    template: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Pod template (a core/v1 PodTemplateSpec) of the release's pods; the "
+        "container serving the application listens on `port`.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    replicas: int = Field(default=1, ge=1, le=1000, description="Pods per release.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port the application serves on.")
+
+
+# --- cohorts and stages --------------------------------------------------------------
+
+
+def default_cohorts() -> list[Cohort]:
+    return [
+        Cohort(name="experts", match=CohortMatch(headers={"x-user-group": ["expert"]})),
+        Cohort(name="beta", match=CohortMatch(headers={"x-user-group": ["beta"]})),
+        Cohort(name="everyone"),
+    ]
+
+
+class GateKind(StrEnum):
+    THRESHOLD = "Threshold"
+    RATIO = "Ratio"
+    COMPARE = "Compare"
+    COMPOSITE = "Composite"
+
+
+class Direction(StrEnum):
+    HIGHER_IS_BETTER = "higherIsBetter"
+    LOWER_IS_BETTER = "lowerIsBetter"
+
+
+class GateComponent(CamelModel):
+    """One weighted metric of a Composite gate."""
+
+    metric: Name = Field(description="Metric name: one of spec.metrics or a built-in preset.")
+    weight: float = Field(default=1.0, gt=0, le=1000, description="Relative weight.")
+    suite: str | None = Field(
+        default=None, max_length=128, description="Eval suite, for {{ suite }} (eval-score)."
+    )
+    criterion: str | None = Field(
+        default=None, max_length=128, description="Criterion, for {{ criterion }}."
+    )
+
+
+_GATE_RULES: list[JsonDict] = [
+    _cel(
+        "self.kind == 'Composite' || has(self.metric)",
+        "Threshold, Ratio and Compare gates need a metric",
+    ),
+    _cel(
+        "self.kind != 'Composite' || (has(self.components) && size(self.components) > 0)",
+        "Composite gates need components",
+    ),
+    _cel(
+        "self.kind == 'Compare' || has(self.min) || has(self.max)",
+        "Threshold, Ratio and Composite gates need min and/or max",
+    ),
+    _cel("!has(self.min) || !has(self.max) || self.min <= self.max", "min must be <= max"),
+]
+
+
+class Gate(CamelModel):
+    """A check that must Pass before the rollout advances.
+
+    Threshold: the metric's value within [min, max]. Ratio: a ratio metric's
+    proportion judged on its Wilson score interval (Pass when the whole interval
+    clears the bounds, Fail when the whole interval is on the wrong side).
+    Compare: candidate against stable, non-inferiority within `margin` (ratio
+    metrics on the Newcombe interval of the difference, value metrics on point
+    values). Composite: weighted mean of component metrics' values within [min, max].
+    """
+
+    model_config = ConfigDict(json_schema_extra=_validations(*_GATE_RULES))
+
+    name: Name = Field(description="Gate name, unique within its stage.")
+    kind: GateKind = Field(description="How the gate judges its metric(s).")
+    metric: Name | None = Field(
+        default=None,
+        description="Metric name: one of spec.metrics or a built-in preset "
+        f"({', '.join(PRESET_NAMES)}).",
+    )
+    min_value: float | None = Field(
+        default=None, alias="min", description="Lower bound on the value or proportion."
+    )
+    max_value: float | None = Field(
+        default=None, alias="max", description="Upper bound on the value or proportion."
+    )
+    min_samples: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000_000,
+        description="Fewer samples (ratio total, or the metric's sample count) than this: "
+        "Inconclusive. For Compare, required of both releases.",
+    )
+    margin: float = Field(
+        default=0.0,
+        ge=0,
+        description="Compare: how much worse than stable the candidate may be, in the "
+        "metric's units (absolute).",
+    )
+    direction: Direction | None = Field(
+        default=None,
+        description="Compare: which way is better. Default: lowerIsBetter for error-rate, "
+        "latency-p95 and ttft-p95, else higherIsBetter.",
+    )
+    components: list[GateComponent] = Field(
+        default_factory=list, max_length=MAX_COMPONENTS, description="Composite: weighted metrics."
+    )
+    suite: str | None = Field(
+        default=None, max_length=128, description="Eval suite, for {{ suite }} (eval-score)."
+    )
+    criterion: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Criterion, for {{ criterion }} (eval-score; expert-rating, default overall).",
+    )
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Gate:
+        if self.kind != GateKind.COMPOSITE and self.metric is None:
+            raise ValueError(f"gate {self.name}: {self.kind} gates need a metric")
+        if self.kind == GateKind.COMPOSITE and not self.components:
+            raise ValueError(f"gate {self.name}: Composite gates need components")
+        if self.kind != GateKind.COMPARE and self.min_value is None and self.max_value is None:
+            raise ValueError(f"gate {self.name}: {self.kind} gates need min and/or max")
+        if (
+            self.min_value is not None
+            and self.max_value is not None
+            and self.min_value > self.max_value
+        ):
+            raise ValueError(f"gate {self.name}: min must be <= max")
+        return self
+
+    def metric_names(self) -> list[str]:
+        names = [self.metric] if self.metric else []
+        return names + [c.metric for c in self.components]
+
+
+_STAGE_RULES: list[JsonDict] = [
+    _cel(
+        "!has(self.maxDuration) || duration(self.minDuration) <= duration(self.maxDuration)",
+        "minDuration must be <= maxDuration",
+    ),
+]
+
+
+class Stage(CamelModel):
+    """A step of the rollout exposing the candidate to more cohorts.
+
+    Exposure is cumulative: a stage exposes its cohorts plus those of earlier stages
+    (at 100%). Its own cohorts go through `steps` (sticky percentages); each step
+    soaks at least `minDuration` and must pass all gates within `maxDuration`.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_validations(*_STAGE_RULES))
+
+    name: Name = Field(description="Stage name, unique.")
+    cohorts: list[Name] = Field(
+        min_length=1,
+        max_length=MAX_COHORTS,
+        description="Cohorts this stage exposes (in addition to earlier stages' cohorts).",
+    )
+    steps: list[Percent] = Field(
+        default_factory=list,
+        max_length=MAX_STEPS,
+        description="Strictly ascending percentages (1-100) of the stage's own cohorts "
+        "reaching the candidate, one step after another; empty means 100 at once.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "set",
+            **_validations(_cel("self.isSorted()", "steps must be strictly ascending")),
+        },
+    )
+    min_duration: Duration = Field(
+        default="5m",
+        description="Minimum time at each step before advancing (paused time does not "
+        "count). A stage without gates advances after it.",
+    )
+    max_duration: Duration | None = Field(
+        default=None,
+        description="Maximum time at each step to get every gate to Pass; past it the "
+        "candidate is rolled back. Unset: no limit.",
+    )
+    gates: list[Gate] = Field(
+        default_factory=list,
+        max_length=MAX_GATES,
+        description="Gates evaluated at every analysis while this stage is current.",
+        json_schema_extra=_validations(_unique_names_cel("gate")),
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _ascending(cls, steps: list[int]) -> list[int]:
+        if any(b <= a for a, b in pairwise(steps)):
+            raise ValueError("steps must be strictly ascending")
+        return steps
+
+    @model_validator(mode="after")
+    def _check(self) -> Stage:
+        _require_unique([g.name for g in self.gates], f"stage {self.name}: gate")
+        if self.max_duration is not None and parse_duration(self.min_duration) > parse_duration(
+            self.max_duration
+        ):
+            raise ValueError(f"stage {self.name}: minDuration must be <= maxDuration")
+        return self
+
+    @property
+    def percents(self) -> list[int]:
+        """The steps, with the implicit single 100% step of a stage without steps."""
+        return list(self.steps) or [100]
+
+    @property
+    def min_seconds(self) -> float:
+        return parse_duration(self.min_duration)
+
+    @property
+    def max_seconds(self) -> float | None:
+        return None if self.max_duration is None else parse_duration(self.max_duration)
+
+
+def default_stages() -> list[Stage]:
+    # The last stage stops at 50%: completing it promotes, and Compare gates keep
+    # stable traffic to compare against (at 100% stable has none).
+    return [
+        Stage(name="experts", cohorts=["experts"]),
+        Stage(name="beta", cohorts=["beta"]),
+        Stage(name="all", cohorts=["everyone"], steps=[10, 25, 50]),
+    ]
+
+
+# --- metrics and analysis ------------------------------------------------------------
+
+Query = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_LENGTH)]
+
+
+class RatioQueries(CamelModel):
+    """A proportion as two PromQL counts over the window."""
+
+    success: Query = Field(description="PromQL: count of successes (the numerator).")
+    total: Query = Field(description="PromQL: count of all outcomes (the denominator).")
+
+
+_METRIC_RULES: list[JsonDict] = [
+    _cel("has(self.query) != has(self.ratio)", "set exactly one of query or ratio"),
+    _cel("!has(self.samples) || has(self.query)", "samples only applies to query metrics"),
+]
+
+
+class MetricSpec(CamelModel):
+    """A named metric gates can use: a PromQL value or a ratio of two PromQL counts.
+
+    Templates may use {{ namespace }}, {{ name }}, {{ release }}, {{ stable_release }},
+    {{ cohorts }}, {{ suite }}, {{ criterion }} (inside double-quoted label values)
+    and {{ window }} (in range selectors). A metric named like a preset replaces it.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_validations(*_METRIC_RULES))
+
+    name: Name = Field(description="Metric name, referenced by gates.")
+    query: Query | None = Field(default=None, description="PromQL returning one value.")
+    ratio: RatioQueries | None = Field(default=None, description="PromQL counts of a proportion.")
+    samples: Query | None = Field(
+        default=None, description="PromQL: number of observations behind `query` (for minSamples)."
+    )
+    lower_is_better: bool = Field(
+        default=False, description="Default direction of Compare gates on this metric."
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> MetricSpec:
+        if (self.query is None) == (self.ratio is None):
+            raise ValueError(f"metric {self.name}: set exactly one of query or ratio")
+        if self.samples is not None and self.query is None:
+            raise ValueError(f"metric {self.name}: samples only applies to query metrics")
+        return self
+
+    @property
+    def kind(self) -> MetricKind:
+        return MetricKind.VALUE if self.query is not None else MetricKind.RATIO
+
+
+class OnMetricsUnavailable(StrEnum):
+    PAUSE = "Pause"
+    ROLLBACK = "Rollback"
+
+
+_ANALYSIS_RULES: list[JsonDict] = [
+    _cel("self.confidence > 0.0 && self.confidence < 1.0", "confidence must be in (0, 1)"),
+    _cel("duration(self.interval) >= duration('1s')", "interval must be at least 1s"),
+    _cel("duration(self.window) >= duration('1s')", "window must be at least 1s"),
+]
+
+
+class Analysis(CamelModel):
+    """How and how often gates are evaluated."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(*_ANALYSIS_RULES))
+
+    interval: Duration = Field(default="30s", description="Time between analyses.")
+    window: Duration = Field(
+        default="5m", description="Range of the queries ({{ window }}): the data judged."
+    )
+    confidence: float = Field(
+        default=0.95, gt=0, lt=1, description="Confidence level of Ratio and Compare intervals."
+    )
+    failure_limit: int = Field(
+        default=2, ge=1, le=100, description="Consecutive Fail analyses of a gate before rollback."
+    )
+    error_limit: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Consecutive analyses with unavailable metrics before "
+        "onMetricsUnavailable applies.",
+    )
+    on_metrics_unavailable: OnMetricsUnavailable = Field(
+        default=OnMetricsUnavailable.PAUSE,
+        description="What to do after errorLimit analyses without metrics.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Analysis:
+        for field in ("interval", "window"):
+            if parse_duration(getattr(self, field)) < 1:
+                raise ValueError(f"{field} must be at least 1s")
+        return self
+
+    @property
+    def interval_seconds(self) -> float:
+        return parse_duration(self.interval)
+
+    @property
+    def window_seconds(self) -> float:
+        return parse_duration(self.window)
+
+
+class SecretKeyRef(CamelModel):
+    """A key of a Secret in the LLMDeployment's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, description="Secret name.")
+    key: str = Field(min_length=1, max_length=253, description="Key within the Secret.")
+
+
+class PrometheusSpec(CamelModel):
+    """Where metrics are read from."""
+
+    address: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="Prometheus base URL; unset: the operator's default. The operator "
+        "only queries addresses it is configured to allow.",
+    )
+    bearer_token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding a bearer token for Prometheus."
+    )
+
+
+class RoutingProvider(StrEnum):
+    BUILTIN = "builtin"
+    GATEWAY_API = "gateway-api"
+    ISTIO = "istio"
+
+
+class GatewayApiRouting(CamelModel):
+    """Options of the gateway-api provider (an HTTPRoute per LLMDeployment)."""
+
+    parent_refs: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=MAX_LIST,
+        description="HTTPRoute parentRefs (gateway.networking.k8s.io ParentReference).",
+        json_schema_extra={
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        },
+    )
+    hostnames: list[ShortText] = Field(
+        default_factory=list, max_length=MAX_LIST, description="HTTPRoute hostnames."
+    )
+
+
+class IstioRouting(CamelModel):
+    """Options of the istio provider (a VirtualService per LLMDeployment)."""
+
+    hosts: list[ShortText] = Field(
+        default_factory=list, max_length=MAX_LIST, description="VirtualService hosts."
+    )
+    gateways: list[ShortText] = Field(
+        default_factory=list, max_length=MAX_LIST, description="VirtualService gateways."
+    )
+
+
+class RoutingSpec(CamelModel):
+    """How the routing table reaches users."""
+
+    provider: RoutingProvider = Field(
+        default=RoutingProvider.BUILTIN,
+        description="builtin: the llm-rollout router; gateway-api: an HTTPRoute; "
+        "istio: a VirtualService.",
+    )
+    hosts: list[ShortText] = Field(
+        default_factory=list,
+        max_length=MAX_LIST,
+        description="builtin: Host header values the router serves this deployment for "
+        "(empty: it is selected otherwise, see docs/router.md).",
+    )
+    gateway_api: GatewayApiRouting | None = Field(
+        default=None, description="Options of the gateway-api provider."
+    )
+    istio: IstioRouting | None = Field(default=None, description="Options of the istio provider.")
+
+
+# --- the spec ------------------------------------------------------------------------
+
+_SPEC_RULES: list[JsonDict] = [
+    _cel(
+        "self.cohorts.exists(c, c.name == self.defaultCohort)",
+        "defaultCohort must name a cohort of spec.cohorts",
+    ),
+    _cel(
+        "self.stages.all(s, s.cohorts.all(c, self.cohorts.exists(d, d.name == c)))",
+        "every cohort of a stage must be defined in spec.cohorts",
+    ),
+    _cel(
+        "self.stages.all(s, !has(s.gates) || s.gates.all(g, "
+        f"(!has(g.metric) || g.metric in {_PRESETS_CEL} || "
+        "(has(self.metrics) && self.metrics.exists(m, m.name == g.metric))) && "
+        "(!has(g.components) || g.components.all(c, "
+        f"c.metric in {_PRESETS_CEL} || "
+        "(has(self.metrics) && self.metrics.exists(m, m.name == c.metric))))))",
+        "every gate metric must be defined in spec.metrics or be a built-in preset",
+    ),
+]
+
+
+class LLMDeploymentSpec(CamelModel):
+    """Desired state of an LLMDeployment: the release and how to roll it out."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(*_SPEC_RULES))
+
+    release: ReleaseSpec = Field(description="The release users should get.")
+    cohorts: list[Cohort] = Field(
+        default_factory=default_cohorts,
+        min_length=1,
+        max_length=MAX_COHORTS,
+        description="Named groups of users. Default: experts (x-user-group: expert), "
+        "beta (x-user-group: beta), everyone.",
+        json_schema_extra=_validations(_unique_names_cel("cohort")),
+    )
+    default_cohort: Name = Field(
+        default="everyone", description="Cohort of requests that match no cohort."
+    )
+    user_id_header: str = Field(
+        default="x-user-id",
+        min_length=1,
+        max_length=128,
+        description="Request header carrying the user id (sticky bucketing).",
+    )
+    stages: list[Stage] = Field(
+        default_factory=default_stages,
+        min_length=1,
+        max_length=MAX_STAGES,
+        description="Ordered stages; completing the last promotes the candidate. "
+        "Default: experts, beta, all (10%, 25%, 50%).",
+        json_schema_extra=_validations(_unique_names_cel("stage")),
+    )
+    metrics: list[MetricSpec] = Field(
+        default_factory=list,
+        max_length=MAX_METRICS,
+        description="Named metrics for gates, in addition to the built-in presets.",
+        json_schema_extra=_validations(_unique_names_cel("metric")),
+    )
+    analysis: Analysis = Field(default_factory=Analysis, description="Analysis settings.")
+    prometheus: PrometheusSpec = Field(
+        default_factory=PrometheusSpec, description="Prometheus to query."
+    )
+    routing: RoutingSpec = Field(default_factory=RoutingSpec, description="Traffic routing.")
+    checks: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=MAX_CHECKS,
+        description="Online heuristic checks the router runs on every answer "
+        "(llm_heuristic_checks_total, the heuristic-pass-rate preset).",
+    )
+    paused: bool = Field(
+        default=False, description="Hold the rollout where it is (no analysis, no advance)."
+    )
+
+    @field_validator("checks")
+    @classmethod
+    def _checks(cls, checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Imported here: llm_rollout.heuristics imports this package (a cycle at import
+        # time). The CRD gets the items' schema from CheckSpec (crdgen).
+        from llm_rollout.heuristics import parse_checks
+
+        parse_checks(checks)
+        return checks
+
+    @model_validator(mode="after")
+    def _references(self) -> LLMDeploymentSpec:
+        cohorts = [c.name for c in self.cohorts]
+        _require_unique(cohorts, "cohort")
+        _require_unique([s.name for s in self.stages], "stage")
+        _require_unique([m.name for m in self.metrics], "metric")
+        if self.default_cohort not in cohorts:
+            raise ValueError(f"defaultCohort {self.default_cohort} is not in spec.cohorts")
+        metrics = set(PRESET_NAMES) | {m.name for m in self.metrics}
+        for stage in self.stages:
+            if missing := [c for c in stage.cohorts if c not in cohorts]:
+                raise ValueError(f"stage {stage.name}: undefined cohorts {', '.join(missing)}")
+            for gate in stage.gates:
+                if missing := [m for m in gate.metric_names() if m not in metrics]:
+                    raise ValueError(
+                        f"stage {stage.name} gate {gate.name}: undefined metrics "
+                        f"{', '.join(missing)} (not in spec.metrics nor a preset)"
+                    )
+        return self
+
+    def metric(self, name: str) -> MetricSpec | None:
+        """The user-defined metric `name` (which shadows a preset of that name)."""
+        return next((m for m in self.metrics if m.name == name), None)
+
+    def metric_kind(self, name: str) -> MetricKind | None:
+        if (user := self.metric(name)) is not None:
+            return user.kind
+        preset = PRESETS.get(name)
+        return preset.kind if preset else None
+
+
+# --- release identity ----------------------------------------------------------------
+
+
+def _release_of(spec: LLMDeploymentSpec | ReleaseSpec) -> ReleaseSpec:
+    return spec.release if isinstance(spec, LLMDeploymentSpec) else spec
+
+
+def release_id(spec: LLMDeploymentSpec | ReleaseSpec) -> str:
+    """First 10 hex digits of sha256 of the canonical JSON of the release (bar replicas).
+
+    Defaults are left out, so spelling out a default, or a new optional field in a
+    later API version, does not change the id.
+    """
+    data = _release_of(spec).model_dump(
+        mode="json", by_alias=True, exclude={"replicas"}, exclude_defaults=True, exclude_none=True
+    )
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+
+def release_info(spec: LLMDeploymentSpec | ReleaseSpec) -> ReleaseInfo:
+    release = _release_of(spec)
+    return ReleaseInfo(
+        id=release_id(release),
+        model=release.model.name,
+        model_revision=release.model.revision,
+        prompt_version=release.prompt.version,
+        knowledge_base=release.knowledge_base.snapshot,
+    )

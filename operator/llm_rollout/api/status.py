@@ -1,0 +1,190 @@
+"""`LLMDeployment.status`: everything the engine knows, so a restarted operator resumes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from llm_rollout.api.spec import GateKind
+from llm_rollout.camel import CamelModel
+from llm_rollout.routing.table import ReleaseInfo, RoutingTable
+
+HISTORY_LIMIT = 20
+
+
+class Phase(StrEnum):
+    PROGRESSING = "Progressing"  # a candidate is being rolled out
+    PAUSED = "Paused"  # a candidate is held (spec.paused, or metrics unavailable)
+    PROMOTED = "Promoted"  # stable serves everyone, no candidate
+    ROLLED_BACK = "RolledBack"  # the candidate was withdrawn; stable serves everyone
+    FAILED = "Failed"  # the operator could not act on the release; stable serves everyone
+    INVALID = "Invalid"  # the spec cannot be acted on; routing left as it was
+
+
+ACTIVE_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED})
+
+
+class Verdict(StrEnum):
+    PASS = "Pass"
+    FAIL = "Fail"
+    INCONCLUSIVE = "Inconclusive"
+    ERROR = "Error"
+
+
+class PauseReason(StrEnum):
+    SPEC = "Spec"  # spec.paused
+    METRICS_UNAVAILABLE = "MetricsUnavailable"  # errorLimit reached, onMetricsUnavailable: Pause
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    PAUSED = "Paused"
+    METRICS_AVAILABLE = "MetricsAvailable"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class GateResult(CamelModel):
+    """The latest evaluation of one gate of the current stage."""
+
+    name: str = Field(description="Gate name.")
+    kind: GateKind = Field(description="Gate kind.")
+    verdict: Verdict = Field(description="Pass, Fail, Inconclusive or Error.")
+    value: float | None = Field(
+        default=None,
+        description="Candidate value or proportion (Compare on ratios: candidate minus stable).",
+    )
+    stable_value: float | None = Field(default=None, description="Compare: stable's value.")
+    interval: list[float] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="Confidence interval [low, high] of the value (Ratio, Compare on ratios).",
+    )
+    samples: int | None = Field(default=None, description="Candidate samples behind the value.")
+    stable_samples: int | None = Field(default=None, description="Compare: stable's samples.")
+    threshold: str = Field(default="", description="What Pass requires, in words.")
+    message: str = Field(default="", description="Why the verdict.")
+    consecutive_failures: int = Field(
+        default=0, description="Consecutive analyses this gate has failed."
+    )
+
+
+class Condition(CamelModel):
+    """A Kubernetes-style condition."""
+
+    type: ConditionType = Field(description="Condition type.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(default="", description="CamelCase reason.")
+    message: str = Field(default="", description="Human-readable details.")
+    last_transition_time: datetime = Field(description="When status last changed.")
+    observed_generation: int = Field(default=0, description="Generation the condition reflects.")
+
+
+class HistoryEntry(CamelModel):
+    """One notable decision of the engine."""
+
+    time: datetime = Field(description="When it was decided.")
+    decision: str = Field(description="Outcome: Start, Advance, Rollback, Promote, ...")
+    release: str = Field(default="", description="Candidate release id it concerned.")
+    stage: str = Field(default="", description="Stage at the time.")
+    step: int = Field(default=0, description="Step index at the time.")
+    reason: str = Field(default="", description="CamelCase reason.")
+    message: str = Field(default="", description="Human-readable details.")
+
+
+class PauseState(CamelModel):
+    """Why and since when the rollout is paused."""
+
+    since: datetime = Field(description="When the pause began.")
+    reason: PauseReason = Field(description="Spec (spec.paused) or MetricsUnavailable.")
+
+
+class LLMDeploymentStatus(CamelModel):
+    """Observed state of an LLMDeployment, owned by the operator."""
+
+    phase: Phase | None = Field(default=None, description="Where the rollout is.")
+    previous_phase: Phase | None = Field(
+        default=None, description="Phase before the spec became Invalid, restored once fixed."
+    )
+    message: str = Field(default="", description="Latest decision, in words.")
+    release: str = Field(default="", description="Candidate release id, else stable's.")
+    stable: ReleaseInfo | None = Field(default=None, description="Release serving by default.")
+    candidate: ReleaseInfo | None = Field(
+        default=None, description="Release being rolled out (kept after a rollback, for reference)."
+    )
+    stage_index: int = Field(default=0, description="Index of the current stage.")
+    stage: str = Field(default="", description="Name of the current stage.")
+    step_index: int = Field(default=0, description="Index of the current step in the stage.")
+    step_percent: int = Field(
+        default=0, description="Percent of the current stage's own cohorts on the candidate."
+    )
+    step: str = Field(default="", description="Current step for display, e.g. '2/3 (25%)'.")
+    exposed: bool = Field(
+        default=False,
+        description="Whether the candidate receives traffic at the current step (false "
+        "while waiting for its pods to become ready).",
+    )
+    stage_start_time: datetime | None = Field(
+        default=None, description="When the current stage began (shifted by paused time)."
+    )
+    step_start_time: datetime | None = Field(
+        default=None, description="When the current step began (shifted by paused time)."
+    )
+    pause: PauseState | None = Field(default=None, description="Set while paused.")
+    gates: list[GateResult] = Field(
+        default_factory=list, description="Latest results of the current stage's gates."
+    )
+    consecutive_errors: int = Field(
+        default=0, description="Consecutive analyses with unavailable metrics."
+    )
+    last_analysis_time: datetime | None = Field(
+        default=None, description="When gates were last evaluated."
+    )
+    routing: RoutingTable | None = Field(
+        default=None, description="Which release each cohort reaches."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Progressing, Degraded, Paused, MetricsAvailable.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    observed_generation: int = Field(default=0, description="Generation last acted on.")
+    history: list[HistoryEntry] = Field(
+        default_factory=list,
+        max_length=HISTORY_LIMIT,
+        description=f"The last {HISTORY_LIMIT} notable decisions, oldest first.",
+    )
+    last_handled_action: str = Field(
+        default="",
+        description="'<action>/<action-id>' of the last manual action applied (each is "
+        "applied once).",
+    )
+
+    def condition(self, type_: ConditionType) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+    @classmethod
+    def from_object(cls, raw: Mapping[str, Any] | None) -> LLMDeploymentStatus:
+        """Status as read from the object; keys of other writers (e.g. kopf's) are ignored."""
+        if not raw:
+            return cls()
+        known = {f.alias or name for name, f in cls.model_fields.items()}
+        return cls.model_validate({k: v for k, v in raw.items() if k in known})
+
+    def to_patch(self) -> dict[str, Any]:
+        """The status as a JSON merge patch body: None values stay, so they clear fields."""
+        return self.model_dump(mode="json", by_alias=True)

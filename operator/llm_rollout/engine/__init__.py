@@ -1,0 +1,64 @@
+"""The pure rollout engine: no I/O, no clock reads, no randomness; time is an argument.
+
+queries = plan_queries(spec, status, namespace, name)      # PromQL to run
+decision = decide(spec, status, now=..., namespace=..., name=..., generation=...,
+                  observations={q.key: value_or_error, ...},
+                  ready_releases=frozenset({...}), action=action_from_annotations(...))
+# patch decision.status if it differs; an Event for each notable decision
+"""
+
+from llm_rollout.engine.decide import (
+    ANALYSIS_TOLERANCE,
+    analysis_due,
+    decide,
+    mark_failed,
+    mark_invalid,
+    next_position,
+)
+from llm_rollout.engine.durations import elapsed_in_step
+from llm_rollout.engine.gates import evaluate_gate, evaluate_stage
+from llm_rollout.engine.plan import exposed_cohorts, plan_queries, query_key, resolve_metric
+from llm_rollout.engine.routing import build_routing
+from llm_rollout.engine.stats import newcombe_interval, wilson_interval, z_score
+from llm_rollout.engine.types import (
+    Decision,
+    MetricQuery,
+    Observation,
+    ObservationError,
+    ObservationErrorKind,
+    Observations,
+    Outcome,
+    Part,
+    Role,
+)
+from llm_rollout.engine.validate import validate_semantics
+
+__all__ = [
+    "ANALYSIS_TOLERANCE",
+    "Decision",
+    "MetricQuery",
+    "Observation",
+    "ObservationError",
+    "ObservationErrorKind",
+    "Observations",
+    "Outcome",
+    "Part",
+    "Role",
+    "analysis_due",
+    "build_routing",
+    "decide",
+    "elapsed_in_step",
+    "evaluate_gate",
+    "evaluate_stage",
+    "exposed_cohorts",
+    "mark_failed",
+    "mark_invalid",
+    "newcombe_interval",
+    "next_position",
+    "plan_queries",
+    "query_key",
+    "resolve_metric",
+    "validate_semantics",
+    "wilson_interval",
+    "z_score",
+]

@@ -1,0 +1,106 @@
+"""Values passed into and out of the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from llm_rollout.api.status import LLMDeploymentStatus
+
+
+class Role(StrEnum):
+    CANDIDATE = "candidate"
+    STABLE = "stable"
+
+
+class Part(StrEnum):
+    VALUE = "value"  # value metrics
+    SAMPLES = "samples"  # value metrics with a sample count
+    SUCCESS = "success"  # ratio metrics
+    TOTAL = "total"
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One rendered PromQL query the current stage's gates need."""
+
+    key: str  # unique within a plan; observations are keyed by it
+    promql: str
+    gate: str
+    metric: str
+    role: Role
+    part: Part
+    component: int | None = None  # index of the Composite component
+
+
+class ObservationErrorKind(StrEnum):
+    """Why a query gave no value (values match metrics.prometheus.MetricErrorKind)."""
+
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    UNAUTHORIZED = "unauthorized"
+    BAD_QUERY = "bad_query"
+    EMPTY = "empty"  # no series: no data yet (counts read as 0)
+    NAN = "nan"  # NaN / Inf: typically 0/0, no data
+    MULTIPLE_SERIES = "multiple_series"
+    MISSING = "missing"  # the caller passed no observation for a planned key
+
+
+# No data is not broken metrics: it makes a gate Inconclusive, not Error.
+NO_DATA_KINDS = frozenset({ObservationErrorKind.EMPTY, ObservationErrorKind.NAN})
+
+
+@dataclass(frozen=True)
+class ObservationError:
+    kind: ObservationErrorKind | str
+    message: str = ""
+
+    @property
+    def no_data(self) -> bool:
+        return self.kind in NO_DATA_KINDS
+
+
+Observation = float | ObservationError
+Observations = Mapping[str, Observation]
+
+
+class Outcome(StrEnum):
+    START = "Start"  # a new release's rollout began
+    ADVANCE = "Advance"  # next step or stage (or candidate exposed at the first one)
+    HOLD = "Hold"  # analysed, not advancing yet
+    ROLLBACK = "Rollback"
+    PROMOTE = "Promote"  # the candidate became stable
+    PAUSE = "Pause"
+    RESUME = "Resume"
+    SUPERSEDE = "Supersede"  # a newer release replaced the candidate mid-rollout
+    RETRY = "Retry"
+    INVALID = "Invalid"
+    FAIL = "Fail"
+    REJECT = "Reject"  # a manual action that does not apply
+    NOOP = "NoOp"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The engine's answer: the new status and what happened, for events and logs."""
+
+    status: LLMDeploymentStatus
+    outcome: Outcome
+    reason: str
+    message: str
+    # Seconds until the engine next has something to do (None: only a change will).
+    requeue_after: float | None = None
+    # Whether this decision was recorded in status.history (a transition, or a
+    # Hold whose reason changed): the ones worth an Event.
+    notable: bool = False
+
+    @property
+    def warning(self) -> bool:
+        """Whether an Event for it should be of type Warning."""
+        return self.outcome in (
+            Outcome.ROLLBACK,
+            Outcome.INVALID,
+            Outcome.FAIL,
+            Outcome.REJECT,
+        ) or (self.outcome is Outcome.PAUSE and self.reason == "MetricsUnavailable")

@@ -1,0 +1,1 @@
+"""Metrics: PromQL templating, built-in metric presets and the Prometheus provider."""

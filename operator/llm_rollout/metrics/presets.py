@@ -1,0 +1,120 @@
+"""Built-in metrics, usable by name in gates without defining them in `spec.metrics`.
+
+They query what the router exports (llm_rollout/router/metrics.py; counters get the
+`_total` suffix from prometheus_client) and what the eval runner publishes. Every
+selector pins namespace, deployment and release, and live-traffic metrics also the
+exposed cohorts, so a Compare gate measures candidate and stable on the same users.
+A metric in `spec.metrics` with a preset's name replaces the preset (mesh users whose
+error rate comes from Istio, say).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+REQUESTS = "llm_router_requests_total"
+REQUEST_DURATION = "llm_router_request_duration_seconds"
+TTFT = "llm_router_time_to_first_token_seconds"
+FEEDBACK = "llm_feedback_total"
+FEEDBACK_SCORE = "llm_feedback_score"
+HEURISTIC_CHECKS = "llm_heuristic_checks_total"
+EVAL_SCORE = "llm_eval_score"
+
+
+class MetricKind(StrEnum):
+    VALUE = "value"  # one number (plus optionally a sample count)
+    RATIO = "ratio"  # successes / total, both counts: judged with confidence intervals
+
+
+@dataclass(frozen=True)
+class MetricTemplate:
+    """A metric as PromQL templates (see metrics.promql for the variables)."""
+
+    kind: MetricKind
+    query: str = ""  # value metrics
+    success: str = ""  # ratio metrics
+    total: str = ""
+    samples: str = ""  # value metrics: optional count of observations behind the value
+    description: str = ""
+    lower_is_better: bool = False
+    # Defaults for the gate-level parameters {{ suite }} / {{ criterion }}.
+    parameter_defaults: Mapping[str, str] = field(default_factory=dict)
+
+
+_LIVE = (
+    'namespace="{{ namespace }}",deployment="{{ name }}",release="{{ release }}",'
+    'cohort=~"{{ cohorts }}"'
+)
+_W = "[{{ window }}]"
+
+
+def _count(metric: str, extra: str = "") -> str:
+    return f"sum(increase({metric}{{{_LIVE}{extra}}}{_W}))"
+
+
+_EXPERT = ',source="expert",criterion=~"{{ criterion }}"'
+
+
+def _p95(histogram: str) -> str:
+    return f"histogram_quantile(0.95, sum by (le) (rate({histogram}_bucket{{{_LIVE}}}{_W})))"
+
+
+PRESETS: Mapping[str, MetricTemplate] = {
+    "feedback-positive-rate": MetricTemplate(
+        kind=MetricKind.RATIO,
+        success=_count(FEEDBACK, ',rating="positive"'),
+        total=_count(FEEDBACK),
+        description="Share of feedback (thumbs or 1-5 scores, users and experts) that is "
+        "positive (thumbs up, score 4-5).",
+    ),
+    "expert-rating": MetricTemplate(
+        kind=MetricKind.VALUE,
+        query=f"{_count(FEEDBACK_SCORE + '_sum', _EXPERT)}"
+        f" / {_count(FEEDBACK_SCORE + '_count', _EXPERT)}",
+        samples=_count(FEEDBACK_SCORE + "_count", _EXPERT),
+        description="Mean expert score (1-5) of the `criterion` (default overall); "
+        "samples = number of expert scores.",
+        parameter_defaults={"criterion": "overall"},
+    ),
+    "heuristic-pass-rate": MetricTemplate(
+        kind=MetricKind.RATIO,
+        success=_count(HEURISTIC_CHECKS, ',result="pass"'),
+        total=_count(HEURISTIC_CHECKS),
+        description="Share of online heuristic checks (all checks) that passed.",
+    ),
+    "error-rate": MetricTemplate(
+        kind=MetricKind.RATIO,
+        success=_count(REQUESTS, ',code=~"5.."'),
+        total=_count(REQUESTS),
+        description="Share of requests answered with a 5xx status (lower is better).",
+        lower_is_better=True,
+    ),
+    "latency-p95": MetricTemplate(
+        kind=MetricKind.VALUE,
+        query=_p95(REQUEST_DURATION),
+        samples=_count(REQUEST_DURATION + "_count"),
+        description="95th percentile of request duration, seconds (lower is better).",
+        lower_is_better=True,
+    ),
+    "ttft-p95": MetricTemplate(
+        kind=MetricKind.VALUE,
+        query=_p95(TTFT),
+        samples=_count(TTFT + "_count"),
+        description="95th percentile of time to first token, seconds (lower is better).",
+        lower_is_better=True,
+    ),
+    "eval-score": MetricTemplate(
+        kind=MetricKind.VALUE,
+        query=(
+            f'avg(last_over_time({EVAL_SCORE}{{namespace="{{{{ namespace }}}}",'
+            f'deployment="{{{{ name }}}}",release="{{{{ release }}}}",'
+            f'suite=~"{{{{ suite }}}}",criterion=~"{{{{ criterion }}}}"}}{_W}))'
+        ),
+        description="Mean offline eval score of the release; the gate's `suite` and "
+        "`criterion` select the series (default: all).",
+    ),
+}
+
+PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)

@@ -1,0 +1,259 @@
+"""Gate verdicts, table-driven, from observations keyed like plan_queries keys them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from llm_rollout.api import Gate, LLMDeploymentSpec, Stage, Verdict
+from llm_rollout.engine import (
+    Observation,
+    ObservationError,
+    ObservationErrorKind,
+    Part,
+    Role,
+    evaluate_gate,
+    evaluate_stage,
+    query_key,
+)
+
+EMPTY = ObservationError(ObservationErrorKind.EMPTY, "no series")
+DOWN = ObservationError(ObservationErrorKind.UNREACHABLE, "connection refused")
+SEVERAL = ObservationError(ObservationErrorKind.MULTIPLE_SERIES, "3 series")
+
+SPEC = LLMDeploymentSpec.model_validate(
+    {
+        "release": {"model": {"name": "m"}},
+        "metrics": [
+            {"name": "quality", "query": 'avg(q{release="{{ release }}"})'},
+            {
+                "name": "judged",
+                "query": 'avg(j{release="{{ release }}"})',
+                "samples": 'sum(n{release="{{ release }}"})',
+            },
+        ],
+    }
+)
+
+
+def gate(**fields: Any) -> Gate:
+    return Gate.model_validate({"name": "g", **fields})
+
+
+def obs(
+    metric: str,
+    role: Role = Role.CANDIDATE,
+    component: int | None = None,
+    **parts: Observation,
+) -> dict[str, Observation]:
+    return {query_key("g", metric, role, Part(p), component): v for p, v in parts.items()}
+
+
+def verdict(g: Gate, observations: dict[str, Observation]) -> Verdict:
+    return evaluate_gate(SPEC, g, observations).verdict
+
+
+P, F, U, E = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.ERROR  # U: unsure
+
+
+@pytest.mark.parametrize(
+    ("bounds", "parts", "expected"),
+    [
+        ({"min": 0.8}, {"value": 0.9}, P),
+        ({"min": 0.8}, {"value": 0.8}, P),
+        ({"min": 0.8}, {"value": 0.7}, F),
+        ({"max": 0.5}, {"value": 0.7}, F),
+        ({"min": 0.1, "max": 0.5}, {"value": 0.3}, P),
+        ({"min": 0.8}, {"value": EMPTY}, U),
+        ({"min": 0.8}, {"value": ObservationError(ObservationErrorKind.NAN)}, U),
+        ({"min": 0.8}, {"value": float("nan")}, U),
+        ({"min": 0.8}, {"value": DOWN}, E),
+        ({"min": 0.8}, {"value": SEVERAL}, E),
+        ({"min": 0.8}, {}, E),  # missing observation
+    ],
+)
+def test_threshold_on_a_value(
+    bounds: dict[str, float], parts: dict[str, Any], expected: Verdict
+) -> None:
+    assert (
+        verdict(gate(kind="Threshold", metric="quality", **bounds), obs("quality", **parts))
+        is expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        ({"value": 4.5, "samples": 10.0}, P),
+        ({"value": 3.5, "samples": 10.0}, F),
+        ({"value": 4.5, "samples": 3.0}, U),
+        ({"value": 4.5, "samples": EMPTY}, U),
+        ({"value": 4.5, "samples": DOWN}, E),
+    ],
+)
+def test_threshold_with_min_samples(parts: dict[str, Any], expected: Verdict) -> None:
+    g = gate(kind="Threshold", metric="judged", min=4.0, minSamples=5)
+    result = evaluate_gate(SPEC, g, obs("judged", **parts))
+    assert result.verdict is expected
+    if expected is P:
+        assert result.samples == 10 and result.value == 4.5 and result.threshold == ">= 4"
+
+
+def test_threshold_on_a_ratio_uses_the_point_proportion() -> None:
+    g = gate(kind="Threshold", metric="error-rate", max=0.05)
+    r = evaluate_gate(SPEC, g, obs("error-rate", success=2.0, total=100.0))
+    assert (r.verdict, r.value, r.samples) == (P, 0.02, 100)
+
+
+@pytest.mark.parametrize(
+    ("success", "total", "bounds", "expected"),
+    [
+        (95.0, 100.0, {"min": 0.6}, P),
+        (20.0, 100.0, {"min": 0.6}, F),
+        (62.0, 100.0, {"min": 0.6}, U),  # interval straddles 0.6
+        (EMPTY, 100.0, {"min": 0.6}, F),  # no positive series: 0 successes
+        (0.0, 0.0, {"min": 0.6}, U),
+        (EMPTY, EMPTY, {"min": 0.6}, U),  # no traffic yet
+        (40.0, 40.0, {"min": 0.6}, U),  # below minSamples 50
+        (0.0, 1000.0, {"max": 0.05}, P),
+        (100.0, 1000.0, {"max": 0.05}, F),
+        (DOWN, 100.0, {"min": 0.6}, E),
+        (95.0, SEVERAL, {"min": 0.6}, E),
+    ],
+)
+def test_ratio_on_the_wilson_interval(
+    success: Observation, total: Observation, bounds: dict[str, float], expected: Verdict
+) -> None:
+    g = gate(kind="Ratio", metric="feedback-positive-rate", minSamples=50, **bounds)
+    r = evaluate_gate(SPEC, g, obs("feedback-positive-rate", success=success, total=total))
+    assert r.verdict is expected, r.message
+    if expected in (P, F):
+        assert r.interval is not None and r.interval[0] <= (r.value or 0) <= r.interval[1]
+        assert "Wilson" in r.threshold
+
+
+def test_ratio_gate_on_a_value_metric_is_an_error() -> None:
+    r = evaluate_gate(SPEC, gate(kind="Ratio", metric="quality", min=0.5), obs("quality", value=1))
+    assert r.verdict is E and "not a ratio metric" in r.message
+
+
+def test_ratio_gate_clamps_extrapolated_counts() -> None:
+    # increase() extrapolates: successes can exceed the total by a hair.
+    g = gate(kind="Ratio", metric="heuristic-pass-rate", min=0.5)
+    r = evaluate_gate(SPEC, g, obs("heuristic-pass-rate", success=100.4, total=100.0))
+    assert r.verdict is P and r.value == 1.0
+
+
+def compare_obs(metric: str, cand: dict[str, Any], stable: dict[str, Any]) -> dict[str, Any]:
+    return obs(metric, Role.CANDIDATE, **cand) | obs(metric, Role.STABLE, **stable)
+
+
+@pytest.mark.parametrize(
+    ("metric", "extra", "cand", "stable", "expected"),
+    [
+        # higher is better (feedback), margin 0.02
+        ("feedback-positive-rate", {}, (90_000, 100_000), (90_500, 100_000), P),
+        ("feedback-positive-rate", {}, (900, 1000), (905, 1000), U),
+        ("feedback-positive-rate", {}, (800, 1000), (900, 1000), F),
+        # lower is better by default for error-rate, margin 0.01
+        ("error-rate", {}, (10, 1000), (10, 1000), P),
+        ("error-rate", {}, (60, 1000), (10, 1000), F),
+        ("error-rate", {}, (25, 1000), (10, 1000), U),
+        # an explicit direction wins over the preset's
+        ("error-rate", {"direction": "higherIsBetter"}, (60, 1000), (10, 1000), P),
+        # samples
+        ("feedback-positive-rate", {"minSamples": 2000}, (900, 1000), (900, 1000), U),
+        ("feedback-positive-rate", {}, (900, 1000), (EMPTY, EMPTY), U),
+    ],
+)
+def test_compare_ratio_non_inferiority(
+    metric: str,
+    extra: dict[str, Any],
+    cand: tuple[Any, Any],
+    stable: tuple[Any, Any],
+    expected: Verdict,
+) -> None:
+    margin = 0.02 if metric == "feedback-positive-rate" else 0.01
+    g = gate(kind="Compare", metric=metric, margin=margin, **extra)
+    o = compare_obs(
+        metric, {"success": cand[0], "total": cand[1]}, {"success": stable[0], "total": stable[1]}
+    )
+    r = evaluate_gate(SPEC, g, o)
+    assert r.verdict is expected, r.message
+    if expected is not U:
+        assert r.interval is not None and r.interval[0] <= (r.value or 0) <= r.interval[1]
+        assert r.stable_value is not None and r.stable_samples is not None
+
+
+@pytest.mark.parametrize(
+    ("cand", "stable", "extra", "expected"),
+    [
+        ({"value": 1.1, "samples": 100.0}, {"value": 1.0, "samples": 100.0}, {}, P),
+        ({"value": 1.5, "samples": 100.0}, {"value": 1.0, "samples": 100.0}, {}, F),
+        ({"value": 1.1, "samples": 100.0}, {"value": 1.0, "samples": 5.0}, {"minSamples": 50}, U),
+        ({"value": 1.1, "samples": 100.0}, {"value": EMPTY, "samples": EMPTY}, {}, U),
+        ({"value": 1.1, "samples": 100.0}, {"value": DOWN, "samples": 1.0}, {}, E),
+    ],
+)
+def test_compare_values_on_point_values(
+    cand: dict[str, Any], stable: dict[str, Any], extra: dict[str, Any], expected: Verdict
+) -> None:
+    g = gate(kind="Compare", metric="latency-p95", margin=0.2, **extra)  # lower is better
+    r = evaluate_gate(SPEC, g, compare_obs("latency-p95", cand, stable))
+    assert r.verdict is expected, r.message
+    assert "candidate <= stable + 0.2" in r.threshold
+
+
+def test_compare_value_higher_is_better() -> None:
+    g = gate(kind="Compare", metric="quality", margin=0.05)
+    assert verdict(g, compare_obs("quality", {"value": 0.86}, {"value": 0.9})) is P
+    assert verdict(g, compare_obs("quality", {"value": 0.8}, {"value": 0.9})) is F
+
+
+def composite_obs(q: Observation, s: Observation, t: Observation) -> dict[str, Observation]:
+    return obs("quality", component=0, value=q) | obs(
+        "feedback-positive-rate", component=1, success=s, total=t
+    )
+
+
+@pytest.mark.parametrize(
+    ("observations", "bounds", "expected"),
+    [
+        (composite_obs(0.9, 60.0, 100.0), {"min": 0.75}, P),  # (2*0.9 + 0.6) / 3 = 0.8
+        (composite_obs(0.9, 60.0, 100.0), {"min": 0.85}, F),
+        (composite_obs(0.9, 60.0, 100.0), {"max": 0.7}, F),
+        (composite_obs(0.9, EMPTY, EMPTY), {"min": 0.5}, U),
+        (composite_obs(DOWN, 60.0, 100.0), {"min": 0.5}, E),
+    ],
+)
+def test_composite_weighted_mean(
+    observations: dict[str, Observation], bounds: dict[str, float], expected: Verdict
+) -> None:
+    g = gate(
+        kind="Composite",
+        components=[{"metric": "quality", "weight": 2}, {"metric": "feedback-positive-rate"}],
+        **bounds,
+    )
+    r = evaluate_gate(SPEC, g, observations)
+    assert r.verdict is expected, r.message
+    if expected is P:
+        assert r.value == pytest.approx(0.8)
+
+
+def test_stage_evaluation_carries_failure_counts_by_gate_name() -> None:
+    stage = Stage.model_validate(
+        {
+            "name": "s",
+            "cohorts": ["everyone"],
+            "gates": [
+                {"name": "g", "kind": "Threshold", "metric": "quality", "min": 0.8},
+                {"name": "h", "kind": "Threshold", "metric": "quality", "min": 0.0},
+            ],
+        }
+    )
+    o = obs("quality", value=0.5) | {query_key("h", "quality", Role.CANDIDATE, Part.VALUE): 0.5}
+    first = evaluate_stage(SPEC, stage, o, [])
+    second = evaluate_stage(SPEC, stage, o, first)
+    assert [r.consecutive_failures for r in second] == [2, 0]
+    assert [r.verdict for r in second] == [F, P]
