@@ -1,0 +1,171 @@
+"""Assistant text and token usage out of OpenAI-style bodies (JSON or SSE). Pure, total."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+MAX_DECODED = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def usage_of(obj: object) -> Usage | None:
+    """`usage` of a chat/completions object or of a Responses API object/event."""
+    if not isinstance(obj, dict):
+        return None
+    usage = obj.get("usage")
+    if not isinstance(usage, dict) and isinstance(obj.get("response"), dict):
+        usage = obj["response"].get("usage")
+    if not isinstance(usage, dict):
+        return None
+    inp = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
+    out = _int(usage.get("completion_tokens", usage.get("output_tokens")))
+    return Usage(inp, out)
+
+
+def _content_text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts
+        return "".join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def is_completion(obj: object) -> bool:
+    """Whether a JSON object / SSE event is (part of) a completion, not other API output."""
+    return isinstance(obj, dict) and (
+        isinstance(obj.get("choices"), list)
+        or isinstance(obj.get("output"), list)
+        or str(obj.get("type", "")).startswith("response.")
+    )
+
+
+def text_of(obj: object) -> str:
+    """Assistant text of one JSON response or one SSE event."""
+    if not isinstance(obj, dict):
+        return ""
+    parts: list[str] = []
+    choices = obj.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            for key in ("message", "delta"):
+                if isinstance(choice.get(key), dict):
+                    parts.append(_content_text(choice[key].get("content")))
+            if isinstance(choice.get("text"), str):
+                parts.append(choice["text"])
+    # Responses API: streamed deltas, or a whole response's output items.
+    if obj.get("type") == "response.output_text.delta" and isinstance(obj.get("delta"), str):
+        parts.append(obj["delta"])
+    output = obj.get("output")
+    if isinstance(output, list):
+        for item in output:
+            if isinstance(item, dict) and item.get("type") == "message":
+                parts.append(_content_text(item.get("content")))
+    return "".join(parts)
+
+
+def sse_events(body: str) -> Iterator[Any]:
+    """JSON payloads of the `data:` lines of an SSE body (`[DONE]` and junk skipped)."""
+    for line in body.splitlines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if not data or data == "[DONE]":
+            continue
+        try:
+            yield json.loads(data)
+        except ValueError:
+            continue
+
+
+def decode_body(body: bytes, content_encoding: str) -> bytes | None:
+    """Undo gzip/deflate; None for encodings we do not handle."""
+    enc = content_encoding.strip().lower()
+    if enc in ("", "identity"):
+        return body
+    if enc not in ("gzip", "x-gzip", "deflate"):
+        return None
+    try:  # bounded: a small compressed body must not expand without limit
+        return zlib.decompressobj(47 if enc != "deflate" else 15).decompress(body, MAX_DECODED)
+    except zlib.error:
+        return None
+
+
+def is_sse(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == "text/event-stream"
+
+
+def extract_output(body: bytes, content_type: str) -> tuple[str | None, Usage | None]:
+    """Assistant text (None: the body is no completion) and usage of a complete body."""
+    text = body.decode("utf-8", "replace")
+    if is_sse(content_type):
+        parts: list[str] = []
+        usage: Usage | None = None
+        completion = False
+        for event in sse_events(text):
+            completion = completion or is_completion(event)
+            parts.append(text_of(event))
+            usage = usage_of(event) or usage
+        return ("".join(parts) if completion else None), usage
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None, None
+    return (text_of(obj) if is_completion(obj) else None), usage_of(obj)
+
+
+def extract_usage_from_tail(tail: bytes, content_type: str) -> Usage | None:
+    """Usage from the last bytes of a long SSE stream (its first, partial line dropped)."""
+    if not is_sse(content_type):
+        return None
+    text = tail.decode("utf-8", "replace").split("\n", 1)[-1]
+    usage: Usage | None = None
+    for event in sse_events(text):
+        usage = usage_of(event) or usage
+    return usage
+
+
+def extract_input(body: bytes) -> str:
+    """The user's text in an OpenAI-style request: user messages, prompt, or input."""
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return ""
+    if not isinstance(obj, dict):
+        return ""
+    parts: list[str] = []
+    messages = obj.get("messages")
+    if isinstance(messages, list):
+        parts += [
+            _content_text(m.get("content"))
+            for m in messages
+            if isinstance(m, dict) and m.get("role") == "user"
+        ]
+    for key in ("prompt", "input"):
+        value = obj.get(key)
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list):
+            parts += [v for v in value if isinstance(v, str)]
+            parts += [
+                _content_text(v.get("content"))
+                for v in value
+                if isinstance(v, dict) and v.get("role", "user") == "user"
+            ]
+    return "\n".join(p for p in parts if p)

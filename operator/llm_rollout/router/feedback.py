@@ -1,0 +1,109 @@
+"""`POST /feedback`: the request model, ratings, duplicate suppression and the log record."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+from llm_rollout.router.tokens import MAX_TOKEN_CHARS, TokenClaims
+from llm_rollout.routing.table import ReleaseInfo
+
+MAX_FEEDBACK_BYTES = 16 * 1024
+DEFAULT_DEDUPE_CAPACITY = 100_000
+
+Score = Annotated[StrictInt, Field(ge=1, le=5)]
+CriterionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+class FeedbackRequest(BaseModel):
+    """One rating of one answer; exactly one of `thumbs` or `score`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS)
+    thumbs: Literal["up", "down"] | None = None
+    score: Score | None = None
+    source: Literal["user", "expert"] = "user"
+    criteria: dict[CriterionName, Score] = Field(default_factory=dict, max_length=10)
+    comment: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_rating(self) -> FeedbackRequest:
+        if (self.thumbs is None) == (self.score is None):
+            raise ValueError("give exactly one of thumbs or score")
+        return self
+
+    @property
+    def rating(self) -> str:
+        """positive (up, 4-5), neutral (3) or negative (down, 1-2)."""
+        if self.thumbs is not None:
+            return "positive" if self.thumbs == "up" else "negative"
+        assert self.score is not None
+        return "positive" if self.score >= 4 else "neutral" if self.score == 3 else "negative"
+
+
+def error_field(loc: tuple[int | str, ...]) -> str:
+    """Dotted field path of a pydantic error location ('' for the whole body)."""
+    return ".".join(str(p) for p in loc if p != "[key]")
+
+
+class SeenSet:
+    """Bounded memory of accepted (request id, source) pairs, for 409 on duplicates.
+
+    Entries are dropped when their token expires (a replay would then be
+    rejected as expired anyway) or, beyond `capacity`, oldest first: in that
+    case a duplicate of a forgotten entry is accepted again. The set is per
+    router replica; replicas do not share it.
+    """
+
+    def __init__(self, capacity: int = DEFAULT_DEDUPE_CAPACITY) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, key: tuple[str, str], expires: float, now: float) -> bool:
+        """Remember `key`; False if it was already there (a duplicate)."""
+        while self._entries:
+            oldest_key, oldest_exp = next(iter(self._entries.items()))
+            if oldest_exp > now:
+                break
+            del self._entries[oldest_key]
+        if key in self._entries:
+            return False
+        self._entries[key] = expires
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return True
+
+
+def release_record(release: ReleaseInfo | None, release_id: str) -> dict[str, str]:
+    if release is None or release.id != release_id:
+        return {"id": release_id}
+    return release.model_dump(by_alias=True)
+
+
+def log_record(
+    claims: TokenClaims, fb: FeedbackRequest, release: ReleaseInfo | None, now: float
+) -> dict[str, Any]:
+    """The one structured log line written per accepted feedback."""
+    return {
+        "event": "feedback",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "requestId": claims.rid,
+        "namespace": claims.ns,
+        "deployment": claims.dep,
+        "release": release_record(release, claims.rel),
+        "cohort": claims.coh,
+        "userHash": claims.uh,
+        "source": fb.source,
+        "rating": fb.rating,
+        "thumbs": fb.thumbs,
+        "score": fb.score,
+        "criteria": fb.criteria,
+        "comment": fb.comment,
+    }

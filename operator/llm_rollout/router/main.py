@@ -1,0 +1,192 @@
+"""`llm-rollout router ...`: run the router."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+from collections.abc import Callable
+
+import prometheus_client
+from aiohttp import web
+
+from llm_rollout.router.app import Router, RouterSettings
+from llm_rollout.router.backends import (
+    DEFAULT_SERVICE_PORT,
+    BackendResolver,
+    ServiceBackends,
+    StaticBackends,
+)
+from llm_rollout.router.config import load_config_text
+from llm_rollout.router.state import RouterState
+from llm_rollout.router.tokens import DEFAULT_TTL_SECONDS, KEY_ENV, TokenSigner, load_keys
+from llm_rollout.router.watch import FileWatcher
+
+log = logging.getLogger("llm_rollout.router")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a("--listen", default="0.0.0.0:8080", metavar="HOST:PORT", help="Where to serve.")
+    a("--metrics-listen", default=None, metavar="HOST:PORT",
+      help="Also serve /metrics, /healthz and /readyz here (e.g. a port not exposed to users).")
+    a("--config", default=None, metavar="FILE",
+      help="YAML/JSON LLMDeployment objects to serve; re-read when it changes.")
+    a("--kube", action="store_true",
+      help="Serve the LLMDeployments of the Kubernetes API (list + watch; in-cluster "
+      "credentials, else --kubeconfig / $KUBECONFIG).")
+    a("--kubeconfig", default=None, metavar="FILE", help="With --kube: kubeconfig to use.")
+    a("--namespace", default=None, help="With --kube: only this namespace (default: all).")
+    a("--backend", action="append", default=[], metavar="NS/NAME/RELEASE=URL",
+      help="Local mode: where a release is served (repeatable).")
+    a("--backend-file", default=None, metavar="FILE",
+      help="Local mode: JSON/YAML object {'ns/name/release': URL}; re-read when it changes.")
+    a("--service-port", type=int, default=DEFAULT_SERVICE_PORT,
+      help="In-cluster mode: port of the per-release Services (unless spec.port says).")
+    a("--token-key-file", default=None, metavar="FILE",
+      help=f"Feedback token keys, one per line, first signs (else env {KEY_ENV}).")
+    a("--token-ttl", type=int, default=DEFAULT_TTL_SECONDS, metavar="SECONDS",
+      help="Lifetime of feedback tokens.")
+    a("--trust-cohort-header", action="store_true",
+      help="Honour x-llm-cohort from clients (only behind a gateway that sets it).")
+    a("--max-body-bytes", type=int, default=RouterSettings.max_body_bytes,
+      help="Largest proxied request body (413 above).")
+    a("--connect-timeout", type=float, default=RouterSettings.connect_timeout)
+    a("--upstream-timeout", type=float, default=RouterSettings.upstream_timeout,
+      help="Total time for one upstream request, streaming included.")
+    a("--upstream-read-timeout", type=float, default=RouterSettings.read_timeout,
+      help="Longest silence between two chunks from the backend.")
+    a("--shutdown-grace", type=float, default=30.0,
+      help="On SIGTERM, how long in-flight requests may take to finish.")
+    a("--reload-interval", type=float, default=0.5, help="How often watched files are polled.")
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return (host.strip("[]") or "0.0.0.0", int(port))
+
+
+def _signer(args: argparse.Namespace) -> tuple[TokenSigner, Callable[[str], None] | None]:
+    keys = load_keys(args.token_key_file)
+    if not keys:
+        log.warning("no feedback token key (--token-key-file or %s): using a random one; "
+                    "tokens will not verify on other replicas or after a restart", KEY_ENV)
+        keys = [secrets.token_bytes(32)]
+    signer = TokenSigner(keys, args.token_ttl)
+
+    def reload_keys(_text: str) -> None:
+        signer.set_keys(load_keys(args.token_key_file))
+
+    return signer, (reload_keys if args.token_key_file else None)
+
+
+def _backends(
+    args: argparse.Namespace, state: RouterState
+) -> tuple[BackendResolver, Callable[[str], None] | None]:
+    if not args.backend and not args.backend_file:
+        return ServiceBackends(args.service_port, state.port_of), None
+    flags = StaticBackends.from_specs(args.backend)
+    static = StaticBackends()
+
+    def reload_backends(_text: str) -> None:
+        static.replace({**flags.mapping, **StaticBackends.parse_file(args.backend_file)})
+
+    if args.backend_file:
+        return static, reload_backends
+    static.replace(flags.mapping)
+    return static, None
+
+
+async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
+    """Serve until `stop` is set or SIGTERM/SIGINT arrives."""
+    state = RouterState()
+    signer, reload_keys = _signer(args)
+    backends, reload_backends = _backends(args, state)
+    settings = RouterSettings(
+        trust_cohort_header=args.trust_cohort_header,
+        max_body_bytes=args.max_body_bytes,
+        connect_timeout=args.connect_timeout,
+        upstream_timeout=args.upstream_timeout,
+        read_timeout=args.upstream_read_timeout,
+    )
+    router = Router(state, backends, signer, settings)
+    watchers = [
+        FileWatcher(path, fn, args.reload_interval)
+        for path, fn in (
+            (args.config, lambda text: state.update(load_config_text(text))),
+            (args.backend_file, reload_backends),
+            (args.token_key_file, reload_keys),
+        )
+        if path and fn
+    ]
+    for w in watchers:
+        w.load()  # bad files at start-up are fatal
+        w.start()
+    source = None
+    if args.kube:
+        if args.config:
+            raise ValueError("--kube and --config are exclusive")
+        from llm_rollout.router.kube import KubeSource, api_client_from
+
+        source = KubeSource(state, api_client_from(args.kubeconfig), namespace=args.namespace)
+        source.start()
+
+    runners = []
+    runner = web.AppRunner(router.make_app(), shutdown_timeout=args.shutdown_grace)
+    await runner.setup()
+    await web.TCPSite(runner, *_host_port(args.listen)).start()
+    runners.append(runner)
+    if args.metrics_listen:
+        side = web.Application()
+        side.router.add_get("/metrics", router.metrics_handler)
+        side.router.add_get("/healthz", router.healthz)
+        side.router.add_get("/readyz", router.readyz)
+        side_runner = web.AppRunner(side)
+        await side_runner.setup()
+        await web.TCPSite(side_runner, *_host_port(args.metrics_listen)).start()
+        runners.append(side_runner)
+    log.info("router listening on %s", args.listen)
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("router stopping: draining in-flight requests (up to %ss)", args.shutdown_grace)
+        if source is not None:
+            source.stop()
+        for w in watchers:
+            await w.stop()
+        for r in runners:
+            await r.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    # Halves the series; nothing queries them.
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        asyncio.run(serve(args))
+    except (ValueError, OSError) as exc:
+        log.error("router: %s", exc)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llm-rollout router", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

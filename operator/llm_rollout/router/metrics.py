@@ -1,0 +1,101 @@
+"""Prometheus metrics of the router. Names are a contract: the engine's presets query them.
+
+Every router instance has its own CollectorRegistry. Labels never carry a user
+or request id; `criterion` values are capped (see `RouterMetrics.criterion`).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+DEP = ("namespace", "deployment", "release", "cohort")
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30)
+SCORE_BUCKETS = (1, 2, 3, 4, 5)
+MAX_CRITERIA = 64
+
+
+class RouterMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "llm_router_requests", "Proxied requests by final status code.", [*DEP, "code"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "llm_router_request_duration_seconds",
+            "Time from request received to last response byte sent.", DEP,
+            buckets=DURATION_BUCKETS, registry=r,
+        )
+        self.ttft = Histogram(
+            "llm_router_time_to_first_token_seconds",
+            "Time from request received to first response body chunk.", DEP,
+            buckets=TTFT_BUCKETS, registry=r,
+        )
+        self.tokens = Counter(
+            "llm_router_tokens", "Tokens reported by the backend's OpenAI-style usage.",
+            [*DEP, "direction"], registry=r,
+        )
+        self.feedback = Counter(
+            "llm_feedback", "Accepted feedback.", [*DEP, "source", "rating"], registry=r,
+        )
+        self.feedback_score = Histogram(
+            "llm_feedback_score", "Feedback scores 1..5 (criterion 'overall' for the main score).",
+            [*DEP, "source", "criterion"], buckets=SCORE_BUCKETS, registry=r,
+        )
+        self.checks = Counter(
+            "llm_heuristic_checks", "Online heuristic check results.", [*DEP, "check", "result"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "llm_router_fallbacks",
+            "Requests sent to stable because their release could not be reached.",
+            ["namespace", "deployment", "cohort", "release"], registry=r,
+        )
+        self.upstream_errors = Counter(
+            "llm_router_upstream_errors", "Upstream failures (connect, timeout, midstream).",
+            ["namespace", "deployment", "release", "kind"], registry=r,
+        )
+        self.unsticky = Counter(
+            "llm_router_unsticky_requests",
+            "Requests without a user id (bucketed by request id, not sticky).",
+            ["namespace", "deployment"], registry=r,
+        )
+        self.feedback_rejected = Counter(
+            "llm_router_feedback_rejected", "Rejected feedback by reason.", ["reason"],
+            registry=r,
+        )
+        self._criteria: set[str] = {"overall"}
+
+    def prime(self, namespace: str, deployment: str, release: str, cohort: str,
+              checks: list[str]) -> None:
+        """Create the main series of a release and cohort at zero.
+
+        A counter series that appears with its first increment already in it is
+        invisible to increase()/rate(); priming makes the first request, feedback
+        or check result of a new release count.
+        """
+        dep = (namespace, deployment, release, cohort)
+        for code in ("200", "502"):
+            self.requests.labels(*dep, code)
+        self.duration.labels(*dep)
+        self.ttft.labels(*dep)
+        for direction in ("input", "output"):
+            self.tokens.labels(*dep, direction)
+        for source in ("user", "expert"):
+            for rating in ("positive", "neutral", "negative"):
+                self.feedback.labels(*dep, source, rating)
+            self.feedback_score.labels(*dep, source, "overall")
+        for check in checks:
+            for result in ("pass", "fail"):
+                self.checks.labels(*dep, check, result)
+
+    def criterion(self, name: str) -> str:
+        """Label value for a criterion; beyond MAX_CRITERIA distinct names, 'other'."""
+        if name in self._criteria:
+            return name
+        if len(self._criteria) < MAX_CRITERIA:
+            self._criteria.add(name)
+            return name
+        return "other"
