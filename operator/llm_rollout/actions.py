@@ -1,8 +1,9 @@
-"""Manual control of a rollout as plain patches any tool can make.
+"""Manual control of a rollout as plain patches any tool can make (used by the CLI).
 
-pause/resume patch `spec.paused`; promote, promote --full, abort and retry set the
-`rollout.llmops.io/action` annotation with a fresh `rollout.llmops.io/action-id`,
-which the operator applies once (it records the handled action in status).
+pause patches `spec.paused: true`. resume patches `spec.paused: false` and also
+asks for the `resume` action, which lifts a pause caused by unavailable metrics.
+promote, promote-full, abort and retry set the action annotation with a fresh
+action id; the operator applies each (action, id) pair once.
 """
 
 from __future__ import annotations
@@ -10,24 +11,29 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llm_rollout import GROUP
+from llm_rollout.api.actions import ACTION_ANNOTATION, ACTION_ID_ANNOTATION
 
-ACTION_ANNOTATION = f"{GROUP}/action"
-ACTION_ID_ANNOTATION = f"{GROUP}/action-id"
 ACTIONS = ("pause", "resume", "promote", "promote-full", "abort", "retry")
+
+
+def _annotations(action: str, action_id: str) -> dict[str, Any]:
+    return {"annotations": {ACTION_ANNOTATION: action, ACTION_ID_ANNOTATION: action_id}}
 
 
 def action_patch(action: str, action_id: str) -> dict[str, Any]:
     """The JSON merge patch that requests `action` (pure)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
-    if action in ("pause", "resume"):
-        return {"spec": {"paused": action == "pause"}}
-    return {"metadata": {"annotations": {ACTION_ANNOTATION: action,
-                                         ACTION_ID_ANNOTATION: action_id}}}
+    if action == "pause":
+        return {"spec": {"paused": True}}
+    if action == "resume":
+        return {"spec": {"paused": False}, "metadata": _annotations(action, action_id)}
+    return {"metadata": _annotations(action, action_id)}
 
 
-def kubectl_equivalent(action: str, name: str, action_id: str = "$(date +%s)") -> str:
-    """The plain kubectl command that makes the same patch (shown in docs and --dry-run)."""
-    patch = json.dumps(action_patch(action, "ID")).replace('"ID"', f'"{action_id}"')
-    return f"kubectl patch llmdeployment {name} --type merge -p '{patch}'"
+def kubectl_equivalent(action: str, name: str, namespace: str | None = None) -> str:
+    """The plain kubectl command making the same patch (docs and `--dry-run`)."""
+    patch = json.dumps(action_patch(action, "ID"), separators=(",", ":"))
+    patch = patch.replace('"ID"', "\"'$(date +%s)'\"")
+    ns = f" -n {namespace}" if namespace else ""
+    return f"kubectl patch llmdeployment {name}{ns} --type merge -p '{patch}'"

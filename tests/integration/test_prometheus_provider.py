@@ -17,7 +17,6 @@ async def test_values_and_error_classes(prometheus: Prometheus) -> None:
             "sum(rate(llm_rollout_metric_that_does_not_exist[1m]))",
             'label_replace(vector(1), "a", "x", "", "")'
             ' or label_replace(vector(2), "a", "y", "", "")',
-            ' or label_replace(vector(2), "a", "y", "", "")',
             "vector(0) / vector(0)",
             "sum(rate(up[1m]",
         ])

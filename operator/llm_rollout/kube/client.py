@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import uuid
 from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from llm_rollout import GROUP, PLURAL, VERSION
+from llm_rollout import PLURAL
 
 FIELD_MANAGER = "llm-rollout-operator"
 
@@ -41,26 +42,37 @@ class KubeClient:
     def __init__(self, api_client: Any) -> None:
         self._api = api_client
 
+    @property
+    def configuration(self) -> Any:
+        """The client's connection settings (server, TLS files, token)."""
+        return self._api.configuration
+
     def _call(self, method: str, path: str, *, body: Any = None, content_type: str | None = None,
               query: list[tuple[str, str]] | None = None) -> Any:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
-        return self._api.call_api(
-            path, method, query_params=query or [], header_params=headers, body=body,
-            response_type="object", auth_settings=["BearerToken"],
-            _return_http_data_only=True, _request_timeout=30,
-        )
+        _method, url, headers, serialized, _post = self._api.param_serialize(
+            method, path, query_params=query or [], header_params=headers, body=body,
+            auth_settings=["BearerToken"])
+        response = self._api.call_api(method, url, header_params=headers, body=serialized,
+                                      _request_timeout=30)
+        data = response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=response.reason,
+                               body=data.decode("utf-8", "replace"))
+        return json.loads(data) if data else {}
 
-    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply (force: the operator owns these fields)."""
+    async def apply(self, manifest: dict[str, Any], *,
+                    manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        """Server-side apply as `manager` (force: the operator owns these fields)."""
         meta = manifest["metadata"]
         path = resource_path(manifest["apiVersion"], manifest["kind"], meta["namespace"],
                              meta["name"])
         result: dict[str, Any] = await asyncio.to_thread(
             self._call, "PATCH", path, body=manifest,
             content_type="application/apply-patch+yaml",
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")])
+            query=[("fieldManager", manager), ("force", "true")])
         return result
 
     async def get(self, api_version: str, kind: str, namespace: str,
@@ -89,24 +101,20 @@ class KubeClient:
             if err.status != 404:
                 raise
 
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any],
-                           resource_version: str) -> dict[str, Any]:
-        """Replace the LLMDeployment's status through the status subresource.
+    async def replace_status(self, obj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """Write the LLMDeployment's status through the status subresource.
 
-        Optimistic: the write carries the resourceVersion the decision was made on,
-        so a concurrent change surfaces as Conflict instead of being overwritten.
+        Optimistic: the object carries the resourceVersion the decision was made on,
+        so a concurrent change surfaces as Conflict (HTTP 409) instead of being
+        overwritten; the caller decides again on the fresh object.
         """
-        path = resource_path(f"{GROUP}/{VERSION}", "LLMDeployment", namespace, name) + "/status"
-        body = [
-            {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
-            {"op": "replace", "path": "/status", "value": status},
-        ]
+        meta = obj["metadata"]
+        path = resource_path(obj["apiVersion"], obj["kind"], meta["namespace"],
+                             meta["name"]) + "/status"
+        body = {**obj, "status": status}
         try:
-            result: dict[str, Any] = await asyncio.to_thread(
-                self._call, "PATCH", path, body=body, content_type="application/json-patch+json")
+            result: dict[str, Any] = await asyncio.to_thread(self._call, "PUT", path, body=body)
         except ApiException as err:
-            if err.status in (409, 422) and "resourceVersion" in (err.body or ""):
-                raise Conflict(str(err.body)) from err
             if err.status == 409:
                 raise Conflict(str(err.body)) from err
             raise

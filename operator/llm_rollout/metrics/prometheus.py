@@ -90,7 +90,7 @@ class PrometheusProvider:
         url = f"{self.address}/api/v1/query"
         try:
             resp = await self._client.post(url, data={"query": promql,
-                                                      "timeout": f"{self._timeout}s"})
+                                                      "timeout": f"{self._timeout:g}s"})
         except httpx.TimeoutException as err:
             raise MetricQueryError(MetricErrorKind.TIMEOUT,
                                    f"Prometheus at {self.address} did not answer in "

@@ -1,0 +1,137 @@
+"""`llm-rollout` (also the kubectl plugin `kubectl llm-rollout`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from llm_rollout import GROUP, PLURAL, VERSION
+
+
+def _client_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="LLMDeployment name")
+    parser.add_argument("-n", "--namespace", default=None,
+                        help="namespace (default: the kubeconfig context's)")
+    parser.add_argument("--kubeconfig", default=None)
+
+
+def _api(args: argparse.Namespace) -> tuple[Any, str]:
+    from kubernetes import client, config
+
+    config.load_kube_config(config_file=args.kubeconfig)
+    namespace = args.namespace
+    if namespace is None:
+        _, context = config.list_kube_config_contexts(config_file=args.kubeconfig)
+        namespace = context.get("context", {}).get("namespace", "default")
+    return client.CustomObjectsApi(), namespace
+
+
+def _get(api: Any, namespace: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                           name)
+    return obj
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from kubernetes.client.exceptions import ApiException
+
+    from llm_rollout.statusview import render_status
+
+    api, namespace = _api(args)
+    while True:
+        try:
+            text = render_status(_get(api, namespace, args.name))
+        except ApiException as err:
+            print(f"error: {err.status} {err.reason}: LLMDeployment {namespace}/{args.name}",
+                  file=sys.stderr)
+            return 1
+        if args.watch:
+            print("\033[2J\033[H" + text, flush=True)  # redraw in place
+            time.sleep(args.interval)
+        else:
+            print(text)
+            return 0
+
+
+def cmd_action(args: argparse.Namespace) -> int:
+    from kubernetes.client.exceptions import ApiException
+
+    from llm_rollout.actions import action_patch, kubectl_equivalent
+
+    action = "promote-full" if args.command == "promote" and args.full else args.command
+    if args.dry_run:
+        print(kubectl_equivalent(action, args.name, args.namespace))
+        return 0
+    api, namespace = _api(args)
+    patch = action_patch(action, f"{time.time_ns()}")
+    try:
+        api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, args.name, patch,
+                                           _content_type="application/merge-patch+json")
+    except ApiException as err:
+        print(f"error: {err.status} {err.reason}: LLMDeployment {namespace}/{args.name}",
+              file=sys.stderr)
+        return 1
+    print(f"llmdeployment {namespace}/{args.name}: {action} requested")
+    return 0
+
+
+def cmd_crd(args: argparse.Namespace) -> int:
+    from llm_rollout.crdgen import crd_yaml
+
+    sys.stdout.write(crd_yaml())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llm-rollout",
+        description="Staged, metric-gated rollouts of LLM application releases.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    from llm_rollout.controller import main as operator_main
+    from llm_rollout.router import main as router_main
+
+    op = sub.add_parser("operator", help="run the operator")
+    operator_main.add_arguments(op)
+    op.set_defaults(func=operator_main.run)
+
+    rt = sub.add_parser("router", help="run the cohort router and feedback collector")
+    router_main.add_arguments(rt)
+    rt.set_defaults(func=router_main.run)
+
+    crd = sub.add_parser("crd", help="print the LLMDeployment CRD (pipe to kubectl apply -f -)")
+    crd.set_defaults(func=cmd_crd)
+
+    st = sub.add_parser("status", help="show stage, step, gates and recent decisions")
+    _client_args(st)
+    st.add_argument("-w", "--watch", action="store_true", help="keep redrawing")
+    st.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
+    st.set_defaults(func=cmd_status)
+
+    helps = {"pause": "hold the rollout where it is",
+             "resume": "continue a paused rollout",
+             "promote": "skip to the next step or stage (--full: make the candidate stable)",
+             "abort": "roll back to stable",
+             "retry": "restart a rolled-back candidate at the first stage"}
+    for name, text in helps.items():
+        p = sub.add_parser(name, help=text)
+        _client_args(p)
+        if name == "promote":
+            p.add_argument("--full", action="store_true", help="promote to stable at once")
+        p.add_argument("--dry-run", action="store_true",
+                       help="print the equivalent kubectl patch instead")
+        p.set_defaults(func=cmd_action)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

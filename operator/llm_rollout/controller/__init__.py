@@ -1,0 +1,1 @@
+"""The operator: settings, the reconcile step (I/O around the pure engine), kopf handlers."""

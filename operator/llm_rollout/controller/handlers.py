@@ -1,0 +1,135 @@
+"""The kopf layer: thin. Events wake a per-object loop; the loop runs reconcile.
+
+One daemon per LLMDeployment runs `Controller.reconcile` whenever the engine
+asks for it (requeue_after) or something changes: the object itself (spec,
+annotations for manual actions) or one of its release Deployments (readiness).
+All state is in status, so a restarted operator simply resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from llm_rollout import GROUP, PLURAL, VERSION
+from llm_rollout.controller.reconcile import Conflict, Controller
+from llm_rollout.kube.builders import LABEL_DEPLOYMENT
+
+log = logging.getLogger("llm_rollout.operator")
+
+# With nothing due, still look again this often (a safety net, not the mechanism).
+RESYNC_SECONDS = 60.0
+ERROR_BACKOFF_SECONDS = 5.0
+
+
+def _wakers(memo: Any) -> dict[tuple[str, str], asyncio.Event]:
+    wakers: dict[tuple[str, str], asyncio.Event] = memo.setdefault("wakers", {})
+    return wakers
+
+
+def _wake(memo: Any, namespace: str | None, name: str | None) -> None:
+    if namespace and name and (event := _wakers(memo).get((namespace, name))):
+        event.set()
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    settings.posting.enabled = False  # the controller posts its own decision Events
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.watching.server_timeout = 300
+    controller: Controller = memo["controller"]
+    host, _sep, port = controller.settings.metrics_listen.rpartition(":")
+    memo["metrics_runner"] = await _serve_metrics(controller, host or "0.0.0.0", int(port))
+
+
+async def _serve_metrics(controller: Controller, host: str, port: int) -> web.AppRunner:
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(controller.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("operator metrics and health on http://%s:%d", host, port)
+    return runner
+
+
+@kopf.on.login()
+def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """Log kopf in with the same credentials as the controller's API client (in-cluster,
+    or the --kubeconfig given), rather than kopf's guess from the environment."""
+    config = memo["controller"].kube.configuration
+    header = (config.get_api_key_with_prefix("BearerToken")
+              or config.get_api_key_with_prefix("authorization"))
+    scheme, _sep, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=config.host, ca_path=config.ssl_ca_cert, insecure=not config.verify_ssl,
+        scheme=scheme or None, token=token or None,
+        certificate_path=config.cert_file, private_key_path=config.key_file,
+    )
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: Any, **_: Any) -> None:
+    runner: web.AppRunner | None = memo.get("metrics_runner")
+    if runner is not None:
+        await runner.cleanup()
+    await memo["controller"].aclose()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def wake_on_change(namespace: str | None, name: str | None, memo: Any, **_: Any) -> None:
+    _wake(memo, namespace, name)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={LABEL_DEPLOYMENT: kopf.PRESENT})
+def wake_on_release_change(namespace: str | None, labels: Any, memo: Any, **_: Any) -> None:
+    _wake(memo, namespace, labels.get(LABEL_DEPLOYMENT))
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def rollout_loop(*, namespace: str | None, name: str, stopped: kopf.DaemonStopped,
+                       memo: Any, **_: Any) -> None:
+    assert namespace is not None  # LLMDeployment is namespaced
+    controller: Controller = memo["controller"]
+    waker = _wakers(memo).setdefault((namespace, name), asyncio.Event())
+    try:
+        while not stopped:
+            waker.clear()
+            try:
+                delay = await controller.reconcile(namespace, name)
+            except Conflict:
+                delay = 0.0  # the object moved on: decide again on the fresh one
+            except Exception:
+                log.exception("reconciling %s/%s failed; retrying in %.0fs", namespace, name,
+                              ERROR_BACKOFF_SECONDS)
+                delay = ERROR_BACKOFF_SECONDS
+            timeout = RESYNC_SECONDS if delay is None else min(delay, RESYNC_SECONDS)
+            if timeout > 0:
+                await _wait_any(waker, stopped, timeout)
+    finally:
+        _wakers(memo).pop((namespace, name), None)
+        controller.metrics.forget(namespace, name)
+
+
+async def _wait_any(waker: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float) -> None:
+    woken = asyncio.ensure_future(waker.wait())
+    halted = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({woken, halted}, timeout=seconds,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        woken.cancel()
+        halted.cancel()

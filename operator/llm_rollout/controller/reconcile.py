@@ -1,0 +1,272 @@
+"""One reconcile step for one LLMDeployment: read, ask the engine, write.
+
+All rollout logic is in the pure engine; this module only gathers its inputs
+(the object, which releases are ready, metric values, the manual action) and
+carries out its answer (status, Event, owned objects, routing objects, metrics).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from llm_rollout import GROUP, VERSION
+from llm_rollout.api import (
+    LLMDeploymentSpec,
+    LLMDeploymentStatus,
+    Phase,
+    RoutingProvider,
+    action_from_annotations,
+    release_info,
+)
+from llm_rollout.api.spec import SecretKeyRef
+from llm_rollout.controller.retire import RETIRED_AT, RetireStep, plan_retirement
+from llm_rollout.controller.settings import OperatorSettings
+from llm_rollout.engine import (
+    Decision,
+    MetricQuery,
+    Observation,
+    ObservationError,
+    analysis_due,
+    decide,
+    mark_failed,
+    mark_invalid,
+    plan_queries,
+)
+from llm_rollout.kube.builders import (
+    LABEL_DEPLOYMENT,
+    LABEL_RELEASE,
+    Owner,
+    build_deployment,
+    build_service,
+    deployment_available,
+)
+from llm_rollout.kube.client import Conflict, KubeClient
+from llm_rollout.metrics.prometheus import PrometheusProvider
+from llm_rollout.opmetrics import OperatorMetrics
+from llm_rollout.routing.mesh import GatewayAPIProvider, IstioProvider, MeshTarget
+
+log = logging.getLogger("llm_rollout.operator")
+
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+@dataclass
+class Controller:
+    """Shared by every LLMDeployment's reconcile loop."""
+
+    kube: KubeClient
+    settings: OperatorSettings
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    _providers: dict[tuple[str, str | None], PrometheusProvider] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+
+    # -- inputs ---------------------------------------------------------------------
+
+    async def _secret_value(self, namespace: str, ref: SecretKeyRef) -> str:
+        secret = await self.kube.get("v1", "Secret", namespace, ref.name)
+        if secret is None:
+            raise LookupError(f"Secret {namespace}/{ref.name} not found")
+        data = (secret.get("data") or {}).get(ref.key)
+        if data is None:
+            raise LookupError(f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
+        return base64.b64decode(data).decode().strip()
+
+    async def _observe(self, spec: LLMDeploymentSpec, namespace: str, name: str,
+                       queries: list[MetricQuery]) -> dict[str, Observation]:
+        def all_errors(kind: str, message: str) -> dict[str, Observation]:
+            return {q.key: ObservationError(kind, message) for q in queries}
+
+        address = spec.prometheus.address or self.settings.prometheus_url
+        if not self.settings.prometheus_allowed(address):
+            return all_errors("forbidden", f"Prometheus address {address} is not allowed by "
+                              "the operator (its --allow-prometheus setting)")
+        token = None
+        if spec.prometheus.bearer_token_secret_ref is not None:
+            try:
+                token = await self._secret_value(namespace, spec.prometheus.bearer_token_secret_ref)
+            except LookupError as err:
+                return all_errors("unauthorized", f"bearer token: {err}")
+        key = (address, token)
+        if key not in self._providers:
+            self._providers[key] = PrometheusProvider(address, bearer_token=token,
+                                                      timeout=self.settings.query_timeout)
+        results = await self._providers[key].query_many([q.promql for q in queries])
+        observations: dict[str, Observation] = {}
+        for query, result in zip(queries, results, strict=True):
+            if isinstance(result, float):
+                observations[query.key] = result
+            else:
+                observations[query.key] = ObservationError(result.kind.value, result.message)
+                self.metrics.query_errors.labels(namespace, name, result.kind.value).inc()
+        return observations
+
+    async def _release_deployments(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        return await self.kube.list("apps/v1", "Deployment", namespace,
+                                    f"{LABEL_DEPLOYMENT}={name}")
+
+    # -- outputs --------------------------------------------------------------------
+
+    async def _apply_release(self, owner: Owner, spec: LLMDeploymentSpec,
+                             status: LLMDeploymentStatus) -> None:
+        release = release_info(spec)
+        role = "stable" if status.stable and status.stable.id == release.id else "candidate"
+        await self.kube.apply(build_deployment(owner, release, template=spec.release.template,
+                                               replicas=spec.release.replicas, role=role))
+        await self.kube.apply(build_service(owner, release, port=spec.release.port, role=role))
+
+    async def _apply_routing(self, owner: Owner, spec: LLMDeploymentSpec,
+                             status: LLMDeploymentStatus) -> None:
+        if spec.routing.provider is RoutingProvider.BUILTIN or status.routing is None:
+            return
+        target = MeshTarget(owner=owner, port=spec.release.port, cohorts=spec.cohorts,
+                            default_cohort=spec.default_cohort,
+                            user_id_header=spec.user_id_header)
+        if spec.routing.provider is RoutingProvider.GATEWAY_API:
+            options = spec.routing.gateway_api
+            provider: GatewayAPIProvider | IstioProvider = GatewayAPIProvider(
+                parent_refs=options.parent_refs if options else [],
+                hostnames=list(options.hostnames) if options else [])
+        else:
+            istio = spec.routing.istio
+            provider = IstioProvider(hosts=list(istio.hosts) if istio else [],
+                                     gateways=list(istio.gateways) if istio else [])
+        for manifest in provider.render(target, status.routing):
+            await self.kube.apply(manifest)
+
+    async def _retire(self, owner: Owner, deployments: list[dict[str, Any]],
+                      live: set[str], now: datetime) -> None:
+        for action in plan_retirement(deployments, live, now=now,
+                                      scale_down_delay=self.settings.scale_down_delay,
+                                      retention=self.settings.retention):
+            ident = {"name": action.name, "namespace": owner.namespace}
+            base: dict[str, Any] = {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "metadata": ident}
+            if action.step is RetireStep.DELETE:
+                log.info("deleting retired release %s of %s/%s", action.release,
+                         owner.namespace, owner.name)
+                await self.kube.delete("apps/v1", "Deployment", owner.namespace, action.name)
+                await self.kube.delete("v1", "Service", owner.namespace, action.name)
+            elif action.step is RetireStep.MARK:
+                stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+                await self.kube.apply(base | {"metadata": ident | {
+                    "annotations": {RETIRED_AT: stamp}}}, manager="llm-rollout-retire")
+            elif action.step is RetireStep.UNMARK:
+                await self.kube.apply(base, manager="llm-rollout-retire")
+            else:
+                await self.kube.apply(base | {"spec": {"replicas": 0}},
+                                         manager="llm-rollout-retire")
+
+    # -- the step -------------------------------------------------------------------
+
+    async def reconcile(self, namespace: str, name: str,
+                        now: datetime | None = None) -> float | None:
+        """Run one step; returns seconds until the next one is due (None: on change only).
+
+        Raises Conflict when the object changed under us: the caller retries at once.
+        """
+        started = time.monotonic()
+        now = now or datetime.now(UTC)
+        obj = await self.kube.get(API_VERSION, "LLMDeployment", namespace, name)
+        if obj is None:
+            self.metrics.forget(namespace, name)
+            return None
+        meta = obj["metadata"]
+        owner = Owner(namespace, name, meta["uid"])
+        generation = int(meta.get("generation", 0))
+        status = LLMDeploymentStatus.model_validate(obj.get("status") or {})
+
+        try:
+            spec = LLMDeploymentSpec.model_validate(obj.get("spec") or {})
+        except ValidationError as err:
+            problems = [f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                        for e in err.errors()]
+            invalid = mark_invalid(status, now=now, generation=generation, problems=problems)
+            await self._write(obj, status, invalid)
+            return None
+
+        deployments = await self._release_deployments(namespace, name)
+        decision: Decision | None = None
+        try:
+            await self._apply_release(owner, spec, status)
+        except ApiException as err:
+            if err.status not in (400, 422):
+                raise
+            reason = _api_message(err)
+            decision = mark_failed(spec, status, now=now, generation=generation,
+                                   reason="ReleaseRejected",
+                                   message=f"the release's Deployment was rejected: {reason}")
+
+        if decision is None:
+            ready = frozenset(
+                d["metadata"]["labels"].get(LABEL_RELEASE, "") for d in deployments
+                if deployment_available(d, spec.release.replicas))
+            observations: dict[str, Observation] = {}
+            if analysis_due(spec, status, now):
+                queries = plan_queries(spec, status, namespace, name)
+                if queries:
+                    observations = await self._observe(spec, namespace, name, queries)
+            decision = decide(spec, status, now=now, namespace=namespace, name=name,
+                              generation=generation, observations=observations,
+                              ready_releases=ready,
+                              action=action_from_annotations(meta.get("annotations")))
+
+        await self._write(obj, status, decision)
+        new = decision.status
+        await self._apply_routing(owner, spec, new)
+        live = {release_info(spec).id}
+        if new.stable:
+            live.add(new.stable.id)
+        if new.candidate and new.phase in (Phase.PROGRESSING, Phase.PAUSED):
+            live.add(new.candidate.id)
+        await self._retire(owner, deployments, live, now)
+
+        bounds = {g.name: (g.min_value, g.max_value) for stage in spec.stages
+                  for g in stage.gates if stage.name == new.stage}
+        self.metrics.observe_status(namespace, name, new, bounds)
+        self.metrics.analysis_seconds.observe(time.monotonic() - started)
+        return decision.requeue_after
+
+    async def _write(self, obj: dict[str, Any], old: LLMDeploymentStatus,
+                     decision: Decision) -> None:
+        meta = obj["metadata"]
+        new = decision.status
+        if _dump(new) != _dump(old):
+            await self.kube.replace_status(obj, _dump(new))
+        if decision.notable:
+            ns, name = meta["namespace"], meta["name"]
+            self.metrics.decisions.labels(ns, name, decision.outcome.value).inc()
+            log.info("%s/%s: %s (%s) %s", ns, name, decision.outcome.value, decision.reason,
+                     decision.message)
+            try:
+                await self.kube.event(obj, reason=decision.outcome.value,
+                                      message=f"{decision.reason}: {decision.message}",
+                                      warning=decision.warning)
+            except ApiException as err:  # an Event is worth a log line, not a retry
+                log.warning("could not post an Event for %s/%s: %s", ns, name, err.reason)
+
+
+def _dump(status: LLMDeploymentStatus) -> dict[str, Any]:
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _api_message(err: ApiException) -> str:
+    import json
+
+    try:
+        return str(json.loads(err.body or "{}").get("message", err.reason))
+    except ValueError:
+        return str(err.reason)
+
+
+__all__ = ["Conflict", "Controller"]

@@ -1,0 +1,27 @@
+"""Operator-wide settings (flags of `llm-rollout operator`, or the Helm chart's values)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    # Prometheus used when a spec names none; always allowed.
+    prometheus_url: str = "http://prometheus:9090"
+    # Further addresses a spec may name. A namespace user must not be able to make
+    # the operator call arbitrary URLs, so anything else is refused.
+    allowed_prometheus: frozenset[str] = field(default_factory=frozenset)
+    query_timeout: float = 5.0
+    # Namespaces to watch; empty: the whole cluster.
+    namespaces: tuple[str, ...] = ()
+    # Superseded or rolled-back releases: scaled to zero after this delay, deleted
+    # after the retention (both from when the release stopped being live).
+    scale_down_delay: float = 300.0
+    retention: float = 3600.0
+    metrics_listen: str = "0.0.0.0:8080"
+
+    def prometheus_allowed(self, address: str) -> bool:
+        norm = address.rstrip("/")
+        return norm == self.prometheus_url.rstrip("/") or norm in {
+            a.rstrip("/") for a in self.allowed_prometheus}
