@@ -7,11 +7,12 @@ import pytest
 from tests.conftest import REPO_ROOT, Cluster, Prometheus
 from tests.integration.support import (
     ControlledMetrics,
-    KubeletStandIn,
     OperatorProcess,
     Rollouts,
     running_operator,
 )
+
+from llm_rollout.testbed.kubelet import KubeletStandIn
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +31,7 @@ def rollouts(cluster: Cluster, crd: None, namespace: str) -> Rollouts:
 
 @pytest.fixture
 def kubelet(cluster: Cluster, namespace: str) -> Iterator[KubeletStandIn]:
-    stand_in = KubeletStandIn(cluster, namespace)
+    stand_in = KubeletStandIn(cluster.api_client, namespace)
     yield stand_in
     stand_in.close()
 

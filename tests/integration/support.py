@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +18,6 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from tests.conftest import Cluster, Prometheus
 
 from llm_rollout import GROUP, PLURAL, VERSION
-from llm_rollout.kube.builders import LABEL_DEPLOYMENT
 from llm_rollout.testbed.procs import free_port, stop_pid
 
 
@@ -98,41 +96,6 @@ class ControlledMetrics:
         self.prometheus.remove_target(self.target)
         self.server.shutdown()
         self.thread.join(5)
-
-
-class KubeletStandIn:
-    """The bed has no kubelet and no controller-manager, so no pod ever runs. This
-    marks each release Deployment of the namespace available, as they would once the
-    pods were ready — the only thing the operator reads from them."""
-
-    def __init__(self, cluster: Cluster, namespace: str) -> None:
-        self.apps = client.AppsV1Api(cluster.api_client)
-        self.namespace = namespace
-        self.hold: set[str] = set()  # release Deployments to leave unavailable
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            deps = self.apps.list_namespaced_deployment(
-                self.namespace, label_selector=LABEL_DEPLOYMENT).items
-            for dep in deps:
-                name, generation = dep.metadata.name, dep.metadata.generation
-                replicas = dep.spec.replicas or 0
-                st = dep.status
-                if name in self.hold or (st and st.observed_generation == generation
-                                         and (st.available_replicas or 0) == replicas):
-                    continue
-                body = {"status": {"observedGeneration": generation, "replicas": replicas,
-                                   "readyReplicas": replicas, "availableReplicas": replicas,
-                                   "updatedReplicas": replicas}}
-                self.apps.patch_namespaced_deployment_status(name, self.namespace, body)
-            self._stop.wait(0.2)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 class Rollouts:

@@ -17,7 +17,6 @@ import pytest
 from tests.conftest import Cluster, Prometheus
 from tests.integration.support import (
     ControlledMetrics,
-    KubeletStandIn,
     OperatorProcess,
     Rollouts,
     running_operator,
@@ -25,6 +24,7 @@ from tests.integration.support import (
 )
 
 from llm_rollout.api import LLMDeploymentSpec, release_id
+from llm_rollout.testbed.kubelet import KubeletStandIn
 
 QUALITY = 'max(test_quality{namespace="{{ namespace }}", release="{{ release }}"})'
 GATE = {"name": "quality", "kind": "Threshold", "metric": "quality", "min": 0.8}
