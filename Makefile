@@ -50,5 +50,9 @@ cluster-up: install tools
 cluster-down: install
 	@$(PY) -m llm_rollout.testbed down --dir $(CLUSTER_DIR)
 
+# The main job: the whole loop on the local bed (see README).
+demo: install tools
+	$(PY) -m llm_rollout.demo
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -78,6 +79,30 @@ def cmd_action(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from llm_rollout.api.durations import parse_duration
+    from llm_rollout.plot import draw, fetch_timeline
+
+    api, namespace = _api(args)
+    obj = _get(api, namespace, args.name)
+    end = time.time()
+    start = end - parse_duration(args.since)
+    stages = [s["name"] for s in obj.get("spec", {}).get("stages", [])]
+    timeline = fetch_timeline(args.prometheus_url, namespace, args.name, start=start, end=end,
+                              step=args.step, history=obj.get("status", {}).get("history"),
+                              stage_names=stages)
+    if timeline.empty:
+        print(f"error: Prometheus at {args.prometheus_url} has no rollout data for "
+              f"{namespace}/{args.name} in the last {args.since} (is it scraping the "
+              "operator?)", file=sys.stderr)
+        return 1
+    out = draw(timeline, Path(args.output or f"{args.name}-rollout.png"))
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_crd(args: argparse.Namespace) -> int:
     from llm_rollout.crdgen import crd_yaml
 
@@ -110,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("-w", "--watch", action="store_true", help="keep redrawing")
     st.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
     st.set_defaults(func=cmd_status)
+
+    pl = sub.add_parser("plot", help="draw a PNG timeline of a rollout from Prometheus")
+    _client_args(pl)
+    pl.add_argument("--prometheus-url", default=os.environ.get("PROMETHEUS_URL",
+                                                               "http://localhost:9090"),
+                    help="Prometheus scraping the operator and router (env PROMETHEUS_URL)")
+    pl.add_argument("--since", default="30m", help="how far back (e.g. 10m, 2h)")
+    pl.add_argument("--step", type=float, default=2.0, help="seconds between points")
+    pl.add_argument("-o", "--output", default=None, help="PNG path (default NAME-rollout.png)")
+    pl.set_defaults(func=cmd_plot)
 
     helps = {"pause": "hold the rollout where it is",
              "resume": "continue a paused rollout",

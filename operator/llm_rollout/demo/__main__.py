@@ -1,0 +1,43 @@
+"""`python -m llm_rollout.demo` (what `make demo` runs)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from llm_rollout.demo.run import Demo, DemoConfig, summary
+from llm_rollout.testbed import TestBedError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m llm_rollout.demo")
+    parser.add_argument("--out-dir", type=Path, default=DemoConfig.out_dir,
+                        help="where the PNG timelines go")
+    parser.add_argument("--no-live", action="store_true",
+                        help="print progress lines instead of redrawing the status table")
+    args = parser.parse_args(argv)
+    demo = Demo(DemoConfig(out_dir=args.out_dir, live=not args.no_live))
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        result = asyncio.run(demo.run())
+    except KeyboardInterrupt:
+        print("\n[demo] interrupted: stopping everything", file=sys.stderr)
+        return 130
+    except (TestBedError, RuntimeError) as err:
+        print(f"[demo] error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        demo.stop()
+    print(summary(result))
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,393 @@
+"""`make demo` / `python -m llm_rollout.demo`: the main job, end to end, on the local bed.
+
+Brings up the bed (a real kube-apiserver, etcd and Prometheus), installs the CRD,
+starts the operator, the router, three local model servers (release A, a good
+release B' and a regressed release B'') and simulated users, then runs two
+rollouts in compressed time:
+
+1. B' goes experts -> beta -> everyone in sticky steps and is promoted;
+2. B'' (it translates brand names) is rolled back at the experts stage, before
+   any beta user sees it.
+
+The bed has no kubelet: the model servers are local processes, and a stand-in
+marks a release's Deployment available once its server answers its health check.
+Exit status 0 only when both rollouts ended as expected and the router's and
+Prometheus' numbers agree with what the simulated users did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llm_rollout import GROUP, PLURAL, VERSION
+from llm_rollout.api import LLMDeploymentSpec, release_id
+from llm_rollout.demo.simulator import DEFAULT_LOAD, CohortLoad, Simulator, SimulatorRecord
+from llm_rollout.plot import draw, fetch_timeline
+from llm_rollout.statusview import render_status
+from llm_rollout.testbed import TestBed
+from llm_rollout.testbed.bed import REPO_ROOT
+from llm_rollout.testbed.kubelet import KubeletStandIn
+from llm_rollout.testbed.procs import free_port, spawn, stop_pid
+
+NAMESPACE = "demo"
+NAME = "assistant"
+EXAMPLE = REPO_ROOT / "examples" / "assistant.yaml"
+FINAL = ("Promoted", "RolledBack", "Failed", "Paused", "Invalid")
+
+
+@dataclass
+class DemoConfig:
+    out_dir: Path = REPO_ROOT / "docs" / "img"
+    scenario_timeout: float = 300.0
+    live: bool = True  # redraw the status table in the terminal
+    load: tuple[CohortLoad, ...] = DEFAULT_LOAD
+    # Compressed time: seconds where the example says minutes and hours.
+    interval: str = "2s"
+    window: str = "20s"
+    durations: dict[str, tuple[str, str]] = field(default_factory=lambda: {
+        "experts": ("12s", "120s"), "beta": ("6s", "120s"), "all": ("6s", "120s")})
+    min_samples_divisor: int = 10
+
+
+@dataclass
+class Scenario:
+    title: str
+    release: str
+    expected: str  # final phase expected
+    expected_stage: str | None = None
+    phase: str = ""
+    stage: str = ""
+    started: float = 0.0
+    ended: float = 0.0
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    plot: Path | None = None
+
+
+@dataclass
+class DemoResult:
+    scenarios: list[Scenario]
+    record: SimulatorRecord
+    releases: dict[str, str]  # label -> release id
+    problems: list[str]
+    prometheus_feedback: dict[tuple[str, str, str, str], float]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def demo_spec(config: DemoConfig, *, revision: str | None = None,
+              prompt: str | None = None) -> dict[str, Any]:
+    """The example LLMDeployment with time compressed, and a chosen release."""
+    spec: dict[str, Any] = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text())["spec"])
+    release = spec["release"]
+    release["replicas"] = 1
+    if revision:
+        release["model"]["revision"] = revision
+    if prompt:
+        release["prompt"]["version"] = prompt
+    spec["analysis"].update(interval=config.interval, window=config.window)
+    for stage in spec["stages"]:
+        stage["minDuration"], stage["maxDuration"] = config.durations[stage["name"]]
+        for gate in stage.get("gates", []):
+            if "minSamples" in gate:
+                gate["minSamples"] = max(8, gate["minSamples"] // config.min_samples_divisor)
+    return spec
+
+
+class Demo:
+    def __init__(self, config: DemoConfig, bed: TestBed | None = None) -> None:
+        self.config = config
+        self.bed = bed
+        self.owns_bed = bed is None
+        self.pids: list[int] = []
+        self.work = Path(tempfile.mkdtemp(prefix="llm-rollout-demo-"))
+        self.specs = {
+            "A": demo_spec(config, revision="2026-11-01"),
+            "B'": demo_spec(config, revision="2026-11-15"),
+            "B''": demo_spec(config, revision="2026-11-15", prompt="v8-terse"),
+        }
+        self.ids = {label: release_id(LLMDeploymentSpec.model_validate(s))
+                    for label, s in self.specs.items()}
+        self.servers: dict[str, str] = {}  # release id -> base URL
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        print(f"[demo] {text}", flush=True)
+
+    def _start(self, name: str, argv: list[str]) -> int:
+        proc = spawn(argv, self.work / f"{name}.log", tied_to_parent=True)
+        self.pids.append(proc.pid)
+        return proc.pid
+
+    def _wait_http(self, url: str, what: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{what} did not answer {url} within {timeout:.0f}s "
+                           f"(logs in {self.work})")
+
+    def _healthy(self, release: str) -> bool:
+        url = self.servers.get(release)
+        if url is None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def _kubectl(self, *args: str, input: str | None = None) -> str:
+        assert self.bed is not None
+        result = subprocess.run(
+            [str(Path(self.bed.state.bin_dir) / "kubectl"), "--kubeconfig",
+             self.bed.state.kubeconfig, *args],
+            input=input, capture_output=True, text=True, timeout=60, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+        return result.stdout
+
+    def _object(self) -> dict[str, Any]:
+        return dict(json.loads(self._kubectl("get", f"{PLURAL}.{GROUP}", NAME, "-n",
+                                             NAMESPACE, "-o", "json")))
+
+    def _apply(self, spec: dict[str, Any]) -> None:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMDeployment",
+                "metadata": {"name": NAME, "namespace": NAMESPACE}, "spec": spec}
+        self._kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
+                      input=json.dumps(body))
+
+    # -- phases ------------------------------------------------------------------
+
+    def start_everything(self) -> None:
+        py = sys.executable
+        if self.bed is None:
+            self.say("starting the local control plane (kube-apiserver, etcd) and "
+                     "Prometheus...")
+            self.bed = TestBed.start()
+        bed = self.bed
+        self.say(f"kube-apiserver {bed.state.apiserver_url}, Prometheus "
+                 f"{bed.state.prometheus_url}")
+        for crd in sorted((REPO_ROOT / "crds").glob("*.yaml")):
+            self._kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+        self._kubectl("wait", "--for", "condition=established", "--timeout", "60s",
+                      f"crd/{PLURAL}.{GROUP}")
+        self._kubectl("create", "namespace", NAMESPACE)
+
+        profiles = {"A": "good", "B'": "good", "B''": "regressed"}
+        for label, profile in profiles.items():
+            port = free_port()
+            self._start(f"model-{profile}-{self.ids[label]}",
+                        [py, "-m", "llm_rollout.sim.model_server", "--listen",
+                         f"127.0.0.1:{port}", "--profile", profile])
+            self.servers[self.ids[label]] = f"http://127.0.0.1:{port}"
+            self.say(f"model server for release {label} ({self.ids[label]}, {profile}) "
+                     f"on port {port}")
+        for url in self.servers.values():
+            self._wait_http(f"{url}/healthz", "model server")
+
+        backends = {f"{NAMESPACE}/{NAME}/{rid}": url for rid, url in self.servers.items()}
+        backend_file = self.work / "backends.json"
+        backend_file.write_text(json.dumps(backends))
+        key_file = self.work / "feedback.key"
+        key_file.write_text(secrets.token_hex(32) + "\n")
+        self.router_port, router_metrics = free_port(), free_port()
+        self._start("router", [py, "-m", "llm_rollout.cli", "router", "--listen",
+                               f"127.0.0.1:{self.router_port}", "--metrics-listen",
+                               f"127.0.0.1:{router_metrics}", "--kube", "--kubeconfig",
+                               bed.state.kubeconfig, "--namespace", NAMESPACE,
+                               "--backend-file", str(backend_file), "--token-key-file",
+                               str(key_file)])
+        operator_metrics = free_port()
+        self._start("operator", [py, "-m", "llm_rollout.cli", "operator", "--kubeconfig",
+                                 bed.state.kubeconfig, "--prometheus-url",
+                                 bed.state.prometheus_url, "--namespace", NAMESPACE,
+                                 "--metrics-listen", f"127.0.0.1:{operator_metrics}",
+                                 "--scale-down-delay", "30", "--retention", "600"])
+        self._wait_http(f"http://127.0.0.1:{router_metrics}/healthz", "router")
+        self._wait_http(f"http://127.0.0.1:{operator_metrics}/healthz", "operator")
+        bed.add_scrape_target("router", f"127.0.0.1:{router_metrics}")
+        bed.add_scrape_target("operator", f"127.0.0.1:{operator_metrics}")
+        self.say(f"router on port {self.router_port}, operator running; logs in {self.work}")
+
+        from kubernetes import config as kconfig
+
+        api_client = kconfig.new_client_from_config(config_file=bed.state.kubeconfig)
+        self.say("no kubelet here: a stand-in marks a release's Deployment available once "
+                 "its model server answers /healthz")
+        self.kubelet = KubeletStandIn(api_client, NAMESPACE, is_ready=self._healthy)
+
+    async def _watch(self, scenario: Scenario) -> None:
+        """Wait for the scenario's release to reach a final phase, showing progress."""
+        deadline = time.monotonic() + self.config.scenario_timeout
+        last = ""
+        while time.monotonic() < deadline:
+            obj = await asyncio.to_thread(self._object)
+            status = obj.get("status") or {}
+            ours = (status.get("release") == scenario.release
+                    or (status.get("candidate") or {}).get("id") == scenario.release)
+            line = f"{status.get('phase')} {status.get('stage')} {status.get('step')}"
+            if self.config.live and sys.stdout.isatty():
+                print("\033[2J\033[H" + f"{scenario.title}\n\n" + render_status(obj),
+                      flush=True)
+            elif line != last:
+                self.say(f"  {line}: {status.get('message', '')}")
+            last = line
+            if ours and status.get("phase") in FINAL and status.get("observedGeneration") == \
+                    obj["metadata"]["generation"]:
+                scenario.phase = status["phase"]
+                scenario.stage = status.get("stage", "")
+                return
+            await asyncio.sleep(1.0)
+        scenario.phase = "Timeout"
+
+    async def run_scenario(self, scenario: Scenario, spec: dict[str, Any]) -> None:
+        self.say(f"=== {scenario.title}")
+        scenario.started = time.time()
+        history_before = len((self._object().get("status") or {}).get("history", []))
+        self._apply(spec)
+        await self._watch(scenario)
+        scenario.ended = time.time()
+        history = (self._object().get("status") or {}).get("history", [])
+        scenario.decisions = history[history_before:] if len(history) > history_before \
+            else history
+        self.say(f"    ended {scenario.phase} at stage {scenario.stage or '-'}")
+
+    def _prometheus(self, promql: str) -> list[dict[str, Any]]:
+        assert self.bed is not None
+        url = (f"{self.bed.state.prometheus_url}/api/v1/query?"
+               + urllib.parse.urlencode({"query": promql}))
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return list(json.loads(resp.read())["data"]["result"])
+
+    def _plot(self, scenario: Scenario, path: Path) -> None:
+        assert self.bed is not None
+        obj = self._object()
+        stages = [s["name"] for s in obj["spec"]["stages"]]
+        timeline = fetch_timeline(self.bed.state.prometheus_url, NAMESPACE, NAME,
+                                  start=scenario.started - 3, end=scenario.ended + 3,
+                                  step=1.0, history=scenario.decisions, stage_names=stages,
+                                  feedback_window=self.config.window)
+        scenario.plot = draw(timeline, path, title=scenario.title)
+
+    async def run(self) -> DemoResult:
+        problems: list[str] = []
+        stop = asyncio.Event()
+        self.start_everything()
+        first = Scenario("Release A becomes stable (first release)", self.ids["A"],
+                         "Promoted")
+        await self.run_scenario(first, self.specs["A"])
+        if first.phase != "Promoted":
+            problems.append(f"release A: expected Promoted, got {first.phase}")
+
+        sim = Simulator(f"http://127.0.0.1:{self.router_port}", NAMESPACE, NAME,
+                        self.specs["A"]["checks"], load=self.config.load)
+        traffic = asyncio.create_task(sim.run(stop))
+        self.say("simulated users are chatting and rating (experts, beta, everyone)")
+        scenarios = [
+            Scenario("Rollout 1: release B' (good) experts -> beta -> everyone",
+                     self.ids["B'"], "Promoted"),
+            Scenario("Rollout 2: release B'' (regressed: translates brand names)",
+                     self.ids["B''"], "RolledBack", expected_stage="experts"),
+        ]
+        try:
+            for scenario, label in zip(scenarios, ("B'", "B''"), strict=True):
+                await self.run_scenario(scenario, self.specs[label])
+        finally:
+            stop.set()
+            record = await traffic
+        await asyncio.sleep(3)  # a last scrape of the router's counters
+
+        for scenario in scenarios:
+            if scenario.phase != scenario.expected:
+                problems.append(f"{scenario.title}: expected {scenario.expected}, got "
+                                f"{scenario.phase}")
+            if scenario.expected_stage and scenario.stage != scenario.expected_stage:
+                problems.append(f"{scenario.title}: expected to end at stage "
+                                f"{scenario.expected_stage}, ended at {scenario.stage}")
+        regressed = self.ids["B''"]
+        if regressed in record.releases_seen_by("beta"):
+            problems.append("a beta user reached the regressed release B''")
+        beta_in_prom = self._prometheus(
+            f'sum(llm_router_requests_total{{namespace="{NAMESPACE}",deployment="{NAME}",'
+            f'release="{regressed}",cohort="beta"}}) > 0')
+        if beta_in_prom:
+            problems.append("the router counted beta requests served by B''")
+        prom_feedback = {
+            (r["metric"]["release"], r["metric"]["cohort"], r["metric"]["source"],
+             r["metric"]["rating"]): float(r["value"][1])
+            for r in self._prometheus(
+                f'sum by (release, cohort, source, rating) (llm_feedback_total'
+                f'{{namespace="{NAMESPACE}",deployment="{NAME}"}}) > 0')}
+        accepted = {k: float(v) for k, v in record.feedback_accepted.items() if v}
+        if prom_feedback != accepted:
+            problems.append(f"feedback in Prometheus {prom_feedback} != accepted by the "
+                            f"router as the simulator saw it {accepted}")
+        for i, scenario in enumerate(scenarios, 1):
+            self._plot(scenario, self.config.out_dir / f"demo-rollout-{i}.png")
+        return DemoResult(scenarios=[first, *scenarios], record=record,
+                          releases=self.ids, problems=problems,
+                          prometheus_feedback=prom_feedback)
+
+    def stop(self) -> None:
+        kubelet = getattr(self, "kubelet", None)
+        if kubelet is not None:
+            kubelet.close()
+        for pid in reversed(self.pids):
+            stop_pid(pid)
+        if self.bed is not None:
+            for target in ("router", "operator"):
+                self.bed.remove_scrape_target(target)
+            if self.owns_bed:
+                self.bed.stop()
+
+
+def summary(result: DemoResult) -> str:
+    lines = ["", "=== summary"]
+    for label, rid in result.releases.items():
+        lines.append(f"release {label}: {rid}")
+    for scenario in result.scenarios:
+        lines.append(f"- {scenario.title}: {scenario.phase}"
+                     + (f" at stage {scenario.stage}" if scenario.stage else "")
+                     + (f" ({scenario.ended - scenario.started:.0f}s)" if scenario.ended
+                        else ""))
+        for d in scenario.decisions:
+            if d["decision"] != "Hold":
+                lines.append(f"    {d['time'][11:19]} {d['decision']:<9} "
+                             f"{d.get('stage') or '-':<8} {d.get('message', '')[:90]}")
+        if scenario.plot:
+            lines.append(f"    picture: {scenario.plot}")
+    rec = result.record
+    served = sum(rec.requests.values())
+    lines.append(f"simulated users: {served} answers, "
+                 f"{sum(rec.feedback_accepted.values())} feedback accepted, "
+                 f"{rec.failed_requests} failed requests")
+    by_cohort: dict[str, set[str]] = {}
+    for cohort, release in rec.requests:
+        by_cohort.setdefault(cohort, set()).add(release)
+    for cohort, releases in sorted(by_cohort.items()):
+        names = sorted(k for k, v in result.releases.items() if v in releases)
+        lines.append(f"  {cohort} were served by: {', '.join(names)}")
+    lines.append("result: " + ("OK, both rollouts ended as expected" if result.ok else
+                               "FAILED:\n  " + "\n  ".join(result.problems)))
+    return "\n".join(lines)
