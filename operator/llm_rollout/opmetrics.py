@@ -1,15 +1,25 @@
 """The operator's own metrics: where each rollout is, every gate's value against its
-threshold, decisions by outcome, analysis time and Prometheus query errors.
+threshold, conditions, decisions by outcome, analysis time, Prometheus query errors and
+whether this replica leads.
 
 Labelled by namespace and deployment (and gate, stage) — bounded by the number of
-LLMDeployments, never by users or requests.
+LLMDeployments, never by users or requests. Only the current stage's gates are
+exported: series of a stage the rollout left are dropped, so a dashboard never shows
+a frozen value of a gate nobody evaluates any more. Decision counters exist at zero
+for every outcome from the first observation on, so `increase()` sees the first
+Rollback too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from llm_rollout.api.status import LLMDeploymentStatus, Phase, Verdict
+from llm_rollout.api.durations import parse_duration
+from llm_rollout.api.status import ConditionStatus, LLMDeploymentStatus, Phase, Verdict
+from llm_rollout.engine.types import Outcome
 
 _ROLLOUT = ["namespace", "deployment"]
 _GATE = [*_ROLLOUT, "stage", "gate"]
@@ -50,6 +60,34 @@ class OperatorMetrics:
         self.query_errors = Counter("llm_rollout_prometheus_query_errors_total",
                                     "Failed metric queries by kind", [*_ROLLOUT, "kind"],
                                     registry=r)
+        self.condition = Gauge("llm_rollout_condition",
+                               "1 for a status condition's current status, else 0",
+                               [*_ROLLOUT, "condition", "status"], registry=r)
+        self.step_start = Gauge("llm_rollout_step_start_time_seconds",
+                                "When the current step began (Unix time; pauses shift it)",
+                                _ROLLOUT, registry=r)
+        self.step_max_duration = Gauge(
+            "llm_rollout_step_max_duration_seconds",
+            "maxDuration of the current stage (each step must advance within it)", _ROLLOUT,
+            registry=r)
+        self.last_analysis = Gauge("llm_rollout_last_analysis_time_seconds",
+                                   "When the gates were last evaluated (Unix time)", _ROLLOUT,
+                                   registry=r)
+        self.leader = Gauge("llm_rollout_leader",
+                            "1 while this operator replica acts (holds the leader Lease)",
+                            registry=r)
+        # Stage name -> maxDuration seconds, per rollout, from the latest spec seen.
+        self._max_durations: dict[tuple[str, str], dict[str, float]] = {}
+
+    def observe_spec(self, namespace: str, name: str, spec: Mapping[str, Any]) -> None:
+        """Remember the stages' maxDuration of a rollout's spec (raw, as stored)."""
+        durations: dict[str, float] = {}
+        for stage in spec.get("stages") or []:
+            try:
+                durations[str(stage["name"])] = parse_duration(str(stage["maxDuration"]))
+            except (KeyError, TypeError, ValueError):
+                continue  # admission or the engine reports a bad spec; no metric for it
+        self._max_durations[(namespace, name)] = durations
 
     def observe_status(self, namespace: str, name: str, status: LLMDeploymentStatus,
                        bounds: dict[str, tuple[float | None, float | None]]) -> None:
@@ -61,7 +99,27 @@ class OperatorMetrics:
         self.info.labels(namespace, name, status.stable.id if status.stable else "",
                          status.candidate.id if status.candidate else "").set(1)
         self.stage_index.labels(namespace, name).set(status.stage_index)
+        current = {(namespace, name, status.stage, g.name) for g in status.gates}
+        for metric in (self.step_percent, self.gate_value, self.gate_lower, self.gate_upper,
+                       self.gate_samples, self.gate_threshold, self.gate_verdict):
+            _drop(metric, namespace, name,
+                  keep=lambda labels: labels[2] == status.stage and (
+                      len(labels) == 3 or tuple(labels[:4]) in current))
         self.step_percent.labels(namespace, name, status.stage).set(status.step_percent)
+        for outcome in Outcome:  # at zero from the start: increase() sees the first one
+            self.decisions.labels(namespace, name, outcome.value)
+        _drop(self.condition, namespace, name)
+        for cond in status.conditions:
+            for value in ConditionStatus:
+                self.condition.labels(namespace, name, cond.type.value, value.value).set(
+                    1 if cond.status == value else 0)
+        _set_time(self.step_start, namespace, name, status.step_start_time)
+        _set_time(self.last_analysis, namespace, name, status.last_analysis_time)
+        max_duration = self._max_durations.get((namespace, name), {}).get(status.stage)
+        if max_duration is None:
+            _drop(self.step_max_duration, namespace, name)
+        else:
+            self.step_max_duration.labels(namespace, name).set(max_duration)
         for gate in status.gates:
             labels = (namespace, name, status.stage, gate.name)
             if gate.value is not None:
@@ -84,12 +142,24 @@ class OperatorMetrics:
         """Drop every series of a deleted LLMDeployment."""
         for metric in (self.phase, self.info, self.stage_index, self.step_percent,
                        self.gate_value, self.gate_lower, self.gate_upper, self.gate_samples,
-                       self.gate_threshold, self.gate_verdict):
+                       self.gate_threshold, self.gate_verdict, self.condition, self.step_start,
+                       self.step_max_duration, self.last_analysis, self.decisions,
+                       self.query_errors):
             _drop(metric, namespace, name)
+        self._max_durations.pop((namespace, name), None)
 
 
-def _drop(metric: Gauge, namespace: str, name: str) -> None:
+def _drop(metric: Gauge | Counter, namespace: str, name: str,
+          keep: Any = lambda _labels: False) -> None:
+    """Remove a rollout's series of `metric`, except those `keep(labels)` accepts."""
     # prometheus-client has no public way to list a metric's label sets.
     for labels in list(metric._metrics):
-        if labels[:2] == (namespace, name):
+        if labels[:2] == (namespace, name) and not keep(labels):
             metric.remove(*labels)
+
+
+def _set_time(metric: Gauge, namespace: str, name: str, moment: Any) -> None:
+    if moment is None:
+        _drop(metric, namespace, name)
+    else:
+        metric.labels(namespace, name).set(moment.timestamp())

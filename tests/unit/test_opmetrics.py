@@ -47,3 +47,43 @@ def test_only_configured_prometheus_addresses_are_allowed() -> None:
     assert s.prometheus_allowed("https://team-prom.example:9090/")
     assert not s.prometheus_allowed("http://169.254.169.254")
     assert not s.prometheus_allowed("http://prom:9090.evil.example")
+
+
+def test_only_the_current_stage_is_exported_and_decisions_start_at_zero() -> None:
+    from datetime import UTC, datetime
+
+    from llm_rollout.api.status import Condition, ConditionStatus, ConditionType
+
+    m = OperatorMetrics()
+    m.observe_spec("ns", "bot", {"stages": [{"name": "experts", "maxDuration": "1h"},
+                                            {"name": "beta", "maxDuration": "2h30m"},
+                                            {"name": "broken", "maxDuration": "soon"}]})
+    start = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    experts = status().model_copy(update={"stage": "experts", "stage_index": 0,
+                                          "step_start_time": start})
+    m.observe_status("ns", "bot", experts, {"thumbs": (0.7, None)})
+    text = generate_latest(m.registry).decode()
+    assert 'stage="experts"' in text
+    assert 'llm_rollout_step_max_duration_seconds{deployment="bot",namespace="ns"} 3600.0' in text
+    assert m.registry.get_sample_value("llm_rollout_step_start_time_seconds",
+                                       {"namespace": "ns", "deployment": "bot"}) \
+        == start.timestamp()
+    # every outcome exists at zero before it first happens
+    assert 'llm_rollout_decisions_total{deployment="bot",namespace="ns",outcome="Rollback"} 0.0' \
+        in text
+
+    cond = Condition(type=ConditionType.METRICS_AVAILABLE, status=ConditionStatus.FALSE,
+                     last_transition_time=start)
+    beta = status().model_copy(update={"conditions": [cond]})
+    m.observe_status("ns", "bot", beta, {"thumbs": (0.7, None)})
+    text = generate_latest(m.registry).decode()
+    assert 'stage="experts"' not in text, "the stage left behind is no longer exported"
+    assert 'llm_rollout_step_max_duration_seconds{deployment="bot",namespace="ns"} 9000.0' in text
+    assert ('llm_rollout_condition{condition="MetricsAvailable",deployment="bot",'
+            'namespace="ns",status="False"} 1.0') in text
+    assert 'llm_rollout_step_start_time_seconds{' not in text  # beta has no start time set
+
+    m.observe_status("ns", "bot", beta.model_copy(update={"gates": [], "stage": "broken"}), {})
+    text = generate_latest(m.registry).decode()
+    assert "llm_rollout_gate_value{" not in text
+    assert "llm_rollout_step_max_duration_seconds{" not in text

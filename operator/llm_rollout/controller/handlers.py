@@ -90,7 +90,11 @@ async def shutdown(memo: Any, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def wake_on_change(namespace: str | None, name: str | None, memo: Any, **_: Any) -> None:
+def wake_on_change(namespace: str | None, name: str | None, memo: Any, spec: Any,
+                   type: str | None, **_: Any) -> None:
+    if namespace and name and type != "DELETED":
+        # stage maxDurations, for llm_rollout_step_max_duration_seconds
+        memo["controller"].metrics.observe_spec(namespace, name, spec)
     _wake(memo, namespace, name)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from typing import Any
 
 from llm_rollout.controller.settings import OperatorSettings
 
@@ -27,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", default=None,
                         help="kubeconfig (default: in-cluster, then $KUBECONFIG)")
     parser.add_argument("--verbose", action="store_true")
+    from llm_rollout.controller import leadership
+
+    leadership.add_arguments(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
@@ -54,11 +58,25 @@ def run(args: argparse.Namespace) -> int:
         # kopf logs every handled watch event at INFO; decisions are what matter here.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings = settings_from_args(args)
-    controller = Controller(kube=KubeClient(new_api_client(args.kubeconfig)), settings=settings)
-    kopf.run(
-        standalone=True,
+    api_client = new_api_client(args.kubeconfig)
+    controller = Controller(kube=KubeClient(api_client), settings=settings)
+    kopf_settings = kopf.OperatorSettings()
+    # Watching listed namespaces: no cluster-wide watches of namespaces and CRDs (the
+    # namespace-scoped RBAC grants none); kopf serves exactly the namespaces given.
+    kopf_settings.scanning.disabled = bool(settings.namespaces)
+    options: dict[str, Any] = dict(
+        standalone=True,  # no kopf peering: with --leader-elect, the Lease decides who acts
         clusterwide=not settings.namespaces,
         namespaces=list(settings.namespaces),
         memo=kopf.Memo(controller=controller),
+        settings=kopf_settings,
     )
+    if args.leader_elect:
+        from llm_rollout.controller import leadership
+
+        return leadership.run_operator(
+            args, api_client, controller,
+            lambda: kopf.operator(**options))
+    controller.metrics.leader.set(1)
+    kopf.run(**options)
     return 0
