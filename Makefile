@@ -54,5 +54,9 @@ cluster-down: install
 demo: install tools
 	$(PY) -m llm_rollout.demo
 
+# Router vs direct vs nginx on loopback, ~2 min; figures go to docs/benchmarks.md.
+bench: install deps
+	$(PY) bench/router_bench.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

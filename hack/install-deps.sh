@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages the test bed and benchmarks need, when missing:
-# Prometheus (and promtool) and nginx from Debian, openssl for bed certificates.
+# Prometheus (and promtool), nginx and wrk (router benchmark) from Debian, openssl for
+# bed certificates.
 set -euo pipefail
 
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)  # saturation load in `make bench`
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
