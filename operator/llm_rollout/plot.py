@@ -91,6 +91,8 @@ def fetch_timeline(prom_url: str, namespace: str, name: str, *, start: float, en
         f'{{{sel},source="user"}}[{w}]))', "release")
     tl.stage_names = dict(enumerate(stage_names or []))
     for entry in history or []:
+        if entry.get("decision") == "Hold":
+            continue  # holds are the absence of a decision in a picture
         when = datetime.fromisoformat(str(entry["time"]).replace("Z", "+00:00"))
         ts = when.timestamp()
         if start <= ts <= end:
@@ -112,7 +114,8 @@ def draw(tl: Timeline, path: Path, *, title: str | None = None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    gate_keys = sorted(tl.gates)
+    order = {name: i for i, name in tl.stage_names.items()}
+    gate_keys = sorted(tl.gates, key=lambda k: (order.get(k.split("/")[0], 99), k))
     rows = 2 + len(gate_keys)
     fig, axes = plt.subplots(rows, 1, figsize=(11, 2.2 * rows + 0.8), sharex=True,
                              squeeze=False)
@@ -173,7 +176,7 @@ def draw(tl: Timeline, path: Path, *, title: str | None = None) -> Path:
 
     when = datetime.fromtimestamp(tl.start, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     fig.suptitle(title or f"Rollout of {tl.namespace}/{tl.name} from {when}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -48,7 +48,7 @@ class CohortLoad:
 
 DEFAULT_LOAD = (
     CohortLoad("experts", "expert", users=5, rate=3.0, source="expert", feedback_share=1.0),
-    CohortLoad("beta", "beta", users=40, rate=5.0, source="user", feedback_share=0.8),
+    CohortLoad("beta", "beta", users=40, rate=8.0, source="user", feedback_share=0.8),
     CohortLoad("everyone", None, users=200, rate=8.0, source="user", feedback_share=0.6),
 )
 

@@ -324,3 +324,25 @@ def evaluate_stage(
         failures = before.get(gate.name, 0) + 1 if r.verdict is Verdict.FAIL else 0
         results.append(r.model_copy(update={"consecutive_failures": failures}))
     return results
+
+
+Bounds = tuple[float | None, float | None]
+
+
+def gate_bounds(spec: LLMDeploymentSpec, stage: Stage) -> dict[str, Bounds]:
+    """(min, max) each gate of a stage holds its value to, for dashboards and pictures.
+
+    Compare gates hold candidate minus stable to -margin (higher is better) or
+    +margin (lower is better).
+    """
+    bounds: dict[str, Bounds] = {}
+    for gate in stage.gates:
+        if gate.kind is GateKind.COMPARE and gate.metric is not None:
+            metric = resolve_metric(spec, gate.metric)
+            if metric is not None and direction_of(gate, metric) is Direction.LOWER_IS_BETTER:
+                bounds[gate.name] = (None, gate.margin)
+            else:
+                bounds[gate.name] = (-gate.margin, None)
+        else:
+            bounds[gate.name] = (gate.min_value, gate.max_value)
+    return bounds
