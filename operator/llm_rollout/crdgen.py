@@ -1,6 +1,7 @@
-"""Generate the LLMDeployment CRD and its reference doc from the pydantic models.
+"""Generate the CRDs (LLMDeployment, LLMEvalRun) and their reference doc from the
+pydantic models.
 
-    python -m llm_rollout.crdgen            # write crds/rollout.llmops.io_llmdeployments.yaml
+    python -m llm_rollout.crdgen            # write crds/rollout.llmops.io_*.yaml
     python -m llm_rollout.crdgen --docs     # write docs/crd-reference.md
     python -m llm_rollout.crdgen --all      # both
     python -m llm_rollout.crdgen --check    # exit 1 with a diff when the file is stale
@@ -29,12 +30,19 @@ from pydantic_core import core_schema
 
 from llm_rollout import GROUP, KIND, PLURAL, VERSION
 from llm_rollout.api.actions import ACTION_ANNOTATION, ACTION_ID_ANNOTATION, ActionKind
+from llm_rollout.api.evalrun import (
+    EVAL_RUN_KIND,
+    EVAL_RUN_PLURAL,
+    LLMEvalRunSpec,
+    LLMEvalRunStatus,
+)
 from llm_rollout.api.spec import LLMDeploymentSpec
 from llm_rollout.api.status import LLMDeploymentStatus
 from llm_rollout.metrics.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "crds" / f"{GROUP}_{PLURAL}.yaml"
+EVAL_RUN_CRD_PATH = REPO / "crds" / f"{GROUP}_{EVAL_RUN_PLURAL}.yaml"
 DOCS_PATH = REPO / "docs" / "crd-reference.md"
 SHORT_NAMES = ["llmd"]
 SINGULAR = "llmdeployment"
@@ -141,6 +149,48 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+EVAL_RUN_PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {
+        "name": "Deployment",
+        "type": "string",
+        "jsonPath": ".spec.deployment",
+        "description": "The LLMDeployment.",
+    },
+    {"name": "Release", "type": "string", "jsonPath": ".spec.release", "description": "Release."},
+    {"name": "Suite", "type": "string", "jsonPath": ".spec.suite.name", "description": "Suite."},
+    {"name": "Stage", "type": "string", "jsonPath": ".spec.stage", "description": "Stage."},
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Phase."},
+    {
+        "name": "Score",
+        "type": "number",
+        "jsonPath": ".status.composite",
+        "description": "Composite score of the release (0..1).",
+    },
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Cases",
+        "type": "integer",
+        "jsonPath": ".status.candidate.cases.total",
+        "priority": 1,
+        "description": "Cases evaluated.",
+    },
+    {
+        "name": "Passed",
+        "type": "integer",
+        "jsonPath": ".status.candidate.cases.pass",
+        "priority": 1,
+        "description": "Cases that passed.",
+    },
+    {
+        "name": "Message",
+        "type": "string",
+        "jsonPath": ".status.message",
+        "priority": 1,
+        "description": "Why, for a failed run.",
+    },
+]
+
+
 class _WithFactoryDefaults(GenerateJsonSchema):
     """Also emit defaults that come from default factories (the API server applies them)."""
 
@@ -230,18 +280,20 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
     return _structural(raw, defs, model.__name__)
 
 
-def crd() -> dict[str, Any]:
-    from llm_rollout.heuristics.checks import CheckSpec
-
-    spec = model_schema(LLMDeploymentSpec)
-    # spec.checks is typed loosely in the model (see LLMDeploymentSpec._checks).
-    spec["properties"]["checks"]["items"] = model_schema(CheckSpec)
-    status = model_schema(LLMDeploymentStatus)
+def _crd_document(
+    *,
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: list[str],
+    description: str,
+    spec: dict[str, Any],
+    status: dict[str, Any],
+    columns: list[dict[str, Any]],
+) -> dict[str, Any]:
     root: dict[str, Any] = {
         "type": "object",
-        "description": "LLMDeployment rolls out releases of an LLM application (model, "
-        "prompt, knowledge base) cohort by cohort, gated on evaluation and feedback "
-        "metrics from Prometheus.",
+        "description": description,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string", "description": "API version of the object."},
@@ -254,15 +306,15 @@ def crd() -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "metadata": {"name": f"{plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
             "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": SHORT_NAMES,
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": short_names,
                 "categories": ["llmops"],
             },
             "scope": "Namespaced",
@@ -273,11 +325,47 @@ def crd() -> dict[str, Any]:
                     "storage": True,
                     "schema": {"openAPIV3Schema": root},
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "additionalPrinterColumns": columns,
                 }
             ],
         },
     }
+
+
+def crd() -> dict[str, Any]:
+    from llm_rollout.heuristics.checks import CheckSpec
+
+    spec = model_schema(LLMDeploymentSpec)
+    # spec.checks is typed loosely in the model (see LLMDeploymentSpec._checks).
+    spec["properties"]["checks"]["items"] = model_schema(CheckSpec)
+    return _crd_document(
+        kind=KIND,
+        plural=PLURAL,
+        singular=SINGULAR,
+        short_names=SHORT_NAMES,
+        description="LLMDeployment rolls out releases of an LLM application (model, "
+        "prompt, knowledge base) cohort by cohort, gated on evaluation and feedback "
+        "metrics from Prometheus.",
+        spec=spec,
+        status=model_schema(LLMDeploymentStatus),
+        columns=PRINTER_COLUMNS,
+    )
+
+
+def eval_run_crd() -> dict[str, Any]:
+    """The LLMEvalRun CRD: one run of an eval suite, created by the operator."""
+    return _crd_document(
+        kind=EVAL_RUN_KIND,
+        plural=EVAL_RUN_PLURAL,
+        singular=EVAL_RUN_KIND.lower(),
+        short_names=["llmeval"],
+        description="LLMEvalRun is one run of an eval suite against one release of an "
+        "LLMDeployment, at the start of a stage. The operator creates it; the eval runner "
+        "writes its status; the results of a Succeeded run are exported as llm_eval_score.",
+        spec=model_schema(LLMEvalRunSpec),
+        status=model_schema(LLMEvalRunStatus),
+        columns=EVAL_RUN_PRINTER_COLUMNS,
+    )
 
 
 class _Dumper(yaml.SafeDumper):
@@ -293,13 +381,29 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def crd_yaml() -> str:
-    header = (
-        "# Generated by `python -m llm_rollout.crdgen` from llm_rollout/api. Do not edit:\n"
-        "# change the models and run `make crds`.\n"
+_HEADER = (
+    "# Generated by `python -m llm_rollout.crdgen` from llm_rollout/api. Do not edit:\n"
+    "# change the models and run `make crds`.\n"
+)
+
+
+def _yaml(document: dict[str, Any]) -> str:
+    return _HEADER + yaml.dump(
+        document, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True
     )
-    body = yaml.dump(crd(), Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
-    return header + body
+
+
+def crd_yaml() -> str:
+    return _yaml(crd())
+
+
+def eval_run_crd_yaml() -> str:
+    return _yaml(eval_run_crd())
+
+
+def all_crds_yaml() -> str:
+    """Every CRD of the operator, as one multi-document YAML stream (kubectl apply -f -)."""
+    return crd_yaml() + "---\n" + eval_run_crd_yaml()
 
 
 # --- reference doc -------------------------------------------------------------------
@@ -387,33 +491,7 @@ def docs_markdown() -> str:
         "| Column | JSONPath | Shown |",
         "|---|---|---|",
     ]
-    for column in version["additionalPrinterColumns"]:
-        shown = "`-o wide`" if column.get("priority") else "always"
-        lines.append(f"| {column['name']} | `{column['jsonPath']}` | {shown} |")
-    for top in ("spec", "status"):
-        lines += ["", f"## {top}", ""]
-        for path, node in _objects(root["properties"][top], top):
-            lines += [f"### `{path}`", ""]
-            if path != top and node.get("description"):
-                lines += [_clean_text(node["description"]).replace("\n\n", "\n\n"), ""]
-            lines += ["| Field | Type | Default | Description |", "|---|---|---|---|"]
-            required = set(node.get("required", []))
-            for name, child in node["properties"].items():
-                field = f"`{name}`" + (" (required)" if name in required else "")
-                default = (
-                    f"`{json.dumps(child['default'], separators=(',', ':'))}`"
-                    if "default" in child
-                    else ""
-                )
-                notes = _constraints(child)
-                description = child.get("description", "")
-                if notes:
-                    description += f" ({'; '.join(notes)})"
-                lines.append(
-                    f"| {field} | {_cell(_type_text(child))} | {_cell(default)} "
-                    f"| {_cell(description)} |"
-                )
-            lines.append("")
+    lines += _columns_and_fields(version, "##")
     lines += [
         "## Validation rules (CEL, checked at admission)",
         "",
@@ -453,7 +531,60 @@ def docs_markdown() -> str:
         "`spec.paused`. See docs/architecture.md.",
         "",
     ]
+    lines += _eval_run_markdown()
     return "\n".join(lines)
+
+
+def _columns_and_fields(version: dict[str, Any], level: str) -> list[str]:
+    """The printer-column table and a field table per object of spec and status."""
+    root = version["schema"]["openAPIV3Schema"]
+    lines = []
+    for column in version["additionalPrinterColumns"]:
+        shown = "`-o wide`" if column.get("priority") else "always"
+        lines.append(f"| {column['name']} | `{column['jsonPath']}` | {shown} |")
+    for top in ("spec", "status"):
+        lines += ["", f"{level} {top}", ""]
+        for path, node in _objects(root["properties"][top], top):
+            lines += [f"{level}# `{path}`", ""]
+            if path != top and node.get("description"):
+                lines += [_clean_text(node["description"]).replace("\n\n", "\n\n"), ""]
+            lines += ["| Field | Type | Default | Description |", "|---|---|---|---|"]
+            required = set(node.get("required", []))
+            for name, child in node["properties"].items():
+                field = f"`{name}`" + (" (required)" if name in required else "")
+                default = (
+                    f"`{json.dumps(child['default'], separators=(',', ':'))}`"
+                    if "default" in child
+                    else ""
+                )
+                notes = _constraints(child)
+                description = child.get("description", "")
+                if notes:
+                    description += f" ({'; '.join(notes)})"
+                lines.append(
+                    f"| {field} | {_cell(_type_text(child))} | {_cell(default)} "
+                    f"| {_cell(description)} |"
+                )
+            lines.append("")
+    return lines
+
+
+def _eval_run_markdown() -> list[str]:
+    version = eval_run_crd()["spec"]["versions"][0]
+    lines = [
+        "# LLMEvalRun reference",
+        "",
+        f"`{GROUP}/{VERSION}`, kind `{EVAL_RUN_KIND}`, plural `{EVAL_RUN_PLURAL}`, short name "
+        "`llmeval`, namespaced, status subresource on. Created by the operator (owned by "
+        "the LLMDeployment), one per eval suite, stage and rollout attempt; its status is "
+        "written by the eval runner. See docs/evals.md.",
+        "",
+        "## Printer columns",
+        "",
+        "| Column | JSONPath | Shown |",
+        "|---|---|---|",
+    ]
+    return lines + _columns_and_fields(version, "##")
 
 
 # --- entry point ---------------------------------------------------------------------
@@ -485,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = []
     if not args.docs:
         targets.append((CRD_PATH, crd_yaml()))
+        targets.append((EVAL_RUN_CRD_PATH, eval_run_crd_yaml()))
     if args.docs or args.all:
         targets.append((DOCS_PATH, docs_markdown()))
     ok = True

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
+from llm_rollout.api.evalrun import EvalPhase
 from llm_rollout.api.spec import GateKind
 from llm_rollout.camel import CamelModel
 from llm_rollout.routing.table import ReleaseInfo, RoutingTable
@@ -46,6 +47,7 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
     PAUSED = "Paused"
     METRICS_AVAILABLE = "MetricsAvailable"
+    EVALS_SUCCEEDED = "EvalsSucceeded"  # set only when spec.evals is not empty
 
 
 class ConditionStatus(StrEnum):
@@ -78,6 +80,16 @@ class GateResult(CamelModel):
     consecutive_failures: int = Field(
         default=0, description="Consecutive analyses this gate has failed."
     )
+
+
+class EvalStatus(CamelModel):
+    """One eval suite of the current stage, as the engine last saw its run."""
+
+    suite: str = Field(description="Suite name.")
+    run: str = Field(description="Name of its LLMEvalRun.")
+    phase: EvalPhase = Field(description="Pending, Running, Succeeded or Failed.")
+    reason: str = Field(default="", description="Why, when it failed or timed out.")
+    message: str = Field(default="", description="Details.")
 
 
 class Condition(CamelModel):
@@ -145,8 +157,16 @@ class LLMDeploymentStatus(CamelModel):
     gates: list[GateResult] = Field(
         default_factory=list, description="Latest results of the current stage's gates."
     )
+    evals: list[EvalStatus] = Field(
+        default_factory=list, description="The current stage's eval suites and their runs."
+    )
+    attempt: int = Field(
+        default=0,
+        description="Rollout attempts so far: each start or retry of a rollout is a new "
+        "attempt with its own eval runs.",
+    )
     consecutive_errors: int = Field(
-        default=0, description="Consecutive analyses with unavailable metrics."
+        default=0, description="Consecutive analyses with unavailable metrics or failed evals."
     )
     last_analysis_time: datetime | None = Field(
         default=None, description="When gates were last evaluated."
@@ -156,7 +176,8 @@ class LLMDeploymentStatus(CamelModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Progressing, Degraded, Paused, MetricsAvailable.",
+        description="Ready, Progressing, Degraded, Paused, MetricsAvailable, EvalsSucceeded "
+        "(with spec.evals).",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],
@@ -180,10 +201,7 @@ class LLMDeploymentStatus(CamelModel):
     @classmethod
     def from_object(cls, raw: Mapping[str, Any] | None) -> LLMDeploymentStatus:
         """Status as read from the object; keys of other writers (e.g. kopf's) are ignored."""
-        if not raw:
-            return cls()
-        known = {f.alias or name for name, f in cls.model_fields.items()}
-        return cls.model_validate({k: v for k, v in raw.items() if k in known})
+        return cls.validate_known(raw)
 
     def to_patch(self) -> dict[str, Any]:
         """The status as a JSON merge patch body: None values stay, so they clear fields."""

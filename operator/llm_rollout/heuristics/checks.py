@@ -95,13 +95,31 @@ class PreservedNamesCheck(_Check):
     names: list[str] = Field(min_length=1, max_length=200, description="Names to preserve.")
 
 
+class GlossaryCheck(_Check):
+    """Passes when, for every glossary entry whose source term appears in the input,
+    its required translation appears in the output.
+
+    For translation and localisation: `{invoice: Rechnung}` means an input that
+    mentions "invoice" must be answered with "Rechnung". Source terms match whole
+    words of the input, case-insensitively; targets match anywhere in the output
+    (so German compounds count), case-insensitively unless `caseSensitive`.
+    """
+
+    type: Literal["glossary"] = "glossary"
+    glossary: dict[str, str] = Field(
+        min_length=1, max_length=200, description="Source term -> required translation."
+    )
+    case_sensitive: bool = Field(default=False, description="Compare targets case-sensitively.")
+
+
 HeuristicCheck = Annotated[
     RegexCheck
     | NotRegexCheck
     | MaxLengthCheck
     | ValidJsonCheck
     | RequiredTermsCheck
-    | PreservedNamesCheck,
+    | PreservedNamesCheck
+    | GlossaryCheck,
     Field(discriminator="type"),
 ]
 """One check, discriminated by `type`."""
@@ -109,7 +127,7 @@ HeuristicCheck = Annotated[
 CHECK_ADAPTER: TypeAdapter[HeuristicCheck] = TypeAdapter(HeuristicCheck)
 
 CheckType = Literal["regex", "notRegex", "maxLength", "validJson", "requiredTerms",
-                    "preservedNames"]
+                    "preservedNames", "glossary"]
 _FIELDS: dict[str, tuple[str, ...]] = {
     "regex": ("pattern", "ignore_case"),
     "notRegex": ("pattern", "ignore_case"),
@@ -117,6 +135,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "validJson": (),
     "requiredTerms": ("terms", "case_sensitive"),
     "preservedNames": ("names",),
+    "glossary": ("glossary", "case_sensitive"),
 }
 
 
@@ -127,7 +146,7 @@ class CheckSpec(CamelModel):
     (so API-server defaulting does no harm); `to_check()` gives the typed check.
     """
 
-    name: str = Field(pattern=CHECK_NAME_PATTERN, description="Check name.")
+    name: str = Field(pattern=CHECK_NAME_PATTERN, max_length=63, description="Check name.")
     type: CheckType = Field(description="What the check tests.")
     pattern: str | None = Field(default=None, max_length=1024,
                                 description="regex, notRegex: Python regular expression.")
@@ -136,9 +155,13 @@ class CheckSpec(CamelModel):
     terms: list[str] | None = Field(default=None, max_length=200,
                                     description="requiredTerms: terms that must appear.")
     case_sensitive: bool = Field(default=False,
-                                 description="requiredTerms: compare case-sensitively.")
+                                 description="requiredTerms, glossary: compare case-sensitively.")
     names: list[str] | None = Field(default=None, max_length=200,
                                     description="preservedNames: names to keep verbatim.")
+    glossary: dict[str, str] | None = Field(
+        default=None, max_length=200,
+        description="glossary: source term -> the translation the output must use "
+        "whenever the input contains the term.")
 
     @model_validator(mode="after")
     def _typed(self) -> CheckSpec:
@@ -159,7 +182,7 @@ class CheckSpec(CamelModel):
 
 
 _TYPED = (RegexCheck, NotRegexCheck, MaxLengthCheck, ValidJsonCheck, RequiredTermsCheck,
-          PreservedNamesCheck)
+          PreservedNamesCheck, GlossaryCheck)
 
 
 def _one(item: object) -> HeuristicCheck:
@@ -237,10 +260,26 @@ def run_check(check: HeuristicCheck, *, output: str, input_text: str = "") -> Ch
             t for t in check.terms if (t if check.case_sensitive else t.lower()) not in hay
         ]
         return CheckResult(check.name, not missing, f"missing {_clip(missing)}" if missing else "")
+    if isinstance(check, GlossaryCheck):
+        return _glossary(check, output=output, input_text=input_text[:MAX_CHECKED_CHARS])
     # PreservedNamesCheck
     source = input_text[:MAX_CHECKED_CHARS].lower()
     lost = [n for n in check.names if n and n.lower() in source and n not in output]
     return CheckResult(check.name, not lost, f"not preserved {_clip(lost)}" if lost else "")
+
+
+def _glossary(check: GlossaryCheck, *, output: str, input_text: str) -> CheckResult:
+    hay = output if check.case_sensitive else output.lower()
+    missing = [
+        f"{source} -> {target}"
+        for source, target in check.glossary.items()
+        if source.strip()
+        and _compile(rf"(?<!\w){re.escape(source.strip())}(?!\w)", re.IGNORECASE).search(
+            input_text
+        )
+        and (target if check.case_sensitive else target.lower()) not in hay
+    ]
+    return CheckResult(check.name, not missing, f"missing {_clip(missing)}" if missing else "")
 
 
 def run_checks(
