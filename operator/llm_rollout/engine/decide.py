@@ -8,15 +8,16 @@ call handles, in order, the first of these that applies:
    back at stable; the stage list changed under a running rollout -> realign;
 3. a manual action not yet handled -> promote, promote-full, abort, retry, resume;
 4. spec.paused -> Pause / (un-paused) Resume;
-5. progress: wait for the candidate's pods, soak, analyse gates, advance, promote,
-   roll back.
+5. progress: wait for the candidate's pods, soak, analyse gates (and the state of
+   the stage's eval runs), advance, promote, roll back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from llm_rollout.api.actions import ActionKind, ManualAction
 from llm_rollout.api.durations import format_duration
@@ -34,11 +35,13 @@ from llm_rollout.api.status import (
     Verdict,
 )
 from llm_rollout.engine.conditions import set_condition
+from llm_rollout.engine.evals import EvalAssessment, assess_evals
 from llm_rollout.engine.gates import evaluate_stage
 from llm_rollout.engine.plan import current_stage
 from llm_rollout.engine.routing import build_routing
 from llm_rollout.engine.types import (
     Decision,
+    EvalStates,
     Observation,
     ObservationError,
     ObservationErrorKind,
@@ -64,7 +67,12 @@ class _Ctx:
     now: datetime
     generation: int
     ready: frozenset[str]
+    name: str = ""
+    evals: EvalStates = field(default_factory=lambda: MappingProxyType({}))
+    # The current stage's eval suites as judged in this call (None: not looked at).
+    assessment: EvalAssessment | None = None
     analysed: bool = False  # gates were evaluated in this call
+    metrics_broken: bool = False  # ... and some gate's metrics were broken (Error)
     restored: bool = False  # the spec stopped being Invalid in this call
     # The observations were planned for another position (restored, realigned): skip.
     skip_analysis: bool = False
@@ -130,6 +138,8 @@ def _start_position(ctx: _Ctx, s: LLMDeploymentStatus) -> None:
     s.exposed = False
     s.stage_start_time = s.step_start_time = ctx.now
     s.gates = []
+    s.evals = []
+    s.attempt += 1  # a new attempt: its eval runs are new objects
     s.consecutive_errors = 0
     s.last_analysis_time = None
     if ctx.spec.paused:
@@ -144,6 +154,7 @@ def _clear_position(s: LLMDeploymentStatus) -> None:
     s.exposed = False
     s.stage_start_time = s.step_start_time = None
     s.gates = []
+    s.evals = []
     s.consecutive_errors = 0
     s.pause = None
 
@@ -201,6 +212,7 @@ def _advance(ctx: _Ctx, s: LLMDeploymentStatus, reason: str, why: str) -> _Step:
     s.step_start_time = ctx.now
     if new_stage:
         s.stage_start_time = ctx.now
+        s.evals = []
     if s.pause is not None:  # promoted while paused: timers restart now, pause counts from now
         s.pause = s.pause.model_copy(update={"since": ctx.now})
     s.gates = []
@@ -425,7 +437,11 @@ def _progress(ctx: _Ctx, s: LLMDeploymentStatus, observations: Mapping[str, Obse
             Outcome.HOLD, "WaitingForRelease", f"waiting for release {candidate} to become ready"
         )
     soaked = elapsed >= stage.min_seconds
-    if not stage.gates:
+    assessment = assess_evals(ctx.spec, s, stage, ctx.evals, name=ctx.name, now=ctx.now)
+    if assessment is not None:
+        ctx.assessment = assessment
+        s.evals = assessment.statuses
+    if not stage.gates and assessment is None:
         if soaked:
             return _advance(ctx, s, "MinDurationElapsed", f"{_where(ctx, s)} soaked")
         return _Step(Outcome.NOOP, "Soaking", f"soaking {_where(ctx, s)}")
@@ -434,8 +450,31 @@ def _progress(ctx: _Ctx, s: LLMDeploymentStatus, observations: Mapping[str, Obse
             return _rollback(ctx, s, "MaxDurationExceeded", max_text)
         return _Step(Outcome.NOOP, "WaitingForAnalysis", "next analysis not due yet")
     return _analyse(
-        ctx, s, stage, observations, soaked=soaked, over_max=over_max, max_text=max_text
+        ctx,
+        s,
+        stage,
+        observations,
+        soaked=soaked,
+        over_max=over_max,
+        max_text=max_text,
+        assessment=assessment,
     )
+
+
+# Within this long after the stage's eval runs finished, an empty series is not yet a
+# missing metric: their scores reach Prometheus with the next scrape of the operator.
+EVAL_SCRAPE_GRACE_SECONDS = 60.0
+
+
+def _metrics_settled(ctx: _Ctx, assessment: EvalAssessment | None) -> bool:
+    if assessment is None:
+        return True
+    if not assessment.done:
+        return False
+    if assessment.settled_at is None:
+        return True
+    grace = max(2 * ctx.spec.analysis.interval_seconds, EVAL_SCRAPE_GRACE_SECONDS)
+    return _seconds(assessment.settled_at, ctx.now) >= grace
 
 
 def _missing_after_soak(
@@ -473,16 +512,20 @@ def _analyse(
     soaked: bool,
     over_max: bool,
     max_text: str,
+    assessment: EvalAssessment | None = None,
 ) -> _Step:
     analysis = ctx.spec.analysis
-    if soaked:
+    if soaked and _metrics_settled(ctx, assessment):
         observations = _missing_after_soak(stage, observations)
     results = evaluate_stage(ctx.spec, stage, observations, s.gates)
     s.gates = results
     s.last_analysis_time = ctx.now
     ctx.analysed = True
     errored = [r for r in results if r.verdict is Verdict.ERROR]
-    s.consecutive_errors = s.consecutive_errors + 1 if errored else 0
+    ctx.metrics_broken = bool(errored)
+    eval_errors = assessment.error_text() if assessment is not None else ""
+    evals_pending = assessment.pending_text() if assessment is not None else ""
+    s.consecutive_errors = s.consecutive_errors + 1 if errored or eval_errors else 0
 
     def summary(rs: list[str]) -> str:
         return "; ".join(rs)
@@ -495,24 +538,36 @@ def _analyse(
             ]
         )
         return _rollback(ctx, s, "GateFailed", why)
-    if errored:
+    if errored or eval_errors:
         why = summary([f"gate {r.name}: {r.message}" for r in errored])
-        ctx.notes.append(why)
+        if errored:
+            ctx.notes.append(why)
+        why = summary([w for w in (why, eval_errors) if w])
+        # Failed or timed-out eval runs go through the same error policy as broken metrics.
+        reason, what = ("MetricsUnavailable", "metrics unavailable")
+        if not errored:
+            reason, what = "EvalFailed", "eval failed"
         if s.consecutive_errors >= analysis.error_limit:
-            limit = f"metrics unavailable for {s.consecutive_errors} analyses ({why})"
+            limit = f"{what} for {s.consecutive_errors} analyses ({why})"
             if analysis.on_metrics_unavailable is OnMetricsUnavailable.ROLLBACK:
-                return _rollback(ctx, s, "MetricsUnavailable", limit)
+                return _rollback(ctx, s, reason, limit)
             s.phase = Phase.PAUSED
             s.pause = PauseState(since=ctx.now, reason=PauseReason.METRICS_UNAVAILABLE)
-            return _Step(Outcome.PAUSE, "MetricsUnavailable", f"paused: {limit}")
+            return _Step(Outcome.PAUSE, reason, f"paused: {limit}")
         if over_max:
             return _rollback(ctx, s, "MaxDurationExceeded", max_text)
         return _Step(
             Outcome.HOLD,
-            "MetricsUnavailable",
-            f"holding: metrics unavailable ({s.consecutive_errors}/{analysis.error_limit}): {why}",
+            reason,
+            f"holding: {what} ({s.consecutive_errors}/{analysis.error_limit}): {why}",
         )
     if all(r.verdict is Verdict.PASS for r in results):
+        if evals_pending:
+            if over_max:
+                return _rollback(ctx, s, "MaxDurationExceeded", max_text)
+            return _Step(
+                Outcome.HOLD, "WaitingForEvals", f"holding: waiting for eval suites {evals_pending}"
+            )
         if soaked:
             return _advance(ctx, s, "GatesPassed", f"all gates pass at {_where(ctx, s)}")
         left = format_duration(max(stage.min_seconds - _step_elapsed(ctx, s), 0))
@@ -530,6 +585,12 @@ def _analyse(
         return _Step(Outcome.HOLD, "GateFailing", f"holding: {why}")
     pending = [r for r in results if r.verdict is not Verdict.PASS]
     why = summary([f"gate {r.name}: {r.message}" for r in pending])
+    if evals_pending:
+        return _Step(
+            Outcome.HOLD,
+            "WaitingForEvals",
+            f"holding: waiting for eval suites {evals_pending}; {why}",
+        )
     return _Step(Outcome.HOLD, "Inconclusive", f"holding, inconclusive: {why}")
 
 
@@ -612,7 +673,7 @@ def _conditions(ctx: _Ctx, old: LLMDeploymentStatus, s: LLMDeploymentStatus, ste
         put(ConditionType.PAUSED, False, "NotPaused", "")
 
     if ctx.analysed:
-        if s.consecutive_errors:
+        if ctx.metrics_broken:
             put(ConditionType.METRICS_AVAILABLE, False, "MetricsUnavailable", "; ".join(ctx.notes))
         else:
             put(
@@ -630,6 +691,29 @@ def _conditions(ctx: _Ctx, old: LLMDeploymentStatus, s: LLMDeploymentStatus, ste
         )
     else:
         put(ConditionType.METRICS_AVAILABLE, None, "NotAnalysed", "no analysis yet")
+    _eval_condition(ctx, old, s, put)
+
+
+def _eval_condition(
+    ctx: _Ctx,
+    old: LLMDeploymentStatus,
+    s: LLMDeploymentStatus,
+    put: Callable[[ConditionType, bool | None, str, str], None],
+) -> None:
+    """EvalsSucceeded, with spec.evals: the current stage's runs all succeeded (True),
+    still running (Unknown), failed, timed out or could not be created (False)."""
+    kind = ConditionType.EVALS_SUCCEEDED
+    if not ctx.spec.evals:
+        s.conditions = [c for c in s.conditions if c.type is not kind]
+    elif (a := ctx.assessment) is not None:
+        if a.errors:
+            put(kind, False, a.errors[0].reason, a.error_text())
+        elif a.pending:
+            put(kind, None, "EvalsRunning", f"stage {a.stage}: waiting for {a.pending_text()}")
+        else:
+            put(kind, True, "EvalsSucceeded", f"every eval suite of stage {a.stage} succeeded")
+    elif old.condition(kind) is None:
+        put(kind, None, "NotEvaluated", "no eval suite has run in this rollout yet")
 
 
 def _notable(s: LLMDeploymentStatus, step: _Step) -> bool:
@@ -655,7 +739,7 @@ def _requeue_after(ctx: _Ctx, s: LLMDeploymentStatus) -> float | None:
         waits.append(stage.min_seconds - elapsed)
     if stage.max_seconds is not None and elapsed <= stage.max_seconds:
         waits.append(stage.max_seconds - elapsed + 1e-3)
-    if stage.gates:
+    if stage.gates or ctx.spec.suites_at(stage.name):
         last = s.last_analysis_time
         due = 0.0 if last is None else interval * (1 - ANALYSIS_TOLERANCE) - _seconds(last, ctx.now)
         waits.append(due)
@@ -708,17 +792,27 @@ def decide(
     observations: Mapping[str, Observation],
     ready_releases: frozenset[str],
     action: ManualAction | None = None,
+    evals: EvalStates | None = None,
 ) -> Decision:
     """The next decision for one LLMDeployment.
 
     `observations` answer `plan_queries(spec, status, namespace, name)` (keyed by
     MetricQuery.key); they are only read when an analysis is due (`analysis_due`).
-    `ready_releases` are the release ids whose pods are ready. `namespace` and
-    `name` only matter to the queries; they are accepted for symmetry.
+    `ready_releases` are the release ids whose pods are ready. `evals` are the
+    states of the runs `required_eval_runs(spec, status, name)` asked for, keyed by
+    suite (a suite left out has no run yet). `namespace` only matters to the
+    queries; `name` also names the eval runs.
     """
-    del namespace, name  # the plan already rendered them into the queries
+    del namespace  # the plan already rendered it into the queries
     _check_now(now)
-    ctx = _Ctx(spec=spec, now=now, generation=generation, ready=frozenset(ready_releases))
+    ctx = _Ctx(
+        spec=spec,
+        now=now,
+        generation=generation,
+        ready=frozenset(ready_releases),
+        name=name,
+        evals=evals if evals is not None else MappingProxyType({}),
+    )
     s = status.model_copy(deep=True)
     if problems := validate_semantics(spec):
         return _finish(ctx, status, s, _invalid(s, problems, old_message=status.message))

@@ -104,15 +104,9 @@ def gate_roles(gate: Gate) -> tuple[Role, ...]:
     return (Role.CANDIDATE, Role.STABLE) if gate.kind is GateKind.COMPARE else (Role.CANDIDATE,)
 
 
-def plan_queries(
-    spec: LLMDeploymentSpec, status: LLMDeploymentStatus, namespace: str, name: str
-) -> list[MetricQuery]:
-    """The queries of the current stage's gates, for the next analysis.
-
-    Empty when no analysis can happen: no rollout in progress, paused, candidate not
-    yet exposed, a newer release in the spec (the rollout restarts first), or a
-    stage without gates.
-    """
+def exposed_stage(spec: LLMDeploymentSpec, status: LLMDeploymentStatus) -> Stage | None:
+    """The current stage while a rollout progresses with its candidate exposed there (and
+    no newer release pending in the spec); None otherwise."""
     stage = current_stage(spec, status)
     if (
         status.phase is not Phase.PROGRESSING
@@ -122,7 +116,23 @@ def plan_queries(
         or stage is None
         or status.candidate.id != release_id(spec)
     ):
+        return None
+    return stage
+
+
+def plan_queries(
+    spec: LLMDeploymentSpec, status: LLMDeploymentStatus, namespace: str, name: str
+) -> list[MetricQuery]:
+    """The queries of the current stage's gates, for the next analysis.
+
+    Empty when no analysis can happen: no rollout in progress, paused, candidate not
+    yet exposed, a newer release in the spec (the rollout restarts first), or a
+    stage without gates.
+    """
+    stage = exposed_stage(spec, status)
+    if stage is None:
         return []
+    assert status.candidate is not None and status.stable is not None
     releases = {Role.CANDIDATE: status.candidate.id, Role.STABLE: status.stable.id}
     cohorts = exposed_cohorts(spec, status.stage_index)
     window = format_duration(spec.analysis.window_seconds)

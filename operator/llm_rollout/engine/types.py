@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
+from llm_rollout.api.evalrun import FINISHED_PHASES, EvalPhase
 from llm_rollout.api.status import LLMDeploymentStatus
 
 
@@ -65,6 +67,32 @@ Observation = float | ObservationError
 Observations = Mapping[str, Observation]
 
 
+@dataclass(frozen=True)
+class EvalRunState:
+    """What the caller knows about the eval run of one suite (keyed by suite name).
+
+    `run` is the LLMEvalRun's name: a state for another run (an earlier stage or
+    attempt) is ignored. A suite with no state has no run yet (Pending). A Failed
+    state without a run object is how the caller reports that it cannot create
+    the run (e.g. reason SecretMissing).
+    """
+
+    run: str
+    phase: EvalPhase = EvalPhase.PENDING
+    reason: str = ""
+    message: str = ""
+    created: datetime | None = None  # the run's creationTimestamp: its timeout counts from it
+    completed: datetime | None = None
+    composite: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in FINISHED_PHASES
+
+
+EvalStates = Mapping[str, EvalRunState]
+
+
 class Outcome(StrEnum):
     START = "Start"  # a new release's rollout began
     ADVANCE = "Advance"  # next step or stage (or candidate exposed at the first one)
@@ -103,4 +131,4 @@ class Decision:
             Outcome.INVALID,
             Outcome.FAIL,
             Outcome.REJECT,
-        ) or (self.outcome is Outcome.PAUSE and self.reason == "MetricsUnavailable")
+        ) or (self.outcome is Outcome.PAUSE and self.reason in ("MetricsUnavailable", "EvalFailed"))
