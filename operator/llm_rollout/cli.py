@@ -104,9 +104,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    from llm_rollout.crdgen import crd_yaml
+    from llm_rollout.crdgen import all_crds_yaml
 
-    sys.stdout.write(crd_yaml())
+    sys.stdout.write(all_crds_yaml())
     return 0
 
 
@@ -127,7 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     router_main.add_arguments(rt)
     rt.set_defaults(func=router_main.run)
 
-    crd = sub.add_parser("crd", help="print the LLMDeployment CRD (pipe to kubectl apply -f -)")
+    from llm_rollout.evals import run as eval_run
+
+    ev = sub.add_parser("eval", help="execute one LLMEvalRun (what the operator's eval Jobs "
+                        "and local executor run)")
+    eval_run.add_arguments(ev)
+    ev.set_defaults(func=eval_run.run)
+
+    crd = sub.add_parser("crd", help="print the CRDs: LLMDeployment and LLMEvalRun (pipe to "
+                         "kubectl apply -f -)")
     crd.set_defaults(func=cmd_crd)
 
     st = sub.add_parser("status", help="show stage, step, gates and recent decisions")

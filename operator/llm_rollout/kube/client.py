@@ -120,6 +120,36 @@ class KubeClient:
             raise
         return result
 
+    async def create(self, manifest: dict[str, Any], *,
+                     dry_run: bool = False) -> dict[str, Any] | None:
+        """POST a new object; None when one of that name exists already (HTTP 409)."""
+        meta = manifest["metadata"]
+        path = resource_path(manifest["apiVersion"], manifest["kind"], meta["namespace"])
+        query = [("fieldManager", FIELD_MANAGER)] + ([("dryRun", "All")] if dry_run else [])
+        try:
+            result: dict[str, Any] = await asyncio.to_thread(self._call, "POST", path,
+                                                             body=manifest, query=query)
+        except ApiException as err:
+            if err.status == 409:
+                return None
+            raise
+        return result
+
+    async def patch_status(self, api_version: str, kind: str, namespace: str, name: str,
+                           status: dict[str, Any], *,
+                           resource_version: str | None = None) -> dict[str, Any]:
+        """JSON merge patch of an object's status subresource (None values clear fields).
+
+        With `resource_version`, only if the object is still at that version (else
+        ApiException 409)."""
+        path = resource_path(api_version, kind, namespace, name) + "/status"
+        body: dict[str, Any] = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        result: dict[str, Any] = await asyncio.to_thread(
+            self._call, "PATCH", path, body=body, content_type="application/merge-patch+json")
+        return result
+
     async def event(self, owner: dict[str, Any], *, reason: str, message: str,
                     warning: bool = False) -> None:
         """A core/v1 Event on the LLMDeployment (`kubectl describe` and `get events`)."""

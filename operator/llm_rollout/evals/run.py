@@ -1,0 +1,282 @@
+"""`llm-rollout eval --run NS/NAME`: execute one LLMEvalRun and write its status.
+
+The same code runs in a Kubernetes Job (in-cluster credentials, release Services
+at `http://<deployment>-<release>.<ns>.svc:<port>`) and as a local process started
+by the operator's local executor (`--kubeconfig`, release URLs from `--backend` /
+`--backend-file`, the router's format). Steps: read the run (its spec carries the
+suite), the dataset ConfigMap and the judges' API-key Secrets; mark the run
+Running; evaluate every case against the release (and stable, with
+compareStable); aggregate; mark it Succeeded or Failed with the reason. A run
+that is already finished is left alone, so a retried Job does not redo it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import logging
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from llm_rollout import GROUP, VERSION
+from llm_rollout.api.evalrun import (
+    EVAL_RUN_KIND,
+    EvalPhase,
+    EvalResult,
+    LLMEvalRunSpec,
+    LLMEvalRunStatus,
+)
+from llm_rollout.api.spec import EvalSuite
+from llm_rollout.evals.aggregate import aggregate, failures, run_problem
+from llm_rollout.evals.client import ChatClient
+from llm_rollout.evals.dataset import Case, DatasetError, parse_dataset, sample_cases
+from llm_rollout.evals.manifests import EXECUTOR_ENV
+from llm_rollout.evals.runner import Target, evaluate
+from llm_rollout.kube.client import KubeClient, new_api_client
+from llm_rollout.router.backends import BackendResolver, ServiceBackends, StaticBackends
+
+log = logging.getLogger("llm_rollout.eval")
+
+API_VERSION = f"{GROUP}/{VERSION}"
+PROGRESS_EVERY = 2.0  # seconds between progress writes
+
+
+class RunFailure(Exception):
+    """The run cannot proceed: recorded as Failed with `reason` and the message."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class EvalRun:
+    """One LLMEvalRun being executed."""
+
+    def __init__(self, kube: KubeClient, namespace: str, name: str,
+                 backends: BackendResolver | None) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.name = name
+        self.backends = backends
+        self._last_progress = 0.0
+        self._writes: set[asyncio.Task[Any]] = set()
+
+    async def _patch(self, status: dict[str, Any]) -> None:
+        await self.kube.patch_status(API_VERSION, EVAL_RUN_KIND, self.namespace, self.name,
+                                     status)
+
+    async def _config_map_text(self, suite: EvalSuite) -> str:
+        ref = suite.dataset.config_map_ref
+        cm = await self.kube.get("v1", "ConfigMap", self.namespace, ref.name)
+        if cm is None:
+            raise RunFailure("DatasetMissing", f"ConfigMap {self.namespace}/{ref.name} "
+                             "(the dataset) not found")
+        text = (cm.get("data") or {}).get(ref.key)
+        if text is None:
+            raise RunFailure("DatasetMissing",
+                             f"ConfigMap {self.namespace}/{ref.name} has no key {ref.key!r}")
+        return str(text)
+
+    async def _api_keys(self, suite: EvalSuite) -> dict[str, str | None]:
+        keys: dict[str, str | None] = {}
+        for judge in suite.judges:
+            ref = judge.api_key_secret_ref
+            if ref is None:
+                keys[judge.name] = None
+                continue
+            secret = await self.kube.get("v1", "Secret", self.namespace, ref.name)
+            data = (secret or {}).get("data") or {}
+            if secret is None or ref.key not in data:
+                what = "not found" if secret is None else f"has no key {ref.key!r}"
+                raise RunFailure("SecretMissing",
+                                 f"judge {judge.name}: Secret {self.namespace}/{ref.name} {what}")
+            keys[judge.name] = base64.b64decode(data[ref.key]).decode().strip()
+        return keys
+
+    def _targets(self, spec: LLMEvalRunSpec) -> list[Target]:
+        resolver = self.backends or ServiceBackends(port=spec.port)
+        releases = [spec.release] + ([spec.stable_release] if spec.stable_release else [])
+        targets = []
+        for release in releases:
+            url = resolver.resolve(self.namespace, spec.deployment, release)
+            if url is None:
+                raise RunFailure("NoBackend", f"no backend URL known for release {release} of "
+                                 f"{self.namespace}/{spec.deployment}")
+            targets.append(Target(release, url))
+        return targets
+
+    def _progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last_progress < PROGRESS_EVERY:
+            return
+        self._last_progress = now
+        task = asyncio.ensure_future(self._patch({"progress": f"{done}/{total}"}))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _settle_progress(self) -> None:
+        # A lost progress write is fine; a late one must not land after the result.
+        await asyncio.gather(*self._writes, return_exceptions=True)
+
+    async def _evaluate(self, spec: LLMEvalRunSpec, cases: list[Case],
+                        keys: dict[str, str | None], targets: list[Target]) -> dict[str, Any]:
+        suite = spec.suite
+        async with httpx.AsyncClient() as http:
+            client = ChatClient(http, timeout=suite.request_timeout_seconds)
+            outcomes = await evaluate(suite, cases, targets, client=client,
+                                      model=spec.model or spec.release, api_keys=keys,
+                                      progress=self._progress)
+        results = [aggregate(suite, t.release, outcomes[t.release]) for t in targets]
+        candidate, stable = results[0], results[1] if len(results) > 1 else None
+        problem = next((p for r in results if (p := run_problem(suite, r))), None)
+        status: dict[str, Any] = {
+            "candidate": _dump(candidate),
+            "stable": _dump(stable) if stable else None,
+            "composite": candidate.composite,
+            "failures": [f.model_dump(mode="json", by_alias=True)
+                         for f in failures(suite, outcomes)],
+        }
+        if problem is not None:
+            reason, message = problem
+            return status | {"phase": EvalPhase.FAILED.value, "reason": reason,
+                             "message": message}
+        counts = candidate.cases
+        return status | {
+            "phase": EvalPhase.SUCCEEDED.value, "reason": "Completed",
+            "message": f"{counts.passed}/{counts.total} cases passed, composite "
+                       f"{_score(candidate.composite)}" + (
+                           f" (stable {_score(stable.composite)})" if stable else ""),
+        }
+
+    async def execute(self) -> int:
+        obj = await self.kube.get(API_VERSION, EVAL_RUN_KIND, self.namespace, self.name)
+        if obj is None:
+            print(f"error: LLMEvalRun {self.namespace}/{self.name} not found", file=sys.stderr)
+            return 2
+        status = LLMEvalRunStatus.from_object(obj.get("status"))
+        if status.finished:
+            log.info("%s/%s already %s; nothing to do", self.namespace, self.name,
+                     status.phase)
+            return 0
+        spec = LLMEvalRunSpec.model_validate(obj["spec"])
+        created = _parse_time(obj["metadata"].get("creationTimestamp")) or _now()
+        deadline = created + timedelta(seconds=spec.suite.timeout_seconds)
+        started = _now()
+        await self._patch({
+            "phase": EvalPhase.RUNNING.value, "reason": "Running", "message": "",
+            "startTime": _time(started), "completionTime": None, "progress": "",
+            "executor": os.environ.get(EXECUTOR_ENV, "manual"),
+            "candidate": None, "stable": None, "composite": None, "failures": [],
+        })
+        try:
+            suite = spec.suite
+            try:
+                cases = parse_dataset(await self._config_map_text(suite))
+            except DatasetError as err:
+                raise RunFailure("InvalidDataset", str(err)) from None
+            cases = sample_cases(cases, suite.sample, seed=suite.name)
+            keys = await self._api_keys(suite)
+            targets = self._targets(spec)
+            remaining = (deadline - _now()).total_seconds()
+            if remaining <= 0:
+                raise RunFailure("TimedOut", "the run's timeout passed before it started")
+            log.info("%s/%s: %d cases against %s", self.namespace, self.name, len(cases),
+                     ", ".join(f"{t.release} ({t.url})" for t in targets))
+            try:
+                final = await asyncio.wait_for(self._evaluate(spec, cases, keys, targets),
+                                               timeout=remaining)
+            except TimeoutError:
+                raise RunFailure("TimedOut", f"did not finish within its timeout of "
+                                 f"{suite.timeout}") from None
+        except RunFailure as failure:
+            final = {"phase": EvalPhase.FAILED.value, "reason": failure.reason,
+                     "message": str(failure)}
+        final["completionTime"] = _time(_now())
+        await self._settle_progress()
+        await self._patch(final)
+        log.info("%s/%s: %s (%s) %s", self.namespace, self.name, final["phase"],
+                 final.get("reason"), final.get("message"))
+        return 0
+
+
+def _dump(result: EvalResult) -> dict[str, Any]:
+    return result.model_dump(mode="json", by_alias=True)
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, metavar="NS/NAME",
+                        help="the LLMEvalRun to execute")
+    parser.add_argument("--kubeconfig", default=None,
+                        help="kubeconfig (default: in-cluster, then $KUBECONFIG)")
+    parser.add_argument("--backend", action="append", default=[], metavar="NS/NAME/RELEASE=URL",
+                        help="local mode: where a release answers (repeatable; as the router)")
+    parser.add_argument("--backend-file", default=None, metavar="FILE",
+                        help="local mode: JSON/YAML object {'ns/name/release': URL}")
+    parser.add_argument("--verbose", action="store_true")
+
+
+def backends_from(specs: list[str], path: str | None) -> StaticBackends | None:
+    """Static release URLs from --backend / --backend-file; None: in-cluster Services."""
+    if not specs and not path:
+        return None
+    backends = StaticBackends.from_specs(specs)
+    if path:
+        backends.replace({**StaticBackends.parse_file(path), **backends.mapping})
+    return backends
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    namespace, sep, name = args.run.partition("/")
+    if not sep or not namespace or not name:
+        print("error: --run must be NAMESPACE/NAME", file=sys.stderr)
+        return 2
+    try:
+        backends = backends_from(args.backend, args.backend_file)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    kube = KubeClient(new_api_client(args.kubeconfig))
+    runner = EvalRun(kube, namespace, name, backends)
+
+    async def main() -> int:
+        try:
+            return await runner.execute()
+        except Exception as err:  # record what broke the runner, then fail the process
+            log.exception("eval run %s/%s broke", namespace, name)
+            try:
+                await runner._patch({"phase": EvalPhase.FAILED.value, "reason": "RunnerError",
+                                     "message": f"{type(err).__name__}: {err}"[:1000],
+                                     "completionTime": _time(_now())})
+            except Exception:
+                log.exception("could not record the failure")
+            return 1
+
+    return asyncio.run(main())
