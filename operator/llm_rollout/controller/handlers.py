@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from llm_rollout import GROUP, PLURAL, VERSION
+from llm_rollout.api.evalrun import EVAL_RUN_PLURAL
 from llm_rollout.controller.reconcile import Conflict, Controller
 from llm_rollout.kube.builders import LABEL_DEPLOYMENT
 
@@ -101,6 +102,12 @@ def wake_on_change(namespace: str | None, name: str | None, memo: Any, spec: Any
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL_DEPLOYMENT: kopf.PRESENT})
 def wake_on_release_change(namespace: str | None, labels: Any, memo: Any, **_: Any) -> None:
     _wake(memo, namespace, labels.get(LABEL_DEPLOYMENT))
+
+
+@kopf.on.event(GROUP, VERSION, EVAL_RUN_PLURAL, labels={LABEL_DEPLOYMENT: kopf.PRESENT})
+def wake_on_eval_run_change(namespace: str | None, spec: Any, memo: Any, **_: Any) -> None:
+    # An eval run progressed or finished: its LLMDeployment decides again at once.
+    _wake(memo, namespace, (spec or {}).get("deployment"))
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)

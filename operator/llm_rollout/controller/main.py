@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from llm_rollout.controller.settings import OperatorSettings
+from llm_rollout.evals import settings as eval_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from llm_rollout.controller import leadership
 
     leadership.add_arguments(parser)
+    eval_settings.add_arguments(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
@@ -42,6 +44,7 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
         scale_down_delay=args.scale_down_delay,
         retention=args.retention,
         metrics_listen=args.metrics_listen,
+        evals=eval_settings.settings_from_args(args),
     )
 
 

@@ -27,6 +27,7 @@ from llm_rollout.api import (
     release_info,
 )
 from llm_rollout.api.spec import SecretKeyRef
+from llm_rollout.controller.evals import EvalStep
 from llm_rollout.controller.retire import RETIRED_AT, RetireStep, plan_retirement
 from llm_rollout.controller.settings import OperatorSettings
 from llm_rollout.engine import (
@@ -40,6 +41,7 @@ from llm_rollout.engine import (
     mark_invalid,
     plan_queries,
 )
+from llm_rollout.evals.metrics import EvalResultsCollector
 from llm_rollout.kube.builders import (
     LABEL_DEPLOYMENT,
     LABEL_RELEASE,
@@ -66,6 +68,12 @@ class Controller:
     settings: OperatorSettings
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     _providers: dict[tuple[str, str | None], PrometheusProvider] = field(default_factory=dict)
+    evals: EvalStep | None = None  # eval runs (controller/evals.py); built from settings
+
+    def __post_init__(self) -> None:
+        if self.evals is None:
+            self.evals = EvalStep(self.kube, self.settings.evals,
+                                  EvalResultsCollector(self.metrics.registry))
 
     async def aclose(self) -> None:
         for provider in self._providers.values():
@@ -178,8 +186,10 @@ class Controller:
         started = time.monotonic()
         now = now or datetime.now(UTC)
         obj = await self.kube.get(API_VERSION, "LLMDeployment", namespace, name)
+        assert self.evals is not None
         if obj is None:
             self.metrics.forget(namespace, name)
+            self.evals.forget(namespace, name)
             return None
         meta = obj["metadata"]
         owner = Owner(namespace, name, meta["uid"])
@@ -211,6 +221,11 @@ class Controller:
             ready = frozenset(
                 d["metadata"]["labels"].get(LABEL_RELEASE, "") for d in deployments
                 if deployment_available(d, spec.release.replicas))
+            # With suites: their runs (also exported as llm_eval_score) and their states.
+            runs = await self.evals.runs(namespace, name) if spec.evals else []
+            if not spec.evals:
+                self.evals.forget(namespace, name)
+            eval_states = await self.evals.states(spec, status, namespace, name, runs)
             observations: dict[str, Observation] = {}
             if analysis_due(spec, status, now):
                 queries = plan_queries(spec, status, namespace, name)
@@ -219,10 +234,13 @@ class Controller:
             decision = decide(spec, status, now=now, namespace=namespace, name=name,
                               generation=generation, observations=observations,
                               ready_releases=ready,
-                              action=action_from_annotations(meta.get("annotations")))
+                              action=action_from_annotations(meta.get("annotations")),
+                              evals=eval_states)
 
         await self._write(obj, status, decision)
         new = decision.status
+        if spec.evals:
+            await self.evals.act(owner, spec, new, runs)
         await self._apply_routing(owner, spec, new)
         live = {release_info(spec).id}
         if new.stable:

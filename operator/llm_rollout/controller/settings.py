@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from llm_rollout.evals.settings import EvalSettings
+
 
 @dataclass(frozen=True)
 class OperatorSettings:
@@ -20,6 +22,8 @@ class OperatorSettings:
     scale_down_delay: float = 300.0
     retention: float = 3600.0
     metrics_listen: str = "0.0.0.0:8080"
+    # How eval runs are executed (--eval-* flags; docs/evals.md).
+    evals: EvalSettings = field(default_factory=EvalSettings)
 
     def prometheus_allowed(self, address: str) -> bool:
         norm = address.rstrip("/")
