@@ -45,6 +45,11 @@ def render_status(obj: dict[str, Any], *, history: int = 8) -> str:
                          g.verdict.value, g.message])
         lines += _table(["NAME", "KIND", "VALUE", "INTERVAL", "SAMPLES", "THRESHOLD",
                          "VERDICT", "MESSAGE"], rows)
+    if status.evals:
+        lines += ["", f"EVALS (stage {status.stage or '-'}; kubectl get llmevalruns)"]
+        lines += _table(["SUITE", "RUN", "PHASE", "MESSAGE"],
+                        [[e.suite, e.run, e.phase.value, e.message or e.reason]
+                         for e in status.evals])
     if status.routing and status.routing.routes:
         lines += ["", "ROUTING (share of each cohort on the candidate)"]
         lines += _table(["COHORT", "CANDIDATE %"],

@@ -295,3 +295,15 @@ def test_timeouts_count_from_creation_not_from_the_stage() -> None:
     assert d.reason == "WaitingForEvals"
     assert late["golden"].created is not None
     assert at(drv.t) - late["golden"].created < timedelta(minutes=1)
+
+
+def test_llm_rollout_status_shows_the_stage_runs() -> None:
+    from llm_rollout.statusview import render_status
+
+    drv = evals_started()
+    step(drv, 30, evals=state(drv, EvalPhase.FAILED, reason="InvalidDataset",
+                              message="dataset line 3: not valid JSON"))
+    text = render_status({"metadata": {"namespace": NS, "name": NAME},
+                          "status": drv.status.to_patch()})
+    assert "EVALS (stage experts; kubectl get llmevalruns)" in text
+    assert f"golden  {run_name(drv)}  Failed  dataset line 3: not valid JSON" in text

@@ -112,8 +112,9 @@ PRESETS: Mapping[str, MetricTemplate] = {
             f'deployment="{{{{ name }}}}",release="{{{{ release }}}}",'
             f'suite=~"{{{{ suite }}}}",criterion=~"{{{{ criterion }}}}"}}{_W}))'
         ),
-        description="Mean offline eval score of the release; the gate's `suite` and "
-        "`criterion` select the series (default: all).",
+        description="Offline eval score (0..1) of the release from its eval runs "
+        "(llm_eval_score, docs/evals.md); the gate's `suite` and `criterion` (a check, a "
+        "judge or `composite`) select the series (default: the mean of all).",
     ),
 }
 
