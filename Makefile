@@ -8,6 +8,7 @@ CLUSTER_DIR := .cluster
 
 .PHONY: install deps tools test test-unit test-integration lint crds crds-check \
         cluster-up cluster-down bench demo clean
+.PHONY: dashboard chart-test lock image kind-e2e
 
 install: $(INSTALLED)
 
@@ -40,9 +41,22 @@ lint: install
 
 crds: install
 	$(PY) -m llm_rollout.crdgen --all
+	@# the Helm chart ships the same CRDs (a test fails on drift)
+	@rm -f charts/llm-rollout-operator/crds/*.yaml
+	cp crds/*.yaml charts/llm-rollout-operator/crds/
 
 crds-check: install
 	$(PY) -m llm_rollout.crdgen --all --check
+
+# The Grafana dashboard JSON (chart and docs/ copies) from llm_rollout/grafana.py.
+dashboard: install
+	$(PY) -m llm_rollout.grafana
+
+# The Helm chart's checks alone: lint, renders, dry runs, RBAC, dashboard, alerts.
+chart-test: install tools
+	$(PY) -m pytest tests/unit/test_chart_files.py tests/unit/test_dashboard.py \
+	  tests/integration/test_chart.py tests/integration/test_alerts.py \
+	  tests/integration/test_dashboard_queries.py
 
 cluster-up: install tools
 	@$(PY) -m llm_rollout.testbed up --dir $(CLUSTER_DIR)

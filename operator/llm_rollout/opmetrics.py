@@ -6,8 +6,8 @@ Labelled by namespace and deployment (and gate, stage) — bounded by the number
 LLMDeployments, never by users or requests. Only the current stage's gates are
 exported: series of a stage the rollout left are dropped, so a dashboard never shows
 a frozen value of a gate nobody evaluates any more. Decision counters exist at zero
-for every outcome from the first observation on, so `increase()` sees the first
-Rollback too.
+for every outcome (query errors for every kind) from the first observation on, so
+`increase()` sees the first Rollback too.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from llm_rollout.api.durations import parse_duration
 from llm_rollout.api.status import ConditionStatus, LLMDeploymentStatus, Phase, Verdict
 from llm_rollout.engine.types import Outcome
+from llm_rollout.metrics.prometheus import MetricErrorKind
 
 _ROLLOUT = ["namespace", "deployment"]
 _GATE = [*_ROLLOUT, "stage", "gate"]
@@ -106,8 +107,11 @@ class OperatorMetrics:
                   keep=lambda labels: labels[2] == status.stage and (
                       len(labels) == 3 or tuple(labels[:4]) in current))
         self.step_percent.labels(namespace, name, status.stage).set(status.step_percent)
-        for outcome in Outcome:  # at zero from the start: increase() sees the first one
+        # At zero from the start: increase() sees the first Rollback or query error too.
+        for outcome in Outcome:
             self.decisions.labels(namespace, name, outcome.value)
+        for kind in MetricErrorKind:
+            self.query_errors.labels(namespace, name, kind.value)
         _drop(self.condition, namespace, name)
         for cond in status.conditions:
             for value in ConditionStatus:
