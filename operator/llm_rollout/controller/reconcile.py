@@ -41,6 +41,7 @@ from llm_rollout.engine import (
     mark_invalid,
     plan_queries,
 )
+from llm_rollout.engine.gates import gate_bounds
 from llm_rollout.evals.metrics import EvalResultsCollector
 from llm_rollout.kube.builders import (
     LABEL_DEPLOYMENT,
@@ -249,8 +250,8 @@ class Controller:
             live.add(new.candidate.id)
         await self._retire(owner, deployments, live, now)
 
-        bounds = {g.name: (g.min_value, g.max_value) for stage in spec.stages
-                  for g in stage.gates if stage.name == new.stage}
+        stage = next((st for st in spec.stages if st.name == new.stage), None)
+        bounds = gate_bounds(spec, stage) if stage else {}
         self.metrics.observe_status(namespace, name, new, bounds)
         self.metrics.analysis_seconds.observe(time.monotonic() - started)
         return decision.requeue_after
