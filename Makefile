@@ -58,6 +58,22 @@ chart-test: install tools
 	  tests/integration/test_chart.py tests/integration/test_alerts.py \
 	  tests/integration/test_dashboard_queries.py
 
+# requirements.lock: the runtime dependencies (and the build backend), pinned with
+# hashes, from pyproject.toml; the Dockerfile installs exactly these.
+lock: install
+	@$(PY) -m pip install -q 'pip-tools>=7.4'
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --all-build-deps \
+	  --allow-unsafe --no-emit-find-links --no-emit-index-url --no-emit-trusted-host \
+	  --output-file requirements.lock pyproject.toml
+
+# The one image (operator, router, eval runner); needs a Docker engine.
+image:
+	@bash hack/image.sh $(IMAGE)
+
+# kind cluster + image + Prometheus + chart + an example rollout; needs Docker.
+kind-e2e:
+	@bash hack/kind-e2e.sh
+
 cluster-up: install tools
 	@$(PY) -m llm_rollout.testbed up --dir $(CLUSTER_DIR)
 
