@@ -252,6 +252,46 @@ def wait_up(url: str, proc: Proc, seconds: float = 15.0) -> None:
     raise RuntimeError(f"{proc.name} did not answer {url} within {seconds:.0f} s:\n{proc.tail()}")
 
 
+def backend_argv(port: int, first_chunk_delay: float, chunks: int) -> list[str]:
+    return [sys.executable, __file__, "--serve-backend", str(port), str(first_chunk_delay),
+            str(chunks)]
+
+
+def router_files(workdir: Path) -> bytes:
+    """The router's config (one LLMDeployment, stable + candidate at 50 % of everyone, one
+    check) and feedback key file in `workdir`; returns the key."""
+    key = secrets.token_hex(32).encode()
+    (workdir / "keys").write_bytes(key + b"\n")
+    (workdir / "deployment.json").write_text(json.dumps({
+        "metadata": {"namespace": NS, "name": NAME},
+        "spec": {
+            "cohorts": [{"name": "experts", "match": {"headers": {"x-user-group": ["expert"]}}}],
+            "defaultCohort": COHORT,
+            "checks": [{"name": "short", "type": "maxLength", "max": 100000}],
+        },
+        "status": {"routing": {
+            "stable": {"id": STABLE, "model": "bench-v1"},
+            "candidate": {"id": CANDIDATE, "model": "bench-v2"},
+            "routes": [{"cohort": "experts", "candidatePercent": 100},
+                       {"cohort": COHORT, "candidatePercent": 50}],
+        }},
+    }))
+    return key
+
+
+def router_argv(workdir: Path, port: int, metrics_port: int, backend_url: str) -> list[str]:
+    """`llm-rollout router` as `make bench` runs it (logging at its default level, INFO)."""
+    return [
+        sys.executable, "-m", "llm_rollout.cli", "router",
+        "--listen", f"127.0.0.1:{port}", "--metrics-listen", f"127.0.0.1:{metrics_port}",
+        "--config", str(workdir / "deployment.json"),
+        "--token-key-file", str(workdir / "keys"),
+        "--backend", f"{NS}/{NAME}/{STABLE}={backend_url}",
+        "--backend", f"{NS}/{NAME}/{CANDIDATE}={backend_url}",
+        "--shutdown-grace", "2",
+    ]
+
+
 def nginx_config(workdir: Path, port: int, backend_port: int) -> Path:
     """A plain reverse proxy: one worker, upstream keep-alive, no buffering, no access log."""
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -579,35 +619,12 @@ def run(plan: Plan, saturation_tool: str, with_nginx: bool) -> dict[str, Any]:
         workdir = Path(tmp)
         workdir.chmod(0o755)  # nginx workers may run as another user
         bport, rport, mport, nport = (free_port() for _ in range(4))
-        backend = stack.enter_context(started("backend", [
-            sys.executable, __file__, "--serve-backend", str(bport),
-            str(plan.first_chunk_delay), str(plan.chunks)], workdir, env))
-        key = secrets.token_hex(32).encode()
-        (workdir / "keys").write_bytes(key + b"\n")
-        config = workdir / "deployment.json"
-        config.write_text(json.dumps({
-            "metadata": {"namespace": NS, "name": NAME},
-            "spec": {
-                "cohorts": [{"name": "experts",
-                             "match": {"headers": {"x-user-group": ["expert"]}}}],
-                "defaultCohort": COHORT,
-                "checks": [{"name": "short", "type": "maxLength", "max": 100000}],
-            },
-            "status": {"routing": {
-                "stable": {"id": STABLE, "model": "bench-v1"},
-                "candidate": {"id": CANDIDATE, "model": "bench-v2"},
-                "routes": [{"cohort": "experts", "candidatePercent": 100},
-                           {"cohort": COHORT, "candidatePercent": 50}],
-            }},
-        }))
+        backend = stack.enter_context(started(
+            "backend", backend_argv(bport, plan.first_chunk_delay, plan.chunks), workdir, env))
+        key = router_files(workdir)
         backend_url = f"http://127.0.0.1:{bport}"
-        router = stack.enter_context(started("router", [
-            sys.executable, "-m", "llm_rollout.cli", "router",
-            "--listen", f"127.0.0.1:{rport}", "--metrics-listen", f"127.0.0.1:{mport}",
-            "--config", str(config), "--token-key-file", str(workdir / "keys"),
-            "--backend", f"{NS}/{NAME}/{STABLE}={backend_url}",
-            "--backend", f"{NS}/{NAME}/{CANDIDATE}={backend_url}",
-            "--shutdown-grace", "2"], workdir, env))
+        router = stack.enter_context(started(
+            "router", router_argv(workdir, rport, mport, backend_url), workdir, env))
         procs = {"direct": backend, "router": router}
         urls = {"direct": backend_url, "router": f"http://127.0.0.1:{rport}"}
         if with_nginx:
