@@ -273,6 +273,15 @@ def test_the_condition_says_no_run_yet_before_a_stage_with_suites() -> None:
     drv = Driver(first, ready={release_id(first)}, now=-100)
     d = drv.call()
     assert condition(d) == ("Unknown", "NotEvaluated")
+    drv.apply(make_spec("2", evals=[SUITE]))
+    step(drv, 1)
+    step(drv, 30, evals=state(drv, EvalPhase.SUCCEEDED, completed=5))
+    d = step(drv, 30, evals=state(drv, EvalPhase.SUCCEEDED, completed=5))
+    assert condition(d) == ("True", "EvalsSucceeded")
+    drv.apply(make_spec("3", evals=[SUITE]), ready=False)  # the next rollout
+    d = step(drv, 30)
+    assert d.outcome is Outcome.SUPERSEDE and not d.status.exposed
+    assert condition(d) == ("Unknown", "NotEvaluated"), "not the last rollout's verdict"
 
 
 def test_statuses_with_evals_conform_to_the_crd() -> None:

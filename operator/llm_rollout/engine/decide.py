@@ -712,8 +712,20 @@ def _eval_condition(
             put(kind, None, "EvalsRunning", f"stage {a.stage}: waiting for {a.pending_text()}")
         else:
             put(kind, True, "EvalsSucceeded", f"every eval suite of stage {a.stage} succeeded")
-    elif old.condition(kind) is None:
+    elif old.condition(kind) is None or _waiting_to_evaluate(ctx, s):
         put(kind, None, "NotEvaluated", "no eval suite has run in this rollout yet")
+
+
+def _waiting_to_evaluate(ctx: _Ctx, s: LLMDeploymentStatus) -> bool:
+    """A rollout whose current stage has suites, before its candidate is exposed there
+    (the condition must not keep speaking of an earlier rollout)."""
+    stage = current_stage(ctx.spec, s)
+    return (
+        s.phase is Phase.PROGRESSING
+        and not s.exposed
+        and stage is not None
+        and bool(ctx.spec.suites_at(stage.name))
+    )
 
 
 def _notable(s: LLMDeploymentStatus, step: _Step) -> bool:
