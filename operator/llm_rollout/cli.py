@@ -127,12 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     router_main.add_arguments(rt)
     rt.set_defaults(func=router_main.run)
 
-    from llm_rollout.evals import run as eval_run
+    from llm_rollout.evals import cli as eval_cli
 
     ev = sub.add_parser("eval", help="execute one LLMEvalRun (what the operator's eval Jobs "
                         "and local executor run)")
-    eval_run.add_arguments(ev)
-    ev.set_defaults(func=eval_run.run)
+    eval_cli.add_arguments(ev)
+    ev.set_defaults(func=eval_cli.run)
 
     crd = sub.add_parser("crd", help="print the CRDs: LLMDeployment and LLMEvalRun (pipe to "
                          "kubectl apply -f -)")

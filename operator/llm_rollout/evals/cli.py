@@ -1,0 +1,23 @@
+"""The `llm-rollout eval` command line (light: the runner is imported when it runs)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, metavar="NS/NAME",
+                        help="the LLMEvalRun to execute")
+    parser.add_argument("--kubeconfig", default=None,
+                        help="kubeconfig (default: in-cluster, then $KUBECONFIG)")
+    parser.add_argument("--backend", action="append", default=[], metavar="NS/NAME/RELEASE=URL",
+                        help="local mode: where a release answers (repeatable; as the router)")
+    parser.add_argument("--backend-file", default=None, metavar="FILE",
+                        help="local mode: JSON/YAML object {'ns/name/release': URL}")
+    parser.add_argument("--verbose", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from llm_rollout.evals.run import run as run_eval
+
+    return run_eval(args)
