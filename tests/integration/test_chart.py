@@ -321,3 +321,36 @@ def test_cluster_scoped_rbac_is_enough_for_a_rollout_with_gateway_api_routing(
         for name in cluster_scoped:
             cluster.kubectl("delete", name, "--ignore-not-found")
 
+
+
+def test_install_upgrade_and_uninstall_on_the_real_api_server(
+        cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    """A real `helm install` (namespace scope: nothing cluster-wide), NOTES rendered,
+    the router's generated feedback key kept across `helm upgrade`, then uninstalled."""
+    values: Values = {"rbac": {"scope": "namespace"}, "router": {"enabled": True},
+                      "networkPolicy": {"enabled": True}}
+    base = ("--namespace", namespace, "--kubeconfig", cluster.kubeconfig, "--skip-crds")
+    installed = helm(cluster, "install", "llmr", str(CHART), *base, values=values).stdout
+    assert f"Watching: {namespace}" in installed
+    assert f"kubectl -n {namespace} get lease llm-rollout-operator" in installed
+    assert "helm test llmr" in installed
+
+    def key() -> str:
+        return cluster.kubectl("get", "secret", "llmr-llm-rollout-operator-router-feedback-keys",
+                               "-n", namespace, "-o", "jsonpath={.data.keys}").stdout
+
+    first = key()
+    assert len(first) > 40
+    helm(cluster, "upgrade", "llmr", str(CHART), *base,
+         values={**values, "operator": {"replicas": 3}})
+    assert key() == first, "upgrades keep the generated feedback key (tokens stay valid)"
+    replicas = cluster.kubectl("get", "deployment", "llmr-llm-rollout-operator", "-n",
+                               namespace, "-o", "jsonpath={.spec.replicas}").stdout
+    assert replicas == "3"
+    helm(cluster, "uninstall", "llmr", "--namespace", namespace,
+         "--kubeconfig", cluster.kubeconfig)
+    left = cluster.kubectl("get", "deployments,services,roles", "-n", namespace,
+                           "-o", "name").stdout
+    assert left.strip() == "", left
+    # the key Secret is kept on uninstall (helm.sh/resource-policy: keep)
+    assert key() == first
