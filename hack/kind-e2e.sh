@@ -164,7 +164,6 @@ log "second release: experts -> beta -> all"
 rollout r2 | kubectl apply -f -
 wait_phase Promoted r2 900
 kubectl -n "$app_ns" get llmd assistant
-python_status=$(command -v llm-rollout || true)
-if [ -n "$python_status" ]; then llm-rollout status assistant -n "$app_ns"; fi
+if [ -x .venv/bin/llm-rollout ]; then .venv/bin/llm-rollout status assistant -n "$app_ns"; fi
 kubectl -n "$app_ns" get llmd assistant -o jsonpath='{range .status.history[*]}{.decision} {.stage} {.reason}{"\n"}{end}'
 log "ok: the chart, the image and a staged rollout work on kind"
