@@ -257,7 +257,8 @@ def test_pause_promote_and_abort_through_the_cli(
         rollouts: Rollouts, controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
         operator: OperatorProcess, namespace: str, cluster: Cluster) -> None:
     stable = start_stable(rollouts, controlled_metrics, namespace)
-    v8 = spec("v8", experts_min="1h", max_duration="2h")
+    # Hour-long soaks: only the CLI moves this rollout, so the test sees each step.
+    v8 = spec("v8", experts_min="1h", beta_min="1h", max_duration="2h")
     controlled_metrics.set_quality(namespace, rid(v8), 0.9)
     rollouts.patch("bot", {"spec": v8})
     wait_for(lambda: rollouts.status("bot").get("exposed"), what="v8 exposed",

@@ -47,6 +47,9 @@ from llm_rollout.testbed.procs import free_port, spawn, stop_pid
 NAMESPACE = "demo"
 NAME = "assistant"
 EXAMPLE = REPO_ROOT / "examples" / "assistant.yaml"
+# The eval suite and its golden set come from the evals example.
+EVAL_EXAMPLE = REPO_ROOT / "examples" / "translation-assistant.yaml"
+JUDGE_KEY = "demo-judge-key"
 FINAL = ("Promoted", "RolledBack", "Failed", "Paused", "Invalid")
 
 
@@ -89,16 +92,38 @@ class DemoResult:
     releases: dict[str, str]  # label -> release id
     problems: list[str]
     prometheus_feedback: dict[tuple[str, str, str, str], float]
+    eval_runs: str = ""  # `kubectl get llmevalruns` at the end
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
+def eval_example() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The evals example's suite and its golden-set ConfigMap."""
+    docs = list(yaml.safe_load_all(EVAL_EXAMPLE.read_text()))
+    suite = next(d for d in docs if d["kind"] == "LLMDeployment")["spec"]["evals"][0]
+    dataset = next(d for d in docs if d["kind"] == "ConfigMap")
+    return suite, dataset
+
+
 def demo_spec(config: DemoConfig, *, revision: str | None = None,
-              prompt: str | None = None) -> dict[str, Any]:
-    """The example LLMDeployment with time compressed, and a chosen release."""
+              prompt: str | None = None, judge_url: str = "http://127.0.0.1:8010/v1"
+              ) -> dict[str, Any]:
+    """The example LLMDeployment with time compressed, a chosen release, and the evals
+    example's suite run at the experts stage against the local judge."""
     spec: dict[str, Any] = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text())["spec"])
+    suite, _ = eval_example()
+    suite = copy.deepcopy(suite)
+    suite.update(compareStable=False, timeout="60s", requestTimeout="10s")
+    for judge in suite["judges"]:
+        judge["endpoint"] = judge_url
+        judge["apiKeySecretRef"] = {"name": "judge-api-key", "key": "token"}
+    spec["evals"] = [suite]
+    experts = next(st for st in spec["stages"] if st["name"] == "experts")
+    experts["gates"].append({"name": "eval-quality", "kind": "Threshold",
+                             "metric": "eval-score", "suite": suite["name"],
+                             "criterion": "composite", "min": 0.8})
     release = spec["release"]
     release["replicas"] = 1
     if revision:
@@ -122,10 +147,13 @@ class Demo:
         self.owns_bed = bed is None
         self.pids: list[int] = []
         self.work = Path(tempfile.mkdtemp(prefix="llm-rollout-demo-"))
+        self.judge_port = free_port()
+        judge = f"http://127.0.0.1:{self.judge_port}/v1"
         self.specs = {
-            "A": demo_spec(config, revision="2026-11-01"),
-            "B'": demo_spec(config, revision="2026-11-15"),
-            "B''": demo_spec(config, revision="2026-11-15", prompt="v8-terse"),
+            "A": demo_spec(config, revision="2026-11-01", judge_url=judge),
+            "B'": demo_spec(config, revision="2026-11-15", judge_url=judge),
+            "B''": demo_spec(config, revision="2026-11-15", prompt="v8-terse",
+                             judge_url=judge),
         }
         self.ids = {label: release_id(LLMDeploymentSpec.model_validate(s))
                     for label, s in self.specs.items()}
@@ -211,8 +239,16 @@ class Demo:
             self.servers[self.ids[label]] = f"http://127.0.0.1:{port}"
             self.say(f"model server for release {label} ({self.ids[label]}, {profile}) "
                      f"on port {port}")
-        for url in self.servers.values():
+        self._start("judge", [py, "-m", "llm_rollout.sim.judge", "--listen",
+                              f"127.0.0.1:{self.judge_port}", "--api-key", JUDGE_KEY])
+        self.say(f"deterministic LLM judge on port {self.judge_port}")
+        for url in [*self.servers.values(), f"http://127.0.0.1:{self.judge_port}"]:
             self._wait_http(f"{url}/healthz", "model server")
+        _, dataset = eval_example()
+        dataset["metadata"]["namespace"] = NAMESPACE
+        self._kubectl("apply", "-f", "-", input=json.dumps(dataset))
+        self._kubectl("create", "secret", "generic", "judge-api-key", "-n", NAMESPACE,
+                      f"--from-literal=token={JUDGE_KEY}")
 
         backends = {f"{NAMESPACE}/{NAME}/{rid}": url for rid, url in self.servers.items()}
         backend_file = self.work / "backends.json"
@@ -231,7 +267,9 @@ class Demo:
                                  bed.state.kubeconfig, "--prometheus-url",
                                  bed.state.prometheus_url, "--namespace", NAMESPACE,
                                  "--metrics-listen", f"127.0.0.1:{operator_metrics}",
-                                 "--scale-down-delay", "30", "--retention", "600"])
+                                 "--scale-down-delay", "30", "--retention", "600",
+                                 "--eval-executor", "local",
+                                 "--eval-backend-file", str(backend_file)])
         self._wait_http(f"http://127.0.0.1:{router_metrics}/healthz", "router")
         self._wait_http(f"http://127.0.0.1:{operator_metrics}/healthz", "operator")
         bed.add_scrape_target("router", f"127.0.0.1:{router_metrics}")
@@ -277,7 +315,8 @@ class Demo:
         scenario.ended = time.time()
         history = (self._object().get("status") or {}).get("history", [])
         since = scenario.started - 1  # history is bounded: select by time, not by count
-        scenario.decisions = [d for d in history if _timestamp(d["time"]) >= since]
+        scenario.decisions = [d for d in history if d.get("release") == scenario.release
+                              and _timestamp(d["time"]) >= since]
         self.say(f"    ended {scenario.phase} at stage {scenario.stage or '-'}")
 
     def _prometheus(self, promql: str) -> list[dict[str, Any]]:
@@ -350,11 +389,19 @@ class Demo:
         if prom_feedback != accepted:
             problems.append(f"feedback in Prometheus {prom_feedback} != accepted by the "
                             f"router as the simulator saw it {accepted}")
+        eval_scores = self._prometheus(
+            f'llm_eval_score{{namespace="{NAMESPACE}",deployment="{NAME}",'
+            f'criterion="composite"}}')
+        evaluated = {r["metric"]["release"] for r in eval_scores}
+        for label in ("B'", "B''"):
+            if self.ids[label] not in evaluated:
+                problems.append(f"no eval score of release {label} in Prometheus")
         for i, scenario in enumerate(scenarios, 1):
             self._plot(scenario, self.config.out_dir / f"demo-rollout-{i}.png")
         return DemoResult(scenarios=[first, *scenarios], record=record,
                           releases=self.ids, problems=problems,
-                          prometheus_feedback=prom_feedback)
+                          prometheus_feedback=prom_feedback,
+                          eval_runs=self._kubectl("get", "llmevalruns", "-n", NAMESPACE))
 
     def stop(self) -> None:
         kubelet = getattr(self, "kubelet", None)
@@ -388,6 +435,9 @@ def summary(result: DemoResult) -> str:
                              f"{d.get('stage') or '-':<8} {d.get('message', '')[:90]}")
         if scenario.plot:
             lines.append(f"    picture: {scenario.plot}")
+    if result.eval_runs:
+        lines.append("eval runs (kubectl get llmevalruns -n demo):")
+        lines += [f"  {line}" for line in result.eval_runs.strip().splitlines()]
     rec = result.record
     served = sum(rec.requests.values())
     lines.append(f"simulated users: {served} answers, "
