@@ -331,7 +331,7 @@ class Demo:
         obj = self._object()
         stages = [s["name"] for s in obj["spec"]["stages"]]
         timeline = fetch_timeline(self.bed.state.prometheus_url, NAMESPACE, NAME,
-                                  start=scenario.started - 3, end=scenario.ended + 3,
+                                  start=scenario.started - 1, end=scenario.ended + 3,
                                   step=1.0, history=scenario.decisions, stage_names=stages,
                                   feedback_window=self.config.window)
         scenario.plot = draw(timeline, path, title=scenario.title)
