@@ -16,6 +16,7 @@ import pytest
 import yaml
 from kubernetes import client
 from tests.conftest import REPO_ROOT, Cluster, Prometheus
+from tests.integration import test_evals
 from tests.integration.chart import CHART, container_args, find, helm, render, write_yaml
 from tests.integration.support import ControlledMetrics, OperatorProcess, Rollouts, wait_for
 from tests.integration.test_operator_rollout import phase_is, rid, spec, start_stable
@@ -24,6 +25,7 @@ from llm_rollout.testbed.kubelet import KubeletStandIn
 
 DIGEST = "sha256:" + "ab" * 32
 Values = dict[str, Any]
+sims = test_evals.sims  # the simulated releases and judge of the eval tests (a fixture)
 
 
 @pytest.fixture
@@ -296,8 +298,9 @@ def test_cluster_scoped_rbac_is_enough_for_a_rollout_with_gateway_api_routing(
     docs = render(cluster, {"operator": {"replicas": 1}, "router": {"enabled": True}},
                   namespace=namespace, release=release)
     cluster_scoped = apply_rbac(cluster, docs, tmp_path)
+    # operator and router (bound), eval runner (for users to bind in their namespaces)
     assert sorted(k.split("/")[0] for k in cluster_scoped) == \
-        ["clusterrole", "clusterrole", "clusterrolebinding", "clusterrolebinding"]
+        ["clusterrole"] * 3 + ["clusterrolebinding"] * 2
     assert not any(a.startswith("--namespace") for a in container_args(docs, "-operator"))
     op = chart_operator(cluster, prometheus, docs, namespace, tmp_path, monkeypatch)
     op.start()
@@ -354,3 +357,41 @@ def test_install_upgrade_and_uninstall_on_the_real_api_server(
     assert left.strip() == "", left
     # the key Secret is kept on uninstall (helm.sh/resource-policy: keep)
     assert key() == first
+
+
+def test_namespace_scoped_rbac_runs_eval_suites(
+        rollouts: Rollouts, sims: dict[str, str], kubelet: KubeletStandIn, cluster: Cluster,
+        prometheus: Prometheus, namespace: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An eval-gated rollout with the operator (and, through the local executor, the eval
+    runner) authenticated as the chart's ServiceAccount; the eval runner's own
+    ServiceAccount may read its run and patch its status, nothing more."""
+    bench = test_evals.Bench(cluster, namespace, sims, rollouts, tmp_path)
+    docs = render(cluster, {"rbac": {"scope": "namespace"}, "operator": {"replicas": 1}},
+                  namespace=namespace)
+    apply_rbac(cluster, docs, tmp_path)
+    op = chart_operator(cluster, prometheus, docs, namespace, tmp_path, monkeypatch)
+    op.argv += ["--eval-executor", "local", "--eval-backend-file", str(bench.backend_file)]
+    op.start()
+    prometheus.add_target(f"chart-operator-{namespace}", f"127.0.0.1:{op.metrics_port}")
+    try:
+        bench.start_stable(test_evals.spec("v1", sims))
+        v2 = test_evals.spec("v2", sims)
+        good = bench.serve(v2, "good")
+        bench.rollouts.patch("bot", {"spec": v2})
+        wait_for(lambda: bench.rollouts.status("bot").get("phase") == "Promoted"
+                 and bench.rollouts.status("bot")["stable"]["id"] == good, timeout=120,
+                 what="the eval-gated release promoted", describe=bench.describe)
+        assert bench.run_phase(good) == "Succeeded"
+        assert_never_denied(op)
+    finally:
+        prometheus.remove_target(f"chart-operator-{namespace}")
+        op.stop()
+    runner = token_kubeconfig(cluster, namespace, "llm-rollout-eval", tmp_path / "eval-kc")
+    assert can_i(cluster, runner, "get", "llmevalruns.rollout.llmops.io", "-n", namespace)
+    assert can_i(cluster, runner, "patch", "llmevalruns.rollout.llmops.io", "--subresource",
+                 "status", "-n", namespace)
+    for denied in (["list", "secrets", "-n", namespace],
+                   ["patch", "llmdeployments.rollout.llmops.io", "-n", namespace],
+                   ["create", "pods", "-n", namespace]):
+        assert not can_i(cluster, runner, *denied), f"the eval runner may {denied}"
