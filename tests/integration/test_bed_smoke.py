@@ -35,12 +35,14 @@ def test_rbac_is_enforced(cluster: Cluster, namespace: str) -> None:
 def test_watch_sees_a_change(cluster: Cluster, namespace: str) -> None:
     core = client.CoreV1Api(cluster.api_client)
     seen: list[tuple[str, str]] = []
-    started = threading.Event()
+    # Watch from the list's resourceVersion: every change after it is an event, however
+    # late the watch connects (starting the thread is no guarantee it is connected).
+    listed = core.list_namespaced_config_map(namespace).metadata.resource_version
 
     def watch_configmaps() -> None:
         w = watch.Watch()
-        started.set()
-        for event in w.stream(core.list_namespaced_config_map, namespace, timeout_seconds=20):
+        for event in w.stream(core.list_namespaced_config_map, namespace,
+                              resource_version=listed, timeout_seconds=20):
             obj: Any = event["object"]
             seen.append((event["type"], obj.metadata.name))
             if obj.metadata.name == "watched" and event["type"] == "MODIFIED":
@@ -48,7 +50,6 @@ def test_watch_sees_a_change(cluster: Cluster, namespace: str) -> None:
 
     thread = threading.Thread(target=watch_configmaps, daemon=True)
     thread.start()
-    started.wait(5)
     body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="watched"), data={"a": "1"})
     core.create_namespaced_config_map(namespace, body)
     core.patch_namespaced_config_map("watched", namespace, {"data": {"a": "2"}})
