@@ -40,6 +40,7 @@ async def test_demo_promotes_the_good_release_and_rolls_back_the_regressed_one(
 
     ids = result.releases
     record = result.record
+    assert record.failed_requests == 0, "every simulated request was answered"
     assert ids["B''"] not in record.releases_seen_by("beta")
     assert ids["B''"] not in record.releases_seen_by("everyone")
     assert ids["B''"] in record.releases_seen_by("experts"), "experts did see B''"

@@ -319,6 +319,24 @@ class Demo:
                               and _timestamp(d["time"]) >= since]
         self.say(f"    ended {scenario.phase} at stage {scenario.stage or '-'}")
 
+    def _wait_routed(self, timeout: float = 15.0) -> None:
+        """Until the router has seen release A's routing (its watch lags the status
+        write by up to a second): traffic starts only once it can be served."""
+        url = f"http://127.0.0.1:{self.router_port}/d/{NAMESPACE}/{NAME}/v1/chat/completions"
+        body = json.dumps({"model": "assistant",
+                           "messages": [{"role": "user", "content": "ping"}]}).encode()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            request = urllib.request.Request(url, data=body, method="POST",
+                                             headers={"content-type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the router did not serve {NAMESPACE}/{NAME} within {timeout}s")
+
     def _prometheus(self, promql: str) -> list[dict[str, Any]]:
         assert self.bed is not None
         url = (f"{self.bed.state.prometheus_url}/api/v1/query?"
@@ -346,6 +364,7 @@ class Demo:
         if first.phase != "Promoted":
             problems.append(f"release A: expected Promoted, got {first.phase}")
 
+        await asyncio.to_thread(self._wait_routed)
         sim = Simulator(f"http://127.0.0.1:{self.router_port}", NAMESPACE, NAME,
                         self.specs["A"]["checks"], load=self.config.load)
         traffic = asyncio.create_task(sim.run(stop))
@@ -432,7 +451,7 @@ def summary(result: DemoResult) -> str:
         for d in scenario.decisions:
             if d["decision"] != "Hold":
                 lines.append(f"    {d['time'][11:19]} {d['decision']:<9} "
-                             f"{d.get('stage') or '-':<8} {d.get('message', '')[:90]}")
+                             f"{d.get('stage') or '-':<8} {d.get('message', '')[:150]}")
         if scenario.plot:
             lines.append(f"    picture: {scenario.plot}")
     if result.eval_runs:

@@ -153,7 +153,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         side.router.add_get("/metrics", router.metrics_handler)
         side.router.add_get("/healthz", router.healthz)
         side.router.add_get("/readyz", router.readyz)
-        side_runner = web.AppRunner(side)
+        side_runner = web.AppRunner(side, access_log=access_log)
         await side_runner.setup()
         await web.TCPSite(side_runner, *_host_port(args.metrics_listen)).start()
         runners.append(side_runner)
