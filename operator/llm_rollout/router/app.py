@@ -85,6 +85,9 @@ class RouterSettings:
     dedupe_capacity: int = 100_000
     max_connections: int = 1024
     check_drain_seconds: float = 5.0
+    # How long the series of a release that left the routing table are kept (checked
+    # at each routing change): as long as its feedback tokens live by default.
+    retired_series_grace: float = 24 * 3600.0
 
 
 def json_error(status: int, error: str, **extra: Any) -> web.Response:
@@ -146,17 +149,41 @@ class Router:
         self.seen = SeenSet(self.settings.dedupe_capacity)
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._served_releases: set[tuple[str, str, str]] = set()
+        self._left_at: dict[tuple[str, str, str], float] = {}
         state.subscribe(self._prime)
 
     def _prime(self, served: list[ServedDeployment]) -> None:
-        """Zero-valued series for every live release x cohort (see RouterMetrics.prime)."""
+        """Zero-valued series for every live release x cohort (see RouterMetrics.prime),
+        and the series of releases no longer served dropped after a grace period."""
+        live: set[tuple[str, str, str]] = set()
         for s in served:
             releases = [r.id for r in (s.routing.stable, s.routing.candidate) if r is not None]
             cohorts = {c.name for c in s.cohorts} | {s.default_cohort}
             checks = [c.name for c in s.checks]
             for rel in releases:
+                live.add((s.namespace, s.name, rel))
                 for cohort in cohorts:
                     self.metrics.prime(s.namespace, s.name, rel, cohort, checks)
+        self._retire_series(live)
+
+    def _retire_series(self, live: set[tuple[str, str, str]]) -> None:
+        # A release that left the routing table keeps its series for a while: its last
+        # increments must still be scraped, and late feedback (tokens live for hours)
+        # still counts. After the grace period its series go.
+        now = self.clock()
+        for key in live:
+            self._left_at.pop(key, None)
+        for key in self._served_releases - live:
+            self._left_at.setdefault(key, now)
+        self._served_releases = set(live) | set(self._left_at)
+        expired = {k for k, t in self._left_at.items()
+                   if now - t >= self.settings.retired_series_grace}
+        if expired:
+            self.metrics.forget_releases(expired)
+            for key in expired:
+                del self._left_at[key]
+            self._served_releases -= expired
 
     # -- application -----------------------------------------------------------------
 

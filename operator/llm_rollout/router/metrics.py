@@ -91,6 +91,28 @@ class RouterMetrics:
             for result in ("pass", "fail"):
                 self.checks.labels(*dep, check, result)
 
+    def forget_releases(self, gone: set[tuple[str, str, str]]) -> int:
+        """Drop every series of the (namespace, deployment, release) triples in `gone`.
+
+        Keeps a long-running router's series bounded by the releases it serves, not by
+        every release it ever served. Returns how many series were removed.
+        """
+        removed = 0
+        for metric in (self.requests, self.duration, self.ttft, self.tokens, self.feedback,
+                       self.feedback_score, self.checks, self.fallbacks,
+                       self.upstream_errors):
+            names = list(metric._labelnames)
+            try:
+                at = [names.index(n) for n in ("namespace", "deployment", "release")]
+            except ValueError:
+                continue
+            # prometheus-client has no public way to list a metric's label sets.
+            for labels in list(metric._metrics):
+                if (labels[at[0]], labels[at[1]], labels[at[2]]) in gone:
+                    metric.remove(*labels)
+                    removed += 1
+        return removed
+
     def criterion(self, name: str) -> str:
         """Label value for a criterion; beyond MAX_CRITERIA distinct names, 'other'."""
         if name in self._criteria:
