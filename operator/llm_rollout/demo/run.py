@@ -169,15 +169,21 @@ class Demo:
         self.pids.append(proc.pid)
         return proc.pid
 
-    def _wait_http(self, url: str, what: str, timeout: float = 30.0) -> None:
+    def _wait_http(self, url: str, what: str, timeout: float = 30.0,
+                   body: bytes | None = None) -> None:
+        """Until `url` answers 200 (a POST of the JSON `body` when given)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            request = urllib.request.Request(
+                url, data=body, method="POST" if body is not None else "GET",
+                headers={"content-type": "application/json"})
             try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
+                with urllib.request.urlopen(request, timeout=5) as resp:
                     if resp.status == 200:
                         return
             except OSError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         raise RuntimeError(f"{what} did not answer {url} within {timeout:.0f}s "
                            f"(logs in {self.work})")
 
@@ -325,17 +331,7 @@ class Demo:
         url = f"http://127.0.0.1:{self.router_port}/d/{NAMESPACE}/{NAME}/v1/chat/completions"
         body = json.dumps({"model": "assistant",
                            "messages": [{"role": "user", "content": "ping"}]}).encode()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            request = urllib.request.Request(url, data=body, method="POST",
-                                             headers={"content-type": "application/json"})
-            try:
-                with urllib.request.urlopen(request, timeout=5) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"the router did not serve {NAMESPACE}/{NAME} within {timeout}s")
+        self._wait_http(url, f"the router serving {NAMESPACE}/{NAME}", timeout, body)
 
     def _prometheus(self, promql: str) -> list[dict[str, Any]]:
         assert self.bed is not None
