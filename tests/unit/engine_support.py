@@ -115,9 +115,9 @@ def broken(kind: ObservationErrorKind = ObservationErrorKind.UNREACHABLE) -> Obs
 
 
 def observe(
-    spec: LLMDeploymentSpec, status: LLMDeploymentStatus, fn: ObsFn
+    spec: LLMDeploymentSpec, status: LLMDeploymentStatus, fn: ObsFn, now: datetime
 ) -> dict[str, Observation]:
-    return {q.key: fn(q) for q in plan_queries(spec, status, NS, NAME)}
+    return {q.key: fn(q) for q in plan_queries(spec, status, NS, NAME, now=now)}
 
 
 class Driver:
@@ -145,7 +145,7 @@ class Driver:
         action: ManualAction | None = None,
     ) -> Decision:
         self.t += dt
-        observations = observe(self.spec, self.status, fn or GOOD)
+        observations = observe(self.spec, self.status, fn or GOOD, at(self.t))
         d = decide(
             self.spec,
             self.status,

@@ -45,7 +45,7 @@ def test_defaults() -> None:
         "30s",
         "5m",
         0.95,
-        2,
+        1,
         3,
     )
     assert a.on_metrics_unavailable.value == "Pause"

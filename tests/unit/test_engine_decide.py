@@ -7,12 +7,14 @@ from datetime import datetime
 import pytest
 from engine_support import (
     BAD,
+    FB_GATE,
     GOOD,
     NAME,
     NS,
     T0,
     UNSURE,
     Driver,
+    ObsFn,
     at,
     broken,
     make_spec,
@@ -89,7 +91,7 @@ def test_new_release_starts_at_first_stage_and_waits_for_its_pods() -> None:
     assert not s.exposed
     assert s.routing is not None and s.routing.candidate == s.candidate
     assert set(drv.percents().values()) == {0}
-    assert plan_queries(drv.spec, s, NS, NAME) == []  # nothing to analyse yet
+    assert plan_queries(drv.spec, s, NS, NAME, now=at(60)) == []  # nothing to analyse yet
     d = drv.call(30)
     assert d.outcome is Outcome.HOLD and d.reason == "WaitingForRelease"
     assert set(drv.percents().values()) == {0}
@@ -242,12 +244,38 @@ def test_gate_failing_below_failure_limit_holds_then_rolls_back() -> None:
     assert s.candidate is not None and s.release == s.candidate.id  # kept for reference
 
 
-def test_a_pass_between_failures_resets_the_count() -> None:
+def test_an_inconclusive_look_does_not_reset_the_failure_count() -> None:
+    # With failureLimit 2, Fail, Inconclusive, Fail is two failures: a look with less
+    # to say cannot wipe out the evidence of failure (nor give a bad candidate more
+    # lucky looks).
     drv = started()
     drv.call(30, BAD)
-    drv.call(30, UNSURE)
+    d = drv.call(30, broken())
+    assert d.status.gates[0].consecutive_failures == 1
     d = drv.call(30, BAD)
+    assert d.outcome is Outcome.ROLLBACK and d.reason == "GateFailed"
+
+
+def test_a_pass_resets_the_failure_count_of_a_value_gate() -> None:
+    gate = {"name": "latency", "kind": "Threshold", "metric": "latency-p95", "max": 2.0}
+    drv = started(stages=[{"name": "experts", "cohorts": ["experts"], "minDuration": "5m",
+                           "maxDuration": "10m", "gates": [gate]}])
+
+    def latency(v: float) -> ObsFn:
+        return lambda q: v if q.part is Part.VALUE else 100.0
+
+    drv.call(30, latency(3.0))
+    d = drv.call(30, latency(1.0))
+    assert d.status.gates[0].consecutive_failures == 0
+    d = drv.call(30, latency(3.0))
     assert d.outcome is Outcome.HOLD and d.status.gates[0].consecutive_failures == 1
+
+
+def test_one_fail_rolls_back_at_the_default_failure_limit() -> None:
+    drv = started(analysis={"interval": "30s"})
+    assert drv.spec.analysis.failure_limit == 1
+    d = drv.call(30, BAD)
+    assert d.outcome is Outcome.ROLLBACK and d.reason == "GateFailed"
 
 
 def test_failure_counts_per_analysis_not_per_call() -> None:
@@ -399,7 +427,7 @@ def test_spec_paused_holds_everything_and_ignores_metrics() -> None:
     assert d.outcome is Outcome.PAUSE and d.reason == "PausedBySpec"
     assert d.status.phase is Phase.PAUSED and d.status.routing == routing
     assert cond(d.status, ConditionType.PAUSED) == ("True", "PausedBySpec")
-    assert plan_queries(drv.spec, d.status, NS, NAME) == []
+    assert plan_queries(drv.spec, d.status, NS, NAME, now=at(60)) == []
     for _ in range(40):  # well past maxDuration: paused time does not count
         d = drv.call(30, BAD)
         assert d.outcome is Outcome.NOOP
@@ -749,17 +777,64 @@ def test_analysis_due_tolerates_early_timers() -> None:
     drv.call(30)
     s, spec = drv.status, drv.spec
     assert not analysis_due(spec, s, at(30 + 20))
-    assert analysis_due(spec, s, at(30 + 27.5))  # within 10% of the interval
+    assert not analysis_due(spec, s, at(30 + 29.3))  # more than 2% early
+    assert analysis_due(spec, s, at(30 + 29.5))  # within 2% of the interval
     assert analysis_due(spec, s, at(0))  # clock went back: do not stall
 
 
-def test_requeue_after_points_at_the_next_thing_time_changes() -> None:
+def test_no_analysis_at_the_start_of_a_step() -> None:
+    # The first look of a step comes one interval after it began: at its start there
+    # is no evidence (and the previous step's must not count).
     drv = started()
-    d = drv.call(30)  # analysed at 30, min duration ends at 60
-    assert d.requeue_after == pytest.approx(27)
-    d = drv.call(27)
-    assert d.outcome is Outcome.HOLD and d.requeue_after == pytest.approx(3)
-    d = drv.call(3)  # an extra analysis right when the soak ends
+    assert drv.status.last_analysis_time is None
+    assert not analysis_due(drv.spec, drv.status, at(0))
+    assert not analysis_due(drv.spec, drv.status, at(29))
+    assert drv.decisions[-1].requeue_after == pytest.approx(30)
+    drv.call(30)
+    drv.call(30)  # minDuration 1m over: all pass -> next stage
+    assert drv.status.stage == "beta" and drv.status.last_analysis_time == at(60)
+    assert not analysis_due(drv.spec, drv.status, at(60))
+    assert not analysis_due(drv.spec, drv.status, at(75))
+    assert analysis_due(drv.spec, drv.status, at(90))
+
+
+def test_analyses_follow_the_configured_interval() -> None:
+    # Driven by requeue_after, as the operator is: one look per interval (plus the one
+    # at the end of minDuration), not 10% more.
+    drv = started(stages=[{"name": "experts", "cohorts": ["experts"], "minDuration": "5m",
+                           "maxDuration": "50m", "gates": [FB_GATE]}])
+    looks = 0
+    while drv.t < 3100 and drv.status.phase is Phase.PROGRESSING:
+        dt = drv.decisions[-1].requeue_after
+        assert dt is not None
+        before = drv.status.last_analysis_time
+        drv.call(dt, UNSURE)
+        looks += drv.status.last_analysis_time != before
+    assert drv.status.phase is Phase.ROLLED_BACK
+    assert drv.decisions[-1].reason == "MaxDurationExceeded"
+    # 50m / 30s looks; the soak look falls on an interval look; the rollback comes on
+    # the wake-up just after maxDuration, without an analysis.
+    assert looks == 3000 // 30
+
+
+def test_a_pass_after_max_duration_rolls_back() -> None:
+    # maxDuration is the limit for getting a pass: one that comes after it is too late.
+    drv = started(stages=[{"name": "experts", "cohorts": ["experts"], "minDuration": "2m30s",
+                           "maxDuration": "50m", "gates": [FB_GATE]}])
+    drv.call(2990, UNSURE)
+    assert drv.decisions[-1].outcome is Outcome.HOLD
+    d = drv.call(40, GOOD)  # at 3030 s, 30 s past maxDuration, all gates pass
+    assert d.outcome is Outcome.ROLLBACK and d.reason == "MaxDurationExceeded"
+    assert d.status.phase is Phase.ROLLED_BACK
+
+
+def test_requeue_after_points_at_the_next_thing_time_changes() -> None:
+    drv = started(analysis={"interval": "25s", "failureLimit": 2})
+    d = drv.call(25)  # analysed at 25, min duration ends at 60
+    assert d.requeue_after == pytest.approx(25)
+    d = drv.call(25)
+    assert d.outcome is Outcome.HOLD and d.requeue_after == pytest.approx(10)
+    d = drv.call(10)  # an extra analysis right when the soak ends
     assert d.outcome is Outcome.ADVANCE
     drv.call(1, action=ManualAction("abort", "1"))
     assert drv.decisions[-1].requeue_after is None

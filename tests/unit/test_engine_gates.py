@@ -100,10 +100,14 @@ def test_threshold_with_min_samples(parts: dict[str, Any], expected: Verdict) ->
         assert result.samples == 10 and result.value == 4.5 and result.threshold == ">= 4"
 
 
-def test_threshold_on_a_ratio_uses_the_point_proportion() -> None:
+def test_threshold_on_a_ratio_is_judged_on_its_confidence_sequence() -> None:
+    # 2 errors in 100 is a point value of 2%, but not yet evidence of <= 5%.
     g = gate(kind="Threshold", metric="error-rate", max=0.05)
     r = evaluate_gate(SPEC, g, obs("error-rate", success=2.0, total=100.0))
-    assert (r.verdict, r.value, r.samples) == (P, 0.02, 100)
+    assert (r.verdict, r.value, r.samples) == (U, 0.02, 100)
+    assert r.interval is not None and r.interval[1] > 0.05
+    r = evaluate_gate(SPEC, g, obs("error-rate", success=2.0, total=1000.0))
+    assert r.verdict is P and r.interval is not None and r.interval[1] <= 0.05
 
 
 @pytest.mark.parametrize(
@@ -122,7 +126,7 @@ def test_threshold_on_a_ratio_uses_the_point_proportion() -> None:
         (95.0, SEVERAL, {"min": 0.6}, E),
     ],
 )
-def test_ratio_on_the_wilson_interval(
+def test_ratio_on_the_confidence_sequence(
     success: Observation, total: Observation, bounds: dict[str, float], expected: Verdict
 ) -> None:
     g = gate(kind="Ratio", metric="feedback-positive-rate", minSamples=50, **bounds)
@@ -130,12 +134,12 @@ def test_ratio_on_the_wilson_interval(
     assert r.verdict is expected, r.message
     if expected in (P, F):
         assert r.interval is not None and r.interval[0] <= (r.value or 0) <= r.interval[1]
-        assert "Wilson" in r.threshold
+        assert "0.95 confidence sequence" in r.threshold
 
 
 def test_ratio_gate_on_a_value_metric_is_an_error() -> None:
     r = evaluate_gate(SPEC, gate(kind="Ratio", metric="quality", min=0.5), obs("quality", value=1))
-    assert r.verdict is E and "not a ratio metric" in r.message
+    assert r.verdict is E and "not a ratio or scores metric" in r.message
 
 
 def test_ratio_gate_clamps_extrapolated_counts() -> None:
@@ -155,11 +159,11 @@ def compare_obs(metric: str, cand: dict[str, Any], stable: dict[str, Any]) -> di
         # higher is better (feedback), margin 0.02
         ("feedback-positive-rate", {}, (90_000, 100_000), (90_500, 100_000), P),
         ("feedback-positive-rate", {}, (900, 1000), (905, 1000), U),
-        ("feedback-positive-rate", {}, (800, 1000), (900, 1000), F),
+        ("feedback-positive-rate", {}, (750, 1000), (900, 1000), F),
         # lower is better by default for error-rate, margin 0.01
-        ("error-rate", {}, (10, 1000), (10, 1000), P),
-        ("error-rate", {}, (60, 1000), (10, 1000), F),
-        ("error-rate", {}, (25, 1000), (10, 1000), U),
+        ("error-rate", {}, (100, 10_000), (100, 10_000), P),
+        ("error-rate", {}, (600, 10_000), (100, 10_000), F),
+        ("error-rate", {}, (250, 10_000), (100, 10_000), U),
         # an explicit direction wins over the preset's
         ("error-rate", {"direction": "higherIsBetter"}, (60, 1000), (10, 1000), P),
         # samples
@@ -273,3 +277,46 @@ def test_gate_bounds_for_dashboards_include_compare_margins() -> None:
         ]}]})
     assert gate_bounds(spec, spec.stages[0]) == {
         "t": (3.5, None), "c": (-0.03, None), "e": (None, 0.01)}
+
+
+def score_obs(gate_name: str, counts: dict[int, float]) -> dict[str, Observation]:
+    """expert-rating bucket observations (cumulative counts) from a count per score."""
+    out: dict[str, Observation] = {}
+    below = 0.0
+    for le in range(1, 6):
+        below += counts.get(le, 0.0)
+        key = query_key(gate_name, "expert-rating", Role.CANDIDATE, Part.BUCKET, None, float(le))
+        out[key] = below
+    return out
+
+
+def test_expert_rating_is_a_mean_of_scores_on_its_confidence_sequence() -> None:
+    g = gate(kind="Threshold", metric="expert-rating", min=3.5, minSamples=20)
+    strong = evaluate_gate(SPEC, g, score_obs("g", {3: 10, 4: 60, 5: 130}))
+    assert strong.verdict is P and strong.value == pytest.approx((30 + 240 + 650) / 200)
+    assert strong.interval is not None and 3.5 <= strong.interval[0] <= strong.value
+    assert strong.samples == 200 and "1 .. 5" not in strong.message
+    weak = evaluate_gate(SPEC, g, score_obs("g", {1: 40, 2: 60, 3: 60, 4: 30, 5: 10}))
+    assert weak.verdict is F and weak.interval is not None and weak.interval[1] < 3.5
+    few = evaluate_gate(SPEC, g, score_obs("g", {5: 10}))
+    assert few.verdict is U and "10 samples, need 20" in few.message
+    none = evaluate_gate(SPEC, g, {k: EMPTY for k in score_obs("g", {})})
+    assert none.verdict is U and none.samples == 0
+
+
+def test_a_confident_verdict_sticks_for_the_rest_of_the_step() -> None:
+    # The sequences hold at every look at once, so their running intersection does
+    # too: evidence that later reads weaker (a counter going back) cannot undo a Fail.
+    g = gate(kind="Ratio", metric="feedback-positive-rate", min=0.6)
+    first = evaluate_gate(SPEC, g, obs("feedback-positive-rate", success=20.0, total=100.0))
+    assert first.verdict is F and first.interval is not None
+    reset = obs("feedback-positive-rate", success=5.0, total=10.0)  # the counters restarted
+    later = evaluate_gate(SPEC, g, reset, previous=first)
+    assert later.verdict is F and later.interval is not None
+    assert later.interval[1] == pytest.approx(first.interval[1])
+    fresh = evaluate_gate(SPEC, g, reset)
+    assert fresh.verdict is U
+    # Another test (the bound changed) does not inherit the old interval.
+    moved = gate(kind="Ratio", metric="feedback-positive-rate", min=0.5)
+    other = evaluate_gate(SPEC, moved, reset, previous=first)
+    assert other.interval is not None and other.interval[1] > first.interval[1]

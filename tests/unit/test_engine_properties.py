@@ -186,7 +186,7 @@ def test_engine_invariants(events: list[tuple[str, Any, Any]]) -> None:
             spec = new_spec
             if kind == "release":
                 ready.add(release_id(spec))
-        observations = {q.key: fn(q) for q in plan_queries(spec, status, NS, NAME)}
+        observations = {q.key: fn(q) for q in plan_queries(spec, status, NS, NAME, now=at(t))}
         snapshot = status.model_dump()
         kwargs: dict[str, Any] = dict(
             now=at(t),

@@ -158,11 +158,11 @@ def test_validate_template_accepts(template: str) -> None:
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_are_valid_templates(name: str) -> None:
     preset = PRESETS[name]
-    templates = (
-        [preset.query, preset.samples]
-        if preset.kind is MetricKind.VALUE
-        else [preset.success, preset.total]
-    )
+    templates = {
+        MetricKind.VALUE: [preset.query, preset.samples],
+        MetricKind.RATIO: [preset.success, preset.total],
+        MetricKind.SCORES: [template for _, template in preset.buckets],
+    }[preset.kind]
     for template in filter(None, templates):
         assert validate_template(template) == [], template
         assert {"namespace", "name", "release", "window"} <= set(template_variables(template))
@@ -171,7 +171,7 @@ def test_presets_are_valid_templates(name: str) -> None:
 def test_preset_names_and_kinds() -> None:
     assert {n: p.kind.value for n, p in PRESETS.items()} == {
         "feedback-positive-rate": "ratio",
-        "expert-rating": "value",
+        "expert-rating": "scores",
         "heuristic-pass-rate": "ratio",
         "error-rate": "ratio",
         "latency-p95": "value",

@@ -183,12 +183,13 @@ _GATE_RULES: list[JsonDict] = [
 class Gate(CamelModel):
     """A check that must Pass before the rollout advances.
 
-    Threshold: the metric's value within [min, max]. Ratio: a ratio metric's
-    proportion judged on its Wilson score interval (Pass when the whole interval
-    clears the bounds, Fail when the whole interval is on the wrong side).
-    Compare: candidate against stable, non-inferiority within `margin` (ratio
-    metrics on the Newcombe interval of the difference, value metrics on point
-    values). Composite: weighted mean of component metrics' values within [min, max].
+    Ratio, and Threshold on a ratio or scores metric: the step's proportion or mean
+    score judged on its anytime-valid confidence sequence (Pass when the whole interval
+    clears the bounds, Fail when it is wholly on the wrong side). Threshold on a value
+    metric: its value over the recent window within [min, max]. Compare: candidate
+    against stable, non-inferiority within `margin` (count metrics on a confidence
+    sequence of the difference, value metrics on values). Composite: weighted mean of
+    component metrics' values within [min, max].
     """
 
     model_config = ConfigDict(json_schema_extra=_validations(*_GATE_RULES))
@@ -416,15 +417,32 @@ class Analysis(CamelModel):
 
     model_config = ConfigDict(json_schema_extra=_validations(*_ANALYSIS_RULES))
 
-    interval: Duration = Field(default="30s", description="Time between analyses.")
+    interval: Duration = Field(
+        default="30s",
+        description="Time between analyses; the first comes one interval after the step "
+        "begins.",
+    )
     window: Duration = Field(
-        default="5m", description="Range of the queries ({{ window }}): the data judged."
+        default="5m",
+        description="Range of value queries ({{ window }}: latency, eval scores): their "
+        "recent behaviour. Count queries (ratio and scores metrics) range over the whole "
+        "step instead.",
     )
     confidence: float = Field(
-        default=0.95, gt=0, lt=1, description="Confidence level of Ratio and Compare intervals."
+        default=0.95,
+        gt=0,
+        lt=1,
+        description="Of each decision a count-based gate makes: a candidate on the wrong "
+        "side of (or at) a bound passes it with probability at most 1 - confidence, and one "
+        "on the right side fails it with at most 1 - confidence, however many analyses run "
+        "(anytime-valid confidence sequences; docs/statistics.md).",
     )
     failure_limit: int = Field(
-        default=2, ge=1, le=100, description="Consecutive Fail analyses of a gate before rollback."
+        default=1,
+        ge=1,
+        le=100,
+        description="Fail analyses of a gate (since it last passed in the step) before "
+        "rollback. A count-based gate's Fail is already final at 1.",
     )
     error_limit: int = Field(
         default=3,

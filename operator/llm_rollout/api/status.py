@@ -71,14 +71,17 @@ class GateResult(CamelModel):
         default=None,
         min_length=2,
         max_length=2,
-        description="Confidence interval [low, high] of the value (Ratio, Compare on ratios).",
+        description="Confidence sequence [low, high] of the value (count-based gates): each "
+        "end holds at the configured confidence at every analysis of the step.",
     )
     samples: int | None = Field(default=None, description="Candidate samples behind the value.")
     stable_samples: int | None = Field(default=None, description="Compare: stable's samples.")
     threshold: str = Field(default="", description="What Pass requires, in words.")
     message: str = Field(default="", description="Why the verdict.")
     consecutive_failures: int = Field(
-        default=0, description="Consecutive analyses this gate has failed."
+        default=0,
+        description="Analyses this gate has failed since it last passed in this step "
+        "(Inconclusive and Error analyses do not reset it).",
     )
 
 
@@ -152,6 +155,11 @@ class LLMDeploymentStatus(CamelModel):
     )
     step_start_time: datetime | None = Field(
         default=None, description="When the current step began (shifted by paused time)."
+    )
+    evidence_start_time: datetime | None = Field(
+        default=None,
+        description="When the current step's evidence began: count-based gates judge the "
+        "counts since then. Pauses do not move it (traffic still reaches the candidate).",
     )
     pause: PauseState | None = Field(default=None, description="Set while paused.")
     gates: list[GateResult] = Field(

@@ -92,7 +92,7 @@ class Controller:
         return base64.b64decode(data).decode().strip()
 
     async def _observe(self, spec: LLMDeploymentSpec, namespace: str, name: str,
-                       queries: list[MetricQuery]) -> dict[str, Observation]:
+                       queries: list[MetricQuery], now: datetime) -> dict[str, Observation]:
         def all_errors(kind: str, message: str) -> dict[str, Observation]:
             return {q.key: ObservationError(kind, message) for q in queries}
 
@@ -110,7 +110,7 @@ class Controller:
         if key not in self._providers:
             self._providers[key] = PrometheusProvider(address, bearer_token=token,
                                                       timeout=self.settings.query_timeout)
-        results = await self._providers[key].query_many([q.promql for q in queries])
+        results = await self._providers[key].query_many([q.promql for q in queries], at=now)
         observations: dict[str, Observation] = {}
         for query, result in zip(queries, results, strict=True):
             if isinstance(result, float):
@@ -229,9 +229,9 @@ class Controller:
             eval_states = await self.evals.states(spec, status, namespace, name, runs)
             observations: dict[str, Observation] = {}
             if analysis_due(spec, status, now):
-                queries = plan_queries(spec, status, namespace, name)
+                queries = plan_queries(spec, status, namespace, name, now=now)
                 if queries:
-                    observations = await self._observe(spec, namespace, name, queries)
+                    observations = await self._observe(spec, namespace, name, queries, now)
             decision = decide(spec, status, now=now, namespace=namespace, name=name,
                               generation=generation, observations=observations,
                               ready_releases=ready,

@@ -1,6 +1,6 @@
 """The pure rollout engine: no I/O, no clock reads, no randomness; time is an argument.
 
-queries = plan_queries(spec, status, namespace, name)      # PromQL to run
+queries = plan_queries(spec, status, namespace, name, now=...)  # PromQL to run at now
 decision = decide(spec, status, now=..., namespace=..., name=..., generation=...,
                   observations={q.key: value_or_error, ...},
                   ready_releases=frozenset({...}), action=action_from_annotations(...))
@@ -19,7 +19,12 @@ from llm_rollout.engine.durations import elapsed_in_step
 from llm_rollout.engine.gates import evaluate_gate, evaluate_stage
 from llm_rollout.engine.plan import exposed_cohorts, plan_queries, query_key, resolve_metric
 from llm_rollout.engine.routing import build_routing
-from llm_rollout.engine.stats import newcombe_interval, wilson_interval, z_score
+from llm_rollout.engine.sequential import (
+    Counts,
+    difference_bounds,
+    log_split_evidence,
+    mean_bounds,
+)
 from llm_rollout.engine.types import (
     Decision,
     MetricQuery,
@@ -35,6 +40,7 @@ from llm_rollout.engine.validate import validate_semantics
 
 __all__ = [
     "ANALYSIS_TOLERANCE",
+    "Counts",
     "Decision",
     "MetricQuery",
     "Observation",
@@ -47,18 +53,18 @@ __all__ = [
     "analysis_due",
     "build_routing",
     "decide",
+    "difference_bounds",
     "elapsed_in_step",
     "evaluate_gate",
     "evaluate_stage",
     "exposed_cohorts",
+    "log_split_evidence",
     "mark_failed",
     "mark_invalid",
-    "newcombe_interval",
+    "mean_bounds",
     "next_position",
     "plan_queries",
     "query_key",
     "resolve_metric",
     "validate_semantics",
-    "wilson_interval",
-    "z_score",
 ]

@@ -49,9 +49,9 @@ from llm_rollout.engine.types import (
 )
 from llm_rollout.engine.validate import validate_semantics
 
-# An analysis is due this much before a full interval has passed, so a timer firing
-# a little early does not skip a whole interval.
-ANALYSIS_TOLERANCE = 0.1
+# An analysis is due this share of an interval early, so a timer firing a little
+# early does not skip a whole interval.
+ANALYSIS_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -94,19 +94,28 @@ def _check_now(now: datetime) -> None:
 def analysis_due(spec: LLMDeploymentSpec, status: LLMDeploymentStatus, now: datetime) -> bool:
     """Whether the next call would evaluate gates (so the caller should query metrics).
 
-    Due every analysis interval, and also right when the step's minDuration ends, so
-    a step whose gates already pass advances then rather than an interval later.
+    Due one analysis interval after the step began or after the step's last analysis
+    (never at the step's start, which has no evidence yet), and also right when the
+    step's minDuration ends, so a step whose gates already pass advances then rather
+    than up to an interval later. Looks may run up to ANALYSIS_TOLERANCE of an interval
+    early (timer slack); confidence sequences stay valid at any number of looks.
     """
+    start = status.step_start_time
     last = status.last_analysis_time
-    if last is None or last > now:  # never, or the clock went back: do not stall
+    if last is not None and last > now:  # the clock went back: do not stall
         return True
-    if _seconds(last, now) >= spec.analysis.interval_seconds * (1 - ANALYSIS_TOLERANCE):
+    if start is None:
+        return last is None
+    if last is not None and last < start:
+        last = None  # an analysis of an earlier step
+    since = max(start, last) if last is not None else start
+    if _seconds(since, now) >= spec.analysis.interval_seconds * (1 - ANALYSIS_TOLERANCE):
         return True
     stage = current_stage(spec, status)
-    if stage is None or status.step_start_time is None:
+    if stage is None or stage.min_seconds <= 0:
         return False
-    soaked_at = status.step_start_time + timedelta(seconds=stage.min_seconds)
-    return last < soaked_at <= now
+    soaked_at = start + timedelta(seconds=stage.min_seconds)
+    return (last is None or last < soaked_at) and soaked_at <= now
 
 
 def next_position(
@@ -136,7 +145,7 @@ def _stage(ctx: _Ctx, s: LLMDeploymentStatus) -> Stage:
 def _start_position(ctx: _Ctx, s: LLMDeploymentStatus) -> None:
     s.stage_index = s.step_index = 0
     s.exposed = False
-    s.stage_start_time = s.step_start_time = ctx.now
+    s.stage_start_time = s.step_start_time = s.evidence_start_time = ctx.now
     s.gates = []
     s.evals = []
     s.attempt += 1  # a new attempt: its eval runs are new objects
@@ -152,7 +161,7 @@ def _start_position(ctx: _Ctx, s: LLMDeploymentStatus) -> None:
 def _clear_position(s: LLMDeploymentStatus) -> None:
     s.stage_index = s.step_index = 0
     s.exposed = False
-    s.stage_start_time = s.step_start_time = None
+    s.stage_start_time = s.step_start_time = s.evidence_start_time = None
     s.gates = []
     s.evals = []
     s.consecutive_errors = 0
@@ -165,7 +174,7 @@ def _expose_if_ready(ctx: _Ctx, s: LLMDeploymentStatus) -> bool:
     if s.candidate.id not in ctx.ready:
         return False
     s.exposed = True
-    s.step_start_time = ctx.now
+    s.step_start_time = s.evidence_start_time = ctx.now
     if s.step_index == 0:
         s.stage_start_time = ctx.now
     return True
@@ -209,7 +218,7 @@ def _advance(ctx: _Ctx, s: LLMDeploymentStatus, reason: str, why: str) -> _Step:
     new_stage = position[0] != s.stage_index
     s.stage_index, s.step_index = position
     s.exposed = True
-    s.step_start_time = ctx.now
+    s.step_start_time = s.evidence_start_time = ctx.now
     if new_stage:
         s.stage_start_time = ctx.now
         s.evals = []
@@ -258,8 +267,8 @@ def _restore_from_invalid(ctx: _Ctx, s: LLMDeploymentStatus) -> None:
     if s.phase is None and s.stable is not None:
         s.phase = Phase.PROMOTED
     if s.phase in ACTIVE_PHASES:
-        # The step soaks anew under the fixed spec.
-        s.step_start_time = ctx.now
+        # The step soaks anew under the fixed spec, on new evidence.
+        s.step_start_time = s.evidence_start_time = ctx.now
         s.gates = []
         s.consecutive_errors = 0
     ctx.restored = True
@@ -533,11 +542,14 @@ def _analyse(
     if failed := [r for r in results if r.consecutive_failures >= analysis.failure_limit]:
         why = summary(
             [
-                f"gate {r.name} failed {r.consecutive_failures} analyses in a row ({r.message})"
+                f"gate {r.name} failed {r.consecutive_failures} analyses ({r.message})"
                 for r in failed
             ]
         )
         return _rollback(ctx, s, "GateFailed", why)
+    if over_max:
+        # Past maxDuration without a pass inside it: a pass now comes too late.
+        return _rollback(ctx, s, "MaxDurationExceeded", max_text)
     if errored or eval_errors:
         why = summary([f"gate {r.name}: {r.message}" for r in errored])
         if errored:
@@ -554,8 +566,6 @@ def _analyse(
             s.phase = Phase.PAUSED
             s.pause = PauseState(since=ctx.now, reason=PauseReason.METRICS_UNAVAILABLE)
             return _Step(Outcome.PAUSE, reason, f"paused: {limit}")
-        if over_max:
-            return _rollback(ctx, s, "MaxDurationExceeded", max_text)
         return _Step(
             Outcome.HOLD,
             reason,
@@ -563,8 +573,6 @@ def _analyse(
         )
     if all(r.verdict is Verdict.PASS for r in results):
         if evals_pending:
-            if over_max:
-                return _rollback(ctx, s, "MaxDurationExceeded", max_text)
             return _Step(
                 Outcome.HOLD, "WaitingForEvals", f"holding: waiting for eval suites {evals_pending}"
             )
@@ -572,8 +580,6 @@ def _analyse(
             return _advance(ctx, s, "GatesPassed", f"all gates pass at {_where(ctx, s)}")
         left = format_duration(max(stage.min_seconds - _step_elapsed(ctx, s), 0))
         return _Step(Outcome.HOLD, "MinDuration", f"all gates pass; {left} of minDuration left")
-    if over_max:
-        return _rollback(ctx, s, "MaxDurationExceeded", max_text)
     if failing := [r for r in results if r.verdict is Verdict.FAIL]:
         why = summary(
             [
@@ -753,8 +759,10 @@ def _requeue_after(ctx: _Ctx, s: LLMDeploymentStatus) -> float | None:
         waits.append(stage.max_seconds - elapsed + 1e-3)
     if stage.gates or ctx.spec.suites_at(stage.name):
         last = s.last_analysis_time
-        due = 0.0 if last is None else interval * (1 - ANALYSIS_TOLERANCE) - _seconds(last, ctx.now)
-        waits.append(due)
+        since = s.step_start_time
+        if last is not None and (since is None or last > since):
+            since = last
+        waits.append(0.0 if since is None else interval - _seconds(since, ctx.now))
     return max(min(waits), 0.0) if waits else None
 
 
@@ -808,7 +816,7 @@ def decide(
 ) -> Decision:
     """The next decision for one LLMDeployment.
 
-    `observations` answer `plan_queries(spec, status, namespace, name)` (keyed by
+    `observations` answer `plan_queries(spec, status, namespace, name, now=now)` (keyed by
     MetricQuery.key); they are only read when an analysis is due (`analysis_due`).
     `ready_releases` are the release ids whose pods are ready. `evals` are the
     states of the runs `required_eval_runs(spec, status, name)` asked for, keyed by

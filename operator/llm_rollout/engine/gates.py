@@ -1,5 +1,9 @@
 """Gate verdicts from observations: Pass, Fail, Inconclusive or Error.
 
+Count-based metrics (ratios, score histograms) are judged on anytime-valid confidence
+sequences (engine.sequential) over the whole step's evidence; value metrics (latency,
+eval scores) on their value over the recent window.
+
 Error means the metrics are broken (unreachable, bad query, several series...):
 the rollout must not move on it. No data (no series, NaN) is not an error: counts
 read as 0 and values as missing, so the gate is Inconclusive until data arrives.
@@ -18,7 +22,7 @@ from llm_rollout.engine.plan import (
     query_key,
     resolve_metric,
 )
-from llm_rollout.engine.stats import newcombe_interval, wilson_interval
+from llm_rollout.engine.sequential import Counts, difference_bounds, mean_bounds
 from llm_rollout.engine.types import (
     ObservationError,
     ObservationErrorKind,
@@ -38,9 +42,8 @@ class _Reading:
     """What the observations say about one metric of one release."""
 
     error: str | None = None  # broken metrics
-    value: float | None = None  # value, or proportion of a ratio; None: no data
-    successes: float = 0.0
-    total: float = 0.0
+    value: float | None = None  # value, mean or proportion; None: no data
+    counts: Counts | None = None  # count-based metrics: the step's evidence, on [0, 1]
     samples: float | None = None  # None: the metric has no sample count
 
     def too_few(self, min_samples: int) -> bool:
@@ -67,24 +70,45 @@ def _read(
     component: int | None,
     observations: Observations,
 ) -> _Reading:
-    numbers: dict[Part, float | None] = {}
-    for part, _template in metric.parts():
-        obs = _get(observations, query_key(gate, metric.name, role, part, component))
+    numbers: dict[tuple[Part, float | None], float | None] = {}
+    for part, level, _template in metric.parts():
+        key = query_key(gate, metric.name, role, part, component, level)
+        obs = _get(observations, key)
         if isinstance(obs, ObservationError):
             if not obs.no_data:
                 return _Reading(error=f"{metric.name} ({role}): {obs.kind}: {obs.message}")
-            numbers[part] = None
+            numbers[(part, level)] = None
         else:
-            numbers[part] = obs
+            numbers[(part, level)] = obs
     if metric.kind is MetricKind.RATIO:
-        total = max(numbers[Part.TOTAL] or 0.0, 0.0)
-        successes = min(max(numbers[Part.SUCCESS] or 0.0, 0.0), total)
-        value = successes / total if total > 0 else None
-        return _Reading(value=value, successes=successes, total=total, samples=total)
+        total = max(numbers[(Part.TOTAL, None)] or 0.0, 0.0)
+        successes = min(max(numbers[(Part.SUCCESS, None)] or 0.0, 0.0), total)
+        counts = Counts.bernoulli(successes, total)
+        return _Reading(value=counts.mean, counts=counts, samples=total)
+    if metric.kind is MetricKind.SCORES:
+        return _read_scores(metric, numbers)
     samples = None
-    if Part.SAMPLES in numbers:
-        samples = max(numbers[Part.SAMPLES] or 0.0, 0.0)
-    return _Reading(value=numbers[Part.VALUE], samples=samples)
+    if (Part.SAMPLES, None) in numbers:
+        samples = max(numbers[(Part.SAMPLES, None)] or 0.0, 0.0)
+    return _Reading(value=numbers[(Part.VALUE, None)], samples=samples)
+
+
+def _read_scores(
+    metric: ResolvedMetric, numbers: dict[tuple[Part, float | None], float | None]
+) -> _Reading:
+    # Cumulative bucket counts -> a count per score. Each bucket's increase() is
+    # extrapolated on its own, so a difference can dip below zero: read it as 0.
+    per_score: list[tuple[float, float]] = []
+    below = 0.0
+    for level, _template in metric.buckets:
+        cumulative = max(numbers[(Part.BUCKET, level)] or 0.0, below)
+        per_score.append((level, cumulative - below))
+        below = cumulative
+    low, high = metric.scale
+    counts = Counts.scores(low, high, per_score)
+    mean = counts.mean
+    value = None if mean is None else low + mean * (high - low)
+    return _Reading(value=value, counts=counts, samples=counts.n)
 
 
 def _bounds_text(gate: Gate, what: str = "") -> str:
@@ -116,8 +140,18 @@ def direction_of(gate: Gate, metric: ResolvedMetric) -> Direction:
     return Direction.LOWER_IS_BETTER if metric.lower_is_better else Direction.HIGHER_IS_BETTER
 
 
-def evaluate_gate(spec: LLMDeploymentSpec, gate: Gate, observations: Observations) -> GateResult:
-    """The verdict of one gate (consecutiveFailures left at 0 for the caller to carry)."""
+def evaluate_gate(
+    spec: LLMDeploymentSpec,
+    gate: Gate,
+    observations: Observations,
+    previous: GateResult | None = None,
+) -> GateResult:
+    """The verdict of one gate (consecutiveFailures left at 0 for the caller to carry).
+
+    `previous` is the gate's result at the step's last analysis: count-based gates
+    keep the intersection of their confidence sequences, so a bound once crossed stays
+    crossed (the sequence holds at every look, so their intersection does too).
+    """
     base = GateResult(name=gate.name, kind=gate.kind, verdict=Verdict.INCONCLUSIVE)
     metrics: list[tuple[int | None, float, ResolvedMetric]] = []
     for index, component, name in gate_metrics(gate):
@@ -127,14 +161,25 @@ def evaluate_gate(spec: LLMDeploymentSpec, gate: Gate, observations: Observation
                 update={"verdict": Verdict.ERROR, "message": f"unknown metric {name}"}
             )
         metrics.append((index, component.weight if component else 1.0, resolved))
-    confidence = spec.analysis.confidence
+    alpha = 1.0 - spec.analysis.confidence
+    metric = metrics[0][2]
     match gate.kind:
+        case GateKind.THRESHOLD if metric.counted:
+            return _bounded(base, gate, metric, observations, alpha, previous)
         case GateKind.THRESHOLD:
-            return _threshold(base, gate, metrics[0][2], observations)
+            return _threshold(base, gate, metric, observations)
         case GateKind.RATIO:
-            return _ratio(base, gate, metrics[0][2], observations, confidence)
+            if not metric.counted:
+                return base.model_copy(
+                    update={
+                        "threshold": _bounds_text(gate),
+                        "verdict": Verdict.ERROR,
+                        "message": f"{metric.name} is not a ratio or scores metric",
+                    }
+                )
+            return _bounded(base, gate, metric, observations, alpha, previous)
         case GateKind.COMPARE:
-            return _compare(base, gate, metrics[0][2], observations, confidence)
+            return _compare(base, gate, metric, observations, alpha, previous)
         case GateKind.COMPOSITE:
             return _composite(base, gate, metrics, observations)
 
@@ -142,6 +187,7 @@ def evaluate_gate(spec: LLMDeploymentSpec, gate: Gate, observations: Observation
 def _threshold(
     base: GateResult, gate: Gate, metric: ResolvedMetric, observations: Observations
 ) -> GateResult:
+    """A value metric (latency, eval score) over the recent window, judged as it is."""
     r = _read(metric, gate.name, Role.CANDIDATE, None, observations)
     result = base.model_copy(
         update={"threshold": _bounds_text(gate), "value": r.value, "samples": _samples(r.samples)}
@@ -163,29 +209,49 @@ def _threshold(
     )
 
 
-def _ratio(
+def _sequence_text(alpha: float) -> str:
+    return f"{1 - alpha:.3g} confidence sequence"
+
+
+def _kept(previous: GateResult | None, threshold: str, lo: float, hi: float) -> tuple[float, float]:
+    """The running intersection with the step's previous interval for the same test."""
+    if previous is None or previous.interval is None or previous.threshold != threshold:
+        return lo, hi
+    kept_lo, kept_hi = max(lo, previous.interval[0]), min(hi, previous.interval[1])
+    # Disjoint: the sequences disagree (they miss together with probability <= 2 alpha,
+    # or a counter went back); trust the current look alone rather than neither.
+    return (kept_lo, kept_hi) if kept_lo <= kept_hi else (lo, hi)
+
+
+def _bounded(
     base: GateResult,
     gate: Gate,
     metric: ResolvedMetric,
     observations: Observations,
-    confidence: float,
+    alpha: float,
+    previous: GateResult | None,
 ) -> GateResult:
-    threshold = f"{_bounds_text(gate)} ({confidence:.0%} Wilson interval)"
+    """A count-based metric held to [min, max] on its confidence sequence.
+
+    Pass: the lower (upper) bound clears min (max); Fail: the upper (lower) bound is on
+    the wrong side. Each error has probability at most alpha, at any number of looks.
+    """
+    threshold = f"{metric.name} {_bounds_text(gate)} ({_sequence_text(alpha)})"
     result = base.model_copy(update={"threshold": threshold})
-    if metric.kind is not MetricKind.RATIO:
-        return result.model_copy(
-            update={"verdict": Verdict.ERROR, "message": f"{metric.name} is not a ratio metric"}
-        )
     r = _read(metric, gate.name, Role.CANDIDATE, None, observations)
     if r.error:
         return result.model_copy(update={"verdict": Verdict.ERROR, "message": r.error})
-    result = result.model_copy(update={"value": r.value, "samples": _samples(r.total)})
+    assert r.counts is not None
+    result = result.model_copy(update={"value": r.value, "samples": _samples(r.samples)})
+    low, high = metric.scale
+    span = high - low
+    lo01, hi01 = mean_bounds(r.counts, alpha)
+    lo, hi = _kept(previous, threshold, low + lo01 * span, low + hi01 * span)
+    result = result.model_copy(update={"interval": [lo, hi]})
     if r.too_few(gate.min_samples):
         return result.model_copy(
-            update={"message": f"{_samples(r.total)} samples, need {max(gate.min_samples, 1)}"}
+            update={"message": f"{_samples(r.samples)} samples, need {max(gate.min_samples, 1)}"}
         )
-    lo, hi = wilson_interval(r.successes, r.total, confidence)
-    result = result.model_copy(update={"interval": [lo, hi]})
     passes = (gate.min_value is None or lo >= gate.min_value) and (
         gate.max_value is None or hi <= gate.max_value
     )
@@ -198,9 +264,10 @@ def _ratio(
         Verdict.FAIL: "is confidently outside",
         Verdict.INCONCLUSIVE: "straddles",
     }[verdict]
+    value = "no data" if r.value is None else _num(r.value)
     message = (
-        f"{metric.name} = {_num(r.value or 0.0)}, interval {_fmt_interval(lo, hi)} "
-        f"{what} the bounds"
+        f"{metric.name} = {value} over {_samples(r.samples)} samples, interval "
+        f"{_fmt_interval(lo, hi)} {what} the bounds"
     )
     return result.model_copy(update={"verdict": verdict, "message": message})
 
@@ -210,15 +277,16 @@ def _compare(
     gate: Gate,
     metric: ResolvedMetric,
     observations: Observations,
-    confidence: float,
+    alpha: float,
+    previous: GateResult | None,
 ) -> GateResult:
     direction = direction_of(gate, metric)
     higher = direction is Direction.HIGHER_IS_BETTER
     sign = "-" if higher else "+"
     cmp = ">=" if higher else "<="
-    threshold = f"candidate {cmp} stable {sign} {_num(gate.margin)}"
-    if metric.kind is MetricKind.RATIO:
-        threshold += f" ({confidence:.0%} Newcombe interval of the difference)"
+    threshold = f"{metric.name}: candidate {cmp} stable {sign} {_num(gate.margin)}"
+    if metric.counted:
+        threshold += f" ({_sequence_text(alpha)} of the difference)"
     result = base.model_copy(update={"threshold": threshold})
     cand = _read(metric, gate.name, Role.CANDIDATE, None, observations)
     stab = _read(metric, gate.name, Role.STABLE, None, observations)
@@ -237,21 +305,27 @@ def _compare(
         return result.model_copy(
             update={"value": cand.value, "message": f"no data for {metric.name} ({role})"}
         )
+    diff = cand.value - stab.value
+    interval: list[float] | None = None
+    if metric.counted:
+        assert cand.counts is not None and stab.counts is not None
+        span = metric.scale[1] - metric.scale[0]
+        lo01, hi01 = difference_bounds(cand.counts, stab.counts, alpha)
+        interval = list(_kept(previous, threshold, lo01 * span, hi01 * span))
+        result = result.model_copy(update={"value": diff, "interval": interval})
+    else:
+        result = result.model_copy(update={"value": cand.value})
     for role, reading in (("candidate", cand), ("stable", stab)):
         if reading.too_few(gate.min_samples):
             return result.model_copy(
                 update={
-                    "value": cand.value,
                     "message": f"{role}: {_samples(reading.samples)} samples, "
                     f"need {max(gate.min_samples, 1)}",
                 }
             )
     margin = gate.margin
-    if metric.kind is MetricKind.RATIO:
-        lo, hi = newcombe_interval(
-            cand.successes, cand.total, stab.successes, stab.total, confidence
-        )
-        diff = cand.value - stab.value
+    if interval is not None:
+        lo, hi = interval
         if higher:
             passes, fails = lo >= -margin, hi < -margin
         else:
@@ -261,14 +335,11 @@ def _compare(
             f"candidate {_num(cand.value)} vs stable {_num(stab.value)}: difference "
             f"{_num(diff)}, interval {_fmt_interval(lo, hi)}"
         )
-        return result.model_copy(
-            update={"verdict": verdict, "value": diff, "interval": [lo, hi], "message": message}
-        )
+        return result.model_copy(update={"verdict": verdict, "message": message})
     ok = cand.value >= stab.value - margin if higher else cand.value <= stab.value + margin
     return result.model_copy(
         update={
             "verdict": Verdict.PASS if ok else Verdict.FAIL,
-            "value": cand.value,
             "message": f"candidate {_num(cand.value)} vs stable {_num(stab.value)}",
         }
     )
@@ -316,12 +387,23 @@ def evaluate_stage(
     observations: Observations,
     previous: list[GateResult],
 ) -> list[GateResult]:
-    """All gates of a stage, carrying each gate's consecutive-failure count by name."""
-    before = {r.name: r.consecutive_failures for r in previous}
+    """All gates of a stage, given their results at the step's previous analysis.
+
+    A gate's failure count grows with each Fail and resets only on Pass: an
+    Inconclusive or Error look in between cannot wipe out evidence of failure (with
+    confidence sequences a crossed bound stays crossed anyway, so failureLimit only
+    delays the rollback and cannot make a false promotion likelier).
+    """
+    before = {r.name: r for r in previous}
     results = []
     for gate in stage.gates:
-        r = evaluate_gate(spec, gate, observations)
-        failures = before.get(gate.name, 0) + 1 if r.verdict is Verdict.FAIL else 0
+        last = before.get(gate.name)
+        r = evaluate_gate(spec, gate, observations, last)
+        failures = last.consecutive_failures if last is not None else 0
+        if r.verdict is Verdict.FAIL:
+            failures += 1
+        elif r.verdict is Verdict.PASS:
+            failures = 0
         results.append(r.model_copy(update={"consecutive_failures": failures}))
     return results
 

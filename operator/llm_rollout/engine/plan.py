@@ -1,9 +1,16 @@
-"""Which PromQL queries the current stage's gates need, fully rendered."""
+"""Which PromQL queries the current stage's gates need, fully rendered.
+
+Count queries (ratio and scores metrics) cover the time since the step's evidence
+began, so a gate judges all of the step's evidence and none of the previous step's;
+value queries (latency, eval scores) cover the recent `analysis.window`.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from llm_rollout.api.durations import format_duration
 from llm_rollout.api.spec import Gate, GateComponent, GateKind, LLMDeploymentSpec, Stage, release_id
@@ -23,14 +30,30 @@ class ResolvedMetric:
     success: str = ""
     total: str = ""
     samples: str = ""
+    buckets: tuple[tuple[float, str], ...] = ()
     lower_is_better: bool = False
     parameter_defaults: Mapping[str, str] = field(default_factory=dict)
 
-    def parts(self) -> list[tuple[Part, str]]:
+    @property
+    def counted(self) -> bool:
+        """Whether the metric is counts judged with confidence sequences over the step."""
+        return self.kind in (MetricKind.RATIO, MetricKind.SCORES)
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """The range of the values: [0, 1] for proportions, the score scale for scores."""
+        if self.kind is MetricKind.SCORES:
+            return self.buckets[0][0], self.buckets[-1][0]
+        return 0.0, 1.0
+
+    def parts(self) -> list[tuple[Part, float | None, str]]:
+        """(part, score level or None, PromQL template) of each query the metric needs."""
         if self.kind is MetricKind.RATIO:
-            return [(Part.SUCCESS, self.success), (Part.TOTAL, self.total)]
-        parts = [(Part.VALUE, self.query)]
-        return [*parts, (Part.SAMPLES, self.samples)] if self.samples else parts
+            return [(Part.SUCCESS, None, self.success), (Part.TOTAL, None, self.total)]
+        if self.kind is MetricKind.SCORES:
+            return [(Part.BUCKET, le, template) for le, template in self.buckets]
+        parts: list[tuple[Part, float | None, str]] = [(Part.VALUE, None, self.query)]
+        return [*parts, (Part.SAMPLES, None, self.samples)] if self.samples else parts
 
 
 def resolve_metric(spec: LLMDeploymentSpec, name: str) -> ResolvedMetric | None:
@@ -54,6 +77,7 @@ def resolve_metric(spec: LLMDeploymentSpec, name: str) -> ResolvedMetric | None:
         success=preset.success,
         total=preset.total,
         samples=preset.samples,
+        buckets=preset.buckets,
         lower_is_better=preset.lower_is_better,
         parameter_defaults=preset.parameter_defaults,
     )
@@ -78,9 +102,26 @@ def earlier_cohorts(spec: LLMDeploymentSpec, stage_index: int) -> frozenset[str]
     return frozenset(exposed_cohorts(spec, stage_index - 1)) if stage_index > 0 else frozenset()
 
 
-def query_key(gate: str, metric: str, role: Role, part: Part, component: int | None = None) -> str:
+def query_key(
+    gate: str,
+    metric: str,
+    role: Role,
+    part: Part,
+    component: int | None = None,
+    level: float | None = None,
+) -> str:
     where = metric if component is None else f"{component}.{metric}"
-    return f"{gate}/{where}/{role}/{part}"
+    what = part.value if level is None else f"{part.value}:{level:g}"
+    return f"{gate}/{where}/{role}/{what}"
+
+
+def evidence_seconds(status: LLMDeploymentStatus, now: datetime) -> int:
+    """Whole seconds since the step's evidence began (at least 1): the range of count
+    queries. Rounded down, so nothing from before the step leaks in."""
+    start = status.evidence_start_time or status.step_start_time
+    if start is None:
+        return 1
+    return max(math.floor((now - start).total_seconds()), 1)
 
 
 def _parameters(
@@ -121,9 +162,15 @@ def exposed_stage(spec: LLMDeploymentSpec, status: LLMDeploymentStatus) -> Stage
 
 
 def plan_queries(
-    spec: LLMDeploymentSpec, status: LLMDeploymentStatus, namespace: str, name: str
+    spec: LLMDeploymentSpec,
+    status: LLMDeploymentStatus,
+    namespace: str,
+    name: str,
+    *,
+    now: datetime,
 ) -> list[MetricQuery]:
-    """The queries of the current stage's gates, for the next analysis.
+    """The queries of the current stage's gates, for an analysis at `now` (the caller
+    evaluates them at that time).
 
     Empty when no analysis can happen: no rollout in progress, paused, candidate not
     yet exposed, a newer release in the spec (the rollout restarts first), or a
@@ -136,6 +183,7 @@ def plan_queries(
     releases = {Role.CANDIDATE: status.candidate.id, Role.STABLE: status.stable.id}
     cohorts = exposed_cohorts(spec, status.stage_index)
     window = format_duration(spec.analysis.window_seconds)
+    evidence = f"{evidence_seconds(status, now)}s"
     queries: list[MetricQuery] = []
     for gate in stage.gates:
         for index, component, metric_name in gate_metrics(gate):
@@ -150,24 +198,25 @@ def plan_queries(
                     release=releases[role],
                     stable_release=status.stable.id,
                     cohorts=cohorts,
-                    window=window,
+                    window=evidence if metric.counted else window,
                     suite=suite,
                     criterion=criterion,
                 )
-                for part, template in metric.parts():
+                for part, level, template in metric.parts():
                     try:
                         promql = render(template, values)
                     except TemplateError:
                         continue  # validate_semantics reports it
                     queries.append(
                         MetricQuery(
-                            key=query_key(gate.name, metric_name, role, part, index),
+                            key=query_key(gate.name, metric_name, role, part, index, level),
                             promql=promql,
                             gate=gate.name,
                             metric=metric_name,
                             role=role,
                             part=part,
                             component=index,
+                            level=level,
                         )
                     )
     return queries

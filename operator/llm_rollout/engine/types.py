@@ -21,6 +21,7 @@ class Part(StrEnum):
     SAMPLES = "samples"  # value metrics with a sample count
     SUCCESS = "success"  # ratio metrics
     TOTAL = "total"
+    BUCKET = "bucket"  # scores metrics: the count of scores <= the query's level
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class MetricQuery:
     role: Role
     part: Part
     component: int | None = None  # index of the Composite component
+    level: float | None = None  # scores metrics: the bucket's score
 
 
 class ObservationErrorKind(StrEnum):

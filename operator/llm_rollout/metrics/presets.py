@@ -24,8 +24,13 @@ EVAL_SCORE = "llm_eval_score"
 
 
 class MetricKind(StrEnum):
-    VALUE = "value"  # one number (plus optionally a sample count)
-    RATIO = "ratio"  # successes / total, both counts: judged with confidence intervals
+    VALUE = "value"  # one number over the recent window (plus optionally a sample count)
+    RATIO = "ratio"  # successes / total, counted since the step began: confidence sequences
+    SCORES = "scores"  # a histogram of bounded scores, counted since the step began
+
+
+# The scores of llm_feedback_score (router/metrics.py SCORE_BUCKETS), as its `le` labels.
+SCORE_LEVELS: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 5.0)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,9 @@ class MetricTemplate:
     success: str = ""  # ratio metrics
     total: str = ""
     samples: str = ""  # value metrics: optional count of observations behind the value
+    # scores metrics: (score, count of scores <= it) per level, lowest first; the scale
+    # runs from the first level to the last.
+    buckets: tuple[tuple[float, str], ...] = ()
     description: str = ""
     lower_is_better: bool = False
     # Defaults for the gate-level parameters {{ suite }} / {{ criterion }}.
@@ -57,6 +65,11 @@ def _count(metric: str, extra: str = "") -> str:
 _EXPERT = ',source="expert",criterion=~"{{ criterion }}"'
 
 
+def _score_buckets(histogram: str, extra: str) -> tuple[tuple[float, str], ...]:
+    # prometheus_client writes bucket bounds as Go floats: le="1.0"
+    return tuple((le, _count(f"{histogram}_bucket", f'{extra},le="{le}"')) for le in SCORE_LEVELS)
+
+
 def _p95(histogram: str) -> str:
     return f"histogram_quantile(0.95, sum by (le) (rate({histogram}_bucket{{{_LIVE}}}{_W})))"
 
@@ -70,12 +83,10 @@ PRESETS: Mapping[str, MetricTemplate] = {
         "positive (thumbs up, score 4-5).",
     ),
     "expert-rating": MetricTemplate(
-        kind=MetricKind.VALUE,
-        query=f"{_count(FEEDBACK_SCORE + '_sum', _EXPERT)}"
-        f" / {_count(FEEDBACK_SCORE + '_count', _EXPERT)}",
-        samples=_count(FEEDBACK_SCORE + "_count", _EXPERT),
-        description="Mean expert score (1-5) of the `criterion` (default overall); "
-        "samples = number of expert scores.",
+        kind=MetricKind.SCORES,
+        buckets=_score_buckets(FEEDBACK_SCORE, _EXPERT),
+        description="Mean expert score (1-5) of the `criterion` (default overall), from "
+        "the count of each score; samples = number of expert scores.",
         parameter_defaults={"criterion": "overall"},
     ),
     "heuristic-pass-rate": MetricTemplate(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -37,8 +38,10 @@ class MetricQueryError(Exception):
 
 
 class MetricsProvider(Protocol):
-    async def query_many(self, promqls: Sequence[str]) -> list[float | MetricQueryError]:
-        """Evaluate each query; a result is its single value or the classified error."""
+    async def query_many(self, promqls: Sequence[str], *,
+                         at: datetime | None = None) -> list[float | MetricQueryError]:
+        """Evaluate each query at time `at` (None: the server's now); a result is its
+        single value or the classified error."""
         ...
 
 
@@ -86,11 +89,14 @@ class PrometheusProvider:
         if self._owns_client:
             await self._client.aclose()
 
-    async def query(self, promql: str) -> float:
+    async def query(self, promql: str, *, at: datetime | None = None) -> float:
         url = f"{self.address}/api/v1/query"
+        form = {"query": promql, "timeout": f"{self._timeout:g}s"}
+        if at is not None:
+            # The engine plans ranges ending at `at`: evaluate exactly there.
+            form["time"] = f"{at.timestamp():.3f}"
         try:
-            resp = await self._client.post(url, data={"query": promql,
-                                                      "timeout": f"{self._timeout:g}s"})
+            resp = await self._client.post(url, data=form)
         except httpx.TimeoutException as err:
             raise MetricQueryError(MetricErrorKind.TIMEOUT,
                                    f"Prometheus at {self.address} did not answer in "
@@ -118,10 +124,11 @@ class PrometheusProvider:
                                    f"{body.get('error', '')}")
         return parse_instant_vector(body)
 
-    async def query_many(self, promqls: Sequence[str]) -> list[float | MetricQueryError]:
+    async def query_many(self, promqls: Sequence[str], *,
+                         at: datetime | None = None) -> list[float | MetricQueryError]:
         async def one(promql: str) -> float | MetricQueryError:
             try:
-                return await self.query(promql)
+                return await self.query(promql, at=at)
             except MetricQueryError as err:
                 return err
 
