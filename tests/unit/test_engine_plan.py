@@ -67,7 +67,14 @@ def test_cohorts_are_cumulative_across_stages() -> None:
     drv.call(30)
     drv.call(30)
     queries = plan_queries(drv.spec, drv.status, NS, NAME, now=at(60))
-    assert all("experts|beta" in string_literals(q.promql) for q in queries)
+    gates = [q for q in queries if q.gate == "feedback"]
+    assert gates and all("experts|beta" in string_literals(q.promql) for q in gates)
+    # beta at 50%: the sample-ratio check counts the users of beta alone
+    ratio = [q for q in queries if q.gate == "@sample-ratio"]
+    assert [q.role for q in ratio] == [Role.CANDIDATE, Role.STABLE]
+    assert all("beta" in string_literals(q.promql) for q in ratio)
+    assert all("experts|beta" not in string_literals(q.promql) for q in ratio)
+    assert all("llm_router_assignments_total" in q.promql for q in ratio)
 
 
 def test_compare_gates_query_both_releases_on_the_same_cohorts() -> None:

@@ -24,6 +24,7 @@ EXPECTED = {
     "llm_router_fallbacks": ("counter", {"namespace", "deployment", "cohort", "release"}),
     "llm_router_upstream_errors": ("counter", {"namespace", "deployment", "release", "kind"}),
     "llm_router_unsticky_requests": ("counter", {"namespace", "deployment"}),
+    "llm_router_assignments": ("counter", {"namespace", "deployment", "release", "cohort"}),
     "llm_router_feedback_rejected": ("counter", {"reason"}),
 }
 
@@ -31,7 +32,8 @@ EXPECTED = {
 def test_names_types_and_labels() -> None:
     m = RouterMetrics()
     for metric in (m.requests, m.duration, m.ttft, m.tokens, m.feedback, m.feedback_score,
-                   m.checks, m.fallbacks, m.upstream_errors, m.unsticky, m.feedback_rejected):
+                   m.checks, m.fallbacks, m.upstream_errors, m.unsticky, m.feedback_rejected,
+                   m.assignments):
         names = metric._labelnames
         child = metric.labels(*(f"v-{n}" for n in names))
         (child.observe if hasattr(child, "observe") else child.inc)(1)

@@ -455,6 +455,11 @@ class Analysis(CamelModel):
         default=OnMetricsUnavailable.PAUSE,
         description="What to do after errorLimit analyses without metrics.",
     )
+    sample_ratio_check: bool = Field(
+        default=True,
+        description="At partial steps, test the candidate's share of the users the router "
+        "placed against the step's percentage; a mismatch is an error, like broken metrics.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Analysis:

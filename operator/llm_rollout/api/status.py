@@ -85,6 +85,21 @@ class GateResult(CamelModel):
     )
 
 
+class SampleRatioCheck(CamelModel):
+    """The candidate's share of the step's assignment units against the routing's promise.
+
+    A mismatch (a router bug, a leaking cohort header, buckets gone wrong) would
+    corrupt every comparison, so it holds the rollout like broken metrics.
+    """
+
+    verdict: Verdict = Field(description="Pass (no mismatch found), Inconclusive or Error.")
+    expected: float = Field(description="Candidate share the routing promises (0..1).")
+    observed: float | None = Field(default=None, description="Candidate share observed.")
+    candidate: int = Field(default=0, description="Units placed on the candidate.")
+    stable: int = Field(default=0, description="Units placed on stable.")
+    message: str = Field(default="", description="Why the verdict.")
+
+
 class EvalStatus(CamelModel):
     """One eval suite of the current stage, as the engine last saw its run."""
 
@@ -164,6 +179,11 @@ class LLMDeploymentStatus(CamelModel):
     pause: PauseState | None = Field(default=None, description="Set while paused.")
     gates: list[GateResult] = Field(
         default_factory=list, description="Latest results of the current stage's gates."
+    )
+    sample_ratio: SampleRatioCheck | None = Field(
+        default=None,
+        description="The step's sample-ratio check at the last analysis (partial steps of "
+        "router-served deployments with analysis.sampleRatioCheck).",
     )
     evals: list[EvalStatus] = Field(
         default_factory=list, description="The current stage's eval suites and their runs."

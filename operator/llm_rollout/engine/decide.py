@@ -39,6 +39,7 @@ from llm_rollout.engine.evals import EvalAssessment, assess_evals
 from llm_rollout.engine.gates import evaluate_stage
 from llm_rollout.engine.plan import current_stage
 from llm_rollout.engine.routing import build_routing
+from llm_rollout.engine.sample_ratio import check_sample_ratio
 from llm_rollout.engine.types import (
     Decision,
     EvalStates,
@@ -147,6 +148,7 @@ def _start_position(ctx: _Ctx, s: LLMDeploymentStatus) -> None:
     s.exposed = False
     s.stage_start_time = s.step_start_time = s.evidence_start_time = ctx.now
     s.gates = []
+    s.sample_ratio = None
     s.evals = []
     s.attempt += 1  # a new attempt: its eval runs are new objects
     s.consecutive_errors = 0
@@ -163,6 +165,7 @@ def _clear_position(s: LLMDeploymentStatus) -> None:
     s.exposed = False
     s.stage_start_time = s.step_start_time = s.evidence_start_time = None
     s.gates = []
+    s.sample_ratio = None
     s.evals = []
     s.consecutive_errors = 0
     s.pause = None
@@ -225,6 +228,7 @@ def _advance(ctx: _Ctx, s: LLMDeploymentStatus, reason: str, why: str) -> _Step:
     if s.pause is not None:  # promoted while paused: timers restart now, pause counts from now
         s.pause = s.pause.model_copy(update={"since": ctx.now})
     s.gates = []
+    s.sample_ratio = None
     s.consecutive_errors = 0
     return _Step(Outcome.ADVANCE, reason, f"{why}: advanced to {_where(ctx, s)}")
 
@@ -528,13 +532,16 @@ def _analyse(
         observations = _missing_after_soak(stage, observations)
     results = evaluate_stage(ctx.spec, stage, observations, s.gates)
     s.gates = results
+    s.sample_ratio = check_sample_ratio(ctx.spec, s, observations)
     s.last_analysis_time = ctx.now
     ctx.analysed = True
     errored = [r for r in results if r.verdict is Verdict.ERROR]
     ctx.metrics_broken = bool(errored)
     eval_errors = assessment.error_text() if assessment is not None else ""
     evals_pending = assessment.pending_text() if assessment is not None else ""
-    s.consecutive_errors = s.consecutive_errors + 1 if errored or eval_errors else 0
+    srm = s.sample_ratio
+    mismatch = srm.message if srm is not None and srm.verdict is Verdict.ERROR else ""
+    s.consecutive_errors = s.consecutive_errors + 1 if errored or eval_errors or mismatch else 0
 
     def summary(rs: list[str]) -> str:
         return "; ".join(rs)
@@ -550,15 +557,20 @@ def _analyse(
     if over_max:
         # Past maxDuration without a pass inside it: a pass now comes too late.
         return _rollback(ctx, s, "MaxDurationExceeded", max_text)
-    if errored or eval_errors:
+    if errored or eval_errors or mismatch:
         why = summary([f"gate {r.name}: {r.message}" for r in errored])
         if errored:
             ctx.notes.append(why)
-        why = summary([w for w in (why, eval_errors) if w])
-        # Failed or timed-out eval runs go through the same error policy as broken metrics.
+        why = summary([w for w in (why, eval_errors, mismatch) if w])
+        # Failed or timed-out eval runs, and a traffic split the routing does not
+        # explain, go through the same error policy as broken metrics: the evidence
+        # cannot be trusted, so the rollout must not move on it.
         reason, what = ("MetricsUnavailable", "metrics unavailable")
         if not errored:
-            reason, what = "EvalFailed", "eval failed"
+            reason, what = (
+                ("EvalFailed", "eval failed") if eval_errors
+                else ("SampleRatioMismatch", "sample ratio mismatch")
+            )
         if s.consecutive_errors >= analysis.error_limit:
             limit = f"{what} for {s.consecutive_errors} analyses ({why})"
             if analysis.on_metrics_unavailable is OnMetricsUnavailable.ROLLBACK:

@@ -16,7 +16,7 @@ from llm_rollout.api.durations import format_duration
 from llm_rollout.api.spec import Gate, GateComponent, GateKind, LLMDeploymentSpec, Stage, release_id
 from llm_rollout.api.status import LLMDeploymentStatus, Phase
 from llm_rollout.engine.types import MetricQuery, Part, Role
-from llm_rollout.metrics.presets import PRESETS, MetricKind
+from llm_rollout.metrics.presets import ASSIGNMENTS, PRESETS, MetricKind
 from llm_rollout.metrics.promql import TemplateError, TemplateValues, render
 
 
@@ -161,6 +161,57 @@ def exposed_stage(spec: LLMDeploymentSpec, status: LLMDeploymentStatus) -> Stage
     return stage
 
 
+SAMPLE_RATIO_GATE = "@sample-ratio"  # not a valid gate name: cannot collide with a gate's
+_ASSIGNMENTS_QUERY = (
+    f'sum(increase({ASSIGNMENTS}{{namespace="{{{{ namespace }}}}",deployment="{{{{ name }}}}",'
+    f'release="{{{{ release }}}}",cohort=~"{{{{ cohorts }}}}"}}[{{{{ window }}}}]))'
+)
+
+
+def sample_ratio_key(role: Role) -> str:
+    return f"{SAMPLE_RATIO_GATE}/{role}"
+
+
+def sample_ratio_share(spec: LLMDeploymentSpec, status: LLMDeploymentStatus) -> float | None:
+    """The candidate share of the current stage's own cohorts the step promises, when
+    the sample-ratio check applies (a partial step of an analysed stage), else None."""
+    stage = exposed_stage(spec, status)
+    if stage is None or not stage.gates or not spec.analysis.sample_ratio_check:
+        return None
+    percent = stage.percents[min(status.step_index, len(stage.percents) - 1)]
+    return percent / 100 if 0 < percent < 100 else None
+
+
+def _sample_ratio_queries(
+    spec: LLMDeploymentSpec, status: LLMDeploymentStatus, namespace: str, name: str, window: str
+) -> list[MetricQuery]:
+    stage = exposed_stage(spec, status)
+    if stage is None or sample_ratio_share(spec, status) is None:
+        return []
+    assert status.candidate is not None and status.stable is not None
+    queries = []
+    for role, release in ((Role.CANDIDATE, status.candidate.id), (Role.STABLE, status.stable.id)):
+        values = TemplateValues(
+            namespace=namespace,
+            name=name,
+            release=release,
+            stable_release=status.stable.id,
+            cohorts=tuple(stage.cohorts),  # the step's percentage applies to these only
+            window=window,
+        )
+        queries.append(
+            MetricQuery(
+                key=sample_ratio_key(role),
+                promql=render(_ASSIGNMENTS_QUERY, values),
+                gate=SAMPLE_RATIO_GATE,
+                metric=ASSIGNMENTS,
+                role=role,
+                part=Part.TOTAL,
+            )
+        )
+    return queries
+
+
 def plan_queries(
     spec: LLMDeploymentSpec,
     status: LLMDeploymentStatus,
@@ -219,4 +270,4 @@ def plan_queries(
                             level=level,
                         )
                     )
-    return queries
+    return queries + _sample_ratio_queries(spec, status, namespace, name, evidence)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 REQUESTS = "llm_router_requests_total"
+ASSIGNMENTS = "llm_router_assignments_total"
 REQUEST_DURATION = "llm_router_request_duration_seconds"
 TTFT = "llm_router_time_to_first_token_seconds"
 FEEDBACK = "llm_feedback_total"

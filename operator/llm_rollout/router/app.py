@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from yarl import URL
 
 from llm_rollout.heuristics import run_checks
+from llm_rollout.router.assignments import AssignmentTracker
 from llm_rollout.router.backends import BackendResolver
 from llm_rollout.router.cohorts import COHORT_HEADER, place_request
 from llm_rollout.router.config import ServedDeployment
@@ -147,6 +148,7 @@ class Router:
         self.metrics = metrics or RouterMetrics()
         self.clock = clock
         self.seen = SeenSet(self.settings.dedupe_capacity)
+        self.assignments = AssignmentTracker()
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._served_releases: set[tuple[str, str, str]] = set()
@@ -165,6 +167,7 @@ class Router:
                 live.add((s.namespace, s.name, rel))
                 for cohort in cohorts:
                     self.metrics.prime(s.namespace, s.name, rel, cohort, checks)
+        self.assignments.keep({s.key for s in served})
         self._retire_series(live)
 
     def _retire_series(self, live: set[tuple[str, str, str]]) -> None:
@@ -293,6 +296,8 @@ class Router:
         release = placement.release
         if release is None:
             return json_error(503, "no release is routed for this deployment", requestId=rid)
+        if self.assignments.first_placement(ns, dep, cohort, served.routing, placement.user_id):
+            self.metrics.assignments.labels(ns, dep, release.id, cohort).inc()
 
         body = await read_bounded(request, self.settings.max_body_bytes)
         if body is None:

@@ -46,6 +46,7 @@ class Placement:
     bucket: int
     sticky: bool
     release: ReleaseInfo | None
+    user_id: str | None = None
 
 
 def place_request(
@@ -61,4 +62,4 @@ def place_request(
     key = user_id if user_id is not None else f"\0rid:{request_id}"
     bucket = bucket_of(served.namespace, served.name, key)
     release = served.routing.release_for(cohort, bucket)
-    return Placement(cohort, bucket, user_id is not None, release)
+    return Placement(cohort, bucket, user_id is not None, release, user_id)

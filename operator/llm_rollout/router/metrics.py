@@ -57,6 +57,12 @@ class RouterMetrics:
             "llm_router_upstream_errors", "Upstream failures (connect, timeout, midstream).",
             ["namespace", "deployment", "release", "kind"], registry=r,
         )
+        self.assignments = Counter(
+            "llm_router_assignments",
+            "Units placed on a release: users at their first request since their cohort's "
+            "routing changed, and requests without a user id (router/assignments.py).", DEP,
+            registry=r,
+        )
         self.unsticky = Counter(
             "llm_router_unsticky_requests",
             "Requests without a user id (bucketed by request id, not sticky).",
@@ -81,6 +87,7 @@ class RouterMetrics:
             self.requests.labels(*dep, code)
         self.duration.labels(*dep)
         self.ttft.labels(*dep)
+        self.assignments.labels(*dep)
         for direction in ("input", "output"):
             self.tokens.labels(*dep, direction)
         for source in ("user", "expert"):
@@ -100,7 +107,7 @@ class RouterMetrics:
         removed = 0
         for metric in (self.requests, self.duration, self.ttft, self.tokens, self.feedback,
                        self.feedback_score, self.checks, self.fallbacks,
-                       self.upstream_errors):
+                       self.upstream_errors, self.assignments):
             names = list(metric._labelnames)
             try:
                 at = [names.index(n) for n in ("namespace", "deployment", "release")]

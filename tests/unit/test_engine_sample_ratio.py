@@ -1,0 +1,63 @@
+"""The sample-ratio check: a split the routing does not explain holds the rollout."""
+
+from __future__ import annotations
+
+from engine_support import GOOD, Driver, ObsFn, respec, started
+
+from llm_rollout.api import Phase, Verdict
+from llm_rollout.engine import MetricQuery, Observation, Outcome
+
+
+def split(candidate: float, stable: float, rest: ObsFn = GOOD) -> ObsFn:
+    def fn(q: MetricQuery) -> Observation:
+        if q.gate != "@sample-ratio":
+            return rest(q)
+        return candidate if q.role.value == "candidate" else stable
+
+    return fn
+
+
+def at_beta_half() -> Driver:
+    drv = started()
+    drv.call(30)
+    drv.call(30)  # experts passed: beta, 50%
+    assert (drv.status.stage, drv.status.step_percent) == ("beta", 50)
+    return drv
+
+
+def test_a_split_as_promised_passes_and_the_rollout_moves_on() -> None:
+    drv = at_beta_half()
+    d = drv.call(30, split(260, 240))
+    assert d.status.sample_ratio is not None
+    assert d.status.sample_ratio.verdict is Verdict.PASS
+    assert d.status.sample_ratio.expected == 0.5 and d.status.sample_ratio.candidate == 260
+    d = drv.call(30, split(510, 490))
+    assert d.outcome is Outcome.ADVANCE and d.status.step_percent == 100
+    assert d.status.sample_ratio is None  # a new step: a new check
+
+
+def test_a_mismatch_holds_names_the_split_and_pauses_at_the_error_limit() -> None:
+    drv = at_beta_half()
+    d = drv.call(30, split(100, 400))
+    assert d.outcome is Outcome.HOLD and d.reason == "SampleRatioMismatch"
+    assert "candidate got 20.0% of 500 users" in d.message and "promises 50%" in d.message
+    assert d.status.sample_ratio is not None and d.status.sample_ratio.verdict is Verdict.ERROR
+    drv.call(30, split(100, 400))
+    d = drv.call(30, split(100, 400))
+    assert d.outcome is Outcome.PAUSE and d.status.phase is Phase.PAUSED
+    assert "sample ratio mismatch" in d.message
+
+
+def test_no_check_at_full_steps_without_data_or_when_turned_off() -> None:
+    drv = started()  # experts at 100%: the promise is "all of them", nothing to test
+    d = drv.call(30, split(0, 500))
+    assert d.status.sample_ratio is None
+    drv = at_beta_half()
+    d = drv.call(30, split(0, 0))
+    assert d.status.sample_ratio is not None
+    assert d.status.sample_ratio.verdict is Verdict.INCONCLUSIVE and d.outcome is Outcome.HOLD
+    assert d.reason != "SampleRatioMismatch"
+    drv.spec = respec(drv.spec, analysis={"interval": "30s", "failureLimit": 2,
+                                          "sampleRatioCheck": False})
+    d = drv.call(30, split(100, 400))
+    assert d.status.sample_ratio is None and d.reason != "SampleRatioMismatch"
