@@ -140,7 +140,7 @@ ROWS: list[tuple[str, list[Panel]]] = [
               "p95", instant=True),), unit="s", width=6, height=6),
     ]),
     ("Gates", [
-        Panel("Gate value vs threshold and confidence interval", "timeseries", (
+        Panel("Gate value vs threshold and confidence sequence", "timeseries", (
             q(f"max by (deployment, stage, gate) (llm_rollout_gate_value{sel()})",
               "{{deployment}} {{gate}}"),
             q(f"max by (deployment, stage, gate, bound) (llm_rollout_gate_threshold{sel()})",
@@ -150,7 +150,8 @@ ROWS: list[tuple[str, list[Panel]]] = [
             q(f"max by (deployment, stage, gate) (llm_rollout_gate_interval_upper{sel()})",
               "{{deployment}} {{gate}} upper")),
             description="The value each gate of the current stage measured, its bounds "
-            "(dashed red) and its confidence interval (dotted; Ratio and Compare gates).",
+            "(dashed red) and its anytime-valid confidence sequence over the step (dotted; "
+            "count-based gates: ratios and expert scores).",
             width=24, height=9,
             overrides=(_dashed(".* threshold$", "red"), _dotted(".* (lower|upper)$"))),
         Panel("Gate verdicts", "state-timeline", (

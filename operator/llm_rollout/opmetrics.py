@@ -42,9 +42,9 @@ class OperatorMetrics:
         self.gate_value = Gauge("llm_rollout_gate_value", "Latest value of a gate", _GATE,
                                 registry=r)
         self.gate_lower = Gauge("llm_rollout_gate_interval_lower",
-                                "Lower end of a gate's confidence interval", _GATE, registry=r)
+                                "Lower end of a gate's confidence sequence", _GATE, registry=r)
         self.gate_upper = Gauge("llm_rollout_gate_interval_upper",
-                                "Upper end of a gate's confidence interval", _GATE, registry=r)
+                                "Upper end of a gate's confidence sequence", _GATE, registry=r)
         self.gate_samples = Gauge("llm_rollout_gate_samples", "Samples behind a gate's value",
                                   _GATE, registry=r)
         self.gate_threshold = Gauge("llm_rollout_gate_threshold",

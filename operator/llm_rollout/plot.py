@@ -1,7 +1,7 @@
 """A PNG timeline of one rollout, drawn from Prometheus (`llm-rollout plot NAME`).
 
 Rows: where the rollout is (stage and the candidate's share of the stage's
-cohorts), then one row per gate (its value, confidence interval and threshold),
+cohorts), then one row per gate (its value, confidence sequence and threshold),
 then the user feedback positive rate by release. Decisions from status.history
 are drawn as vertical lines. Only Prometheus data is plotted; nothing is made up.
 """
@@ -148,7 +148,7 @@ def draw(tl: Timeline, path: Path, *, title: str | None = None) -> Path:
             common = sorted(set(lo) & set(hi))
             ax.fill_between([t - tl.start for t in common], [lo[t] for t in common],
                             [hi[t] for t in common], color="tab:blue", alpha=0.15,
-                            label="confidence interval")
+                            label="confidence sequence")
         for bound, series in tl.thresholds.get(key, {}).items():
             bx, by_ = rel(series)
             ax.step(bx, by_, where="post", color="tab:red", linestyle="--",

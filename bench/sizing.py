@@ -1,0 +1,89 @@
+"""What sound gates cost in samples: a sizing table for docs/statistics.md.
+
+For a Ratio gate with a bound (min or max) and a true proportion on the good side, the
+number of samples until the gate's confidence sequence (the engine's own
+llm_rollout.engine.sequential) clears the bound, looking every `--look` samples: the
+median and 90th percentile over simulated streams, next to the fixed-horizon sample
+size of a one-sided z-test with 80% power at the same truth.
+
+    .venv/bin/python bench/sizing.py            # ~1 min
+    .venv/bin/python bench/sizing.py --runs 200 # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+from pathlib import Path
+from statistics import NormalDist
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
+
+from llm_rollout.engine.sequential import Counts, log_capital_above, log_capital_below  # noqa: E402
+
+# (bound kind, bound, true proportion)
+CELLS: tuple[tuple[str, float, float], ...] = (
+    ("min", 0.70, 0.75),
+    ("min", 0.70, 0.80),
+    ("min", 0.70, 0.90),
+    ("min", 0.90, 0.95),
+    ("min", 0.50, 0.60),
+    ("max", 0.02, 0.01),
+    ("max", 0.02, 0.005),
+    ("max", 0.02, 0.0),
+    ("max", 0.05, 0.02),
+)
+
+
+def samples_to_pass(
+    kind: str, bound: float, truth: float, alpha: float, look: int, cap: int, rng: random.Random
+) -> int | None:
+    successes = n = 0
+    level = math.log(1 / alpha)
+    while n < cap:
+        successes += sum(rng.random() < truth for _ in range(look))
+        n += look
+        counts = Counts.bernoulli(successes, n)
+        evidence = (
+            log_capital_above(counts, bound) if kind == "min" else log_capital_below(counts, bound)
+        )
+        if evidence >= level:
+            return n
+    return None
+
+
+def fixed_horizon(bound: float, truth: float, alpha: float, power: float = 0.8) -> int:
+    z_a, z_b = NormalDist().inv_cdf(1 - alpha), NormalDist().inv_cdf(power)
+    root = z_a * math.sqrt(bound * (1 - bound)) + z_b * math.sqrt(truth * (1 - truth))
+    return math.ceil((root / abs(truth - bound)) ** 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--look", type=int, default=20, help="samples between analyses")
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    alpha = 1 - args.confidence
+    rng = random.Random(args.seed)
+    print(f"confidence {args.confidence}, a look every {args.look} samples, {args.runs} runs")
+    print("| gate | true rate | median samples to pass | 90th percentile | "
+          "fixed horizon (80% power) |")
+    print("|---|---|---|---|---|")
+    for kind, bound, truth in CELLS:
+        cap = 200_000
+        runs = [samples_to_pass(kind, bound, truth, alpha, args.look, cap, rng)
+                for _ in range(args.runs)]
+        done = sorted(r for r in runs if r is not None)
+        assert len(done) == len(runs), "a run never passed: raise the cap"
+        median, p90 = done[len(done) // 2], done[int(len(done) * 0.9)]
+        op = ">=" if kind == "min" else "<="
+        print(f"| {op} {bound:g} | {truth:g} | {median:,} | {p90:,} | "
+              f"{fixed_horizon(bound, truth, alpha):,} |")
+
+
+if __name__ == "__main__":
+    main()
