@@ -15,13 +15,9 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import sys
-from pathlib import Path
 from statistics import NormalDist
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
-
-from llm_rollout.engine.sequential import Counts, log_capital_above, log_capital_below  # noqa: E402
+from llm_rollout.engine.sequential import Counts, log_capital_above, log_capital_below
 
 # (bound kind, bound, true proportion)
 CELLS: tuple[tuple[str, float, float], ...] = (
