@@ -45,6 +45,8 @@ def render_status(obj: dict[str, Any], *, history: int = 8) -> str:
                          g.verdict.value, g.message])
         lines += _table(["NAME", "KIND", "VALUE", "INTERVAL", "SAMPLES", "THRESHOLD",
                          "VERDICT", "MESSAGE"], rows)
+    if (srm := status.sample_ratio) is not None:
+        lines += ["", f"SAMPLE RATIO  {srm.verdict.value}: {srm.message or '-'}"]
     if status.evals:
         lines += ["", f"EVALS (stage {status.stage or '-'}; kubectl get llmevalruns)"]
         lines += _table(["SUITE", "RUN", "PHASE", "MESSAGE"],

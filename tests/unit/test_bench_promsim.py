@@ -8,14 +8,8 @@ import math
 import numpy as np
 import pytest
 from bench.soundness import traffic
-from bench.soundness.promsim import (
-    Empty,
-    Prometheus,
-    Series,
-    UnsupportedQuery,
-    parse_duration_ms,
-    parse_query,
-)
+from bench.soundness.promql import UnsupportedQuery, parse, parse_duration_ms
+from bench.soundness.promsim import Empty, Multiple, Prometheus, Series
 
 LABELS = {"__name__": "c_total", "job": "x"}
 
@@ -139,15 +133,51 @@ def test_division() -> None:
 @pytest.mark.parametrize("query", [
     'histogram_quantile(0.95, sum by (le) (rate(x_bucket{a="b"}[5m])))',
     "sum(rate(x[5m]))",
-    "increase(x[5m])",
-    "sum(increase(x[5m])) - sum(increase(y[5m]))",
     "sum(increase(x[5m] offset 1m))",
+    "sum(increase(x[5m:1m]))",
+    "max(increase(x[5m]))",
+    "sum(x) > bool 0",
+    "sum(x) / on() group_left sum(y)",
+    "-sum(x)",
     'sum(increase(x{a="b}[5m]))',
     "sum(increase(x[1.5m]))",
 ])
 def test_unsupported_queries_fail_loudly(query: str) -> None:
     with pytest.raises(UnsupportedQuery, match="promsim cannot answer"):
-        parse_query(query)
+        parse(query)
+
+
+def test_exact_count_since_start() -> None:
+    # The engine's count since the step began (`@` its start, 1000 s here): the counter now
+    # minus then, a series born later counting from 0, increase() after a reset.
+    epoch = 1_000_000.0
+    prom = Prometheus([
+        series(every(10, [5, 6, 8, 9, 12, 15]), r="old"),  # 0..50 s
+        series(every(10, [1, 3, 4], start=30), r="new"),  # born at 30 s
+        series(every(10, [5, 7, 2, 4, 6, 9]), r="reset"),
+    ], epoch=epoch)
+
+    def count(r: str, start: float, at: float) -> float | Empty | Multiple:
+        sel = f'c_total{{r="{r}"}}'
+        window = f"[{round(at - start)}s]"
+        q = (f"(sum({sel}) - (sum({sel} @ {epoch + start:.3f}) or vector(0))) and on() "
+             f"(sum(resets({sel}{window})) == 0) or sum(increase({sel}{window}))")
+        return prom.answer(q, at)
+
+    assert count("old", 10, 50) == 15 - 6
+    assert count("new", 10, 50) == 4  # nothing at the start: or vector(0)
+    # A reset in the range: increase() instead, 9 - 7 + 7 = 9 over [10, 50] exactly.
+    assert count("reset", 10, 50) == pytest.approx(9)
+    assert count("none", 10, 50) == Empty(
+        '(sum(c_total{r="none"}) - (sum(c_total{r="none"} @ 1000010.000) or vector(0))) '
+        'and on() (sum(resets(c_total{r="none"}[40s])) == 0) or '
+        'sum(increase(c_total{r="none"}[40s]))')
+    assert prom.answer('c_total{r=~"old|new"}', 50) == Multiple('c_total{r=~"old|new"}', 2)
+    assert prom.answer('increase(c_total{r="old"}[20s])', 50) == pytest.approx(6)
+    assert prom.answer('sum(c_total{r="old"}) - 2 * 3', 50) == 9  # precedence
+    assert prom.answer('sum(resets(c_total[1m]))', 50) == 1
+    assert prom.answer('sum(c_total{r="old"}) > 100', 50) == Empty(
+        'sum(c_total{r="old"}) > 100')
 
 
 def test_traffic_series_appear_at_first_event_and_count_exactly() -> None:

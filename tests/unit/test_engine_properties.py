@@ -227,7 +227,8 @@ def test_engine_invariants(events: list[tuple[str, Any, Any]]) -> None:
         # The stage the decision was about (the stage list may have just been edited).
         stage = next((x for x in spec.stages if x.name == status.stage), None)
         if d.reason == "GatesPassed":
-            assert not stages_changed  # an edit realigns first; no analysis that call
+            # An edit that keeps the current stage (by name) may analyse in the same call,
+            # on queries planned for the edited spec; one that moves it realigns first.
             assert stage is not None and stage.gates
             results = evaluate_stage(spec, stage, observations, status.gates)
             assert all(r.verdict is Verdict.PASS for r in results)

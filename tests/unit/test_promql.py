@@ -108,6 +108,7 @@ def test_unknown_variable_is_an_error() -> None:
 def test_template_variables() -> None:
     assert template_variables(TEMPLATE) == ["release", "suite", "window"]
     assert set(TEMPLATE_VARIABLES) == {
+        "start",
         "namespace",
         "name",
         "release",

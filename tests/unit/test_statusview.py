@@ -110,3 +110,15 @@ def test_docs_cli_shows_the_exact_patch_of_every_action() -> None:
     doc = (REPO_ROOT / "docs" / "cli.md").read_text()
     for action in ACTIONS:
         assert kubectl_equivalent(action, "NAME", "NAMESPACE") in doc, action
+
+
+def test_the_sample_ratio_check_has_its_line() -> None:
+    check = {"verdict": "Error", "expected": 0.5, "observed": 0.2, "candidate": 100,
+             "stable": 400, "message": "sample ratio mismatch: candidate got 20.0% of 500 "
+             "users placed in this step (100 candidate, 400 stable), the routing promises 50%"}
+    text = render_status({**PROGRESSING, "status": {**PROGRESSING["status"],
+                                                    "sampleRatio": check}})
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("SAMPLE RATIO")]
+    assert "Error: sample ratio mismatch: candidate got 20.0% of 500 users" in line
+    assert len(section(text, "GATES")) == 4  # its own block, after the gates
+    assert "SAMPLE RATIO" not in render_status(PROGRESSING)

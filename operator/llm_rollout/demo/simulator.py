@@ -49,7 +49,9 @@ class CohortLoad:
 DEFAULT_LOAD = (
     CohortLoad("experts", "expert", users=5, rate=3.0, source="expert", feedback_share=1.0),
     CohortLoad("beta", "beta", users=40, rate=8.0, source="user", feedback_share=0.8),
-    CohortLoad("everyone", None, users=200, rate=8.0, source="user", feedback_share=0.6),
+    # Enough thumbs that the Compare gate of the last stage (candidate vs stable) can
+    # decide within a compressed step: about 14 ratings/s reach stable at 10%.
+    CohortLoad("everyone", None, users=200, rate=20.0, source="user", feedback_share=0.8),
 )
 
 

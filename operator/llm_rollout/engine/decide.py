@@ -101,13 +101,14 @@ def analysis_due(spec: LLMDeploymentSpec, status: LLMDeploymentStatus, now: date
     than up to an interval later. Looks may run up to ANALYSIS_TOLERANCE of an interval
     early (timer slack); confidence sequences stay valid at any number of looks.
     """
-    start = status.step_start_time
+    start = status.step_start_time  # shifted by pauses, like minDuration
     last = status.last_analysis_time
     if last is not None and last > now:  # the clock went back: do not stall
         return True
     if start is None:
         return last is None
-    if last is not None and last < start:
+    began = status.evidence_start_time or start  # when the step really began
+    if last is not None and last < began:
         last = None  # an analysis of an earlier step
     since = max(start, last) if last is not None else start
     if _seconds(since, now) >= spec.analysis.interval_seconds * (1 - ANALYSIS_TOLERANCE):

@@ -16,7 +16,7 @@ from llm_rollout.api.durations import format_duration
 from llm_rollout.api.spec import Gate, GateComponent, GateKind, LLMDeploymentSpec, Stage, release_id
 from llm_rollout.api.status import LLMDeploymentStatus, Phase
 from llm_rollout.engine.types import MetricQuery, Part, Role
-from llm_rollout.metrics.presets import ASSIGNMENTS, PRESETS, MetricKind
+from llm_rollout.metrics.presets import ASSIGNMENTS, PRESETS, MetricKind, count_since_start
 from llm_rollout.metrics.promql import TemplateError, TemplateValues, render
 
 
@@ -115,13 +115,21 @@ def query_key(
     return f"{gate}/{where}/{role}/{what}"
 
 
+def evidence_start(status: LLMDeploymentStatus) -> datetime | None:
+    return status.evidence_start_time or status.step_start_time
+
+
 def evidence_seconds(status: LLMDeploymentStatus, now: datetime) -> int:
     """Whole seconds since the step's evidence began (at least 1): the range of count
     queries. Rounded down, so nothing from before the step leaks in."""
-    start = status.evidence_start_time or status.step_start_time
+    start = evidence_start(status)
     if start is None:
         return 1
     return max(math.floor((now - start).total_seconds()), 1)
+
+
+def _timestamp(moment: datetime | None) -> str:
+    return "0" if moment is None else f"{moment.timestamp():.3f}"
 
 
 def _parameters(
@@ -162,9 +170,10 @@ def exposed_stage(spec: LLMDeploymentSpec, status: LLMDeploymentStatus) -> Stage
 
 
 SAMPLE_RATIO_GATE = "@sample-ratio"  # not a valid gate name: cannot collide with a gate's
-_ASSIGNMENTS_QUERY = (
-    f'sum(increase({ASSIGNMENTS}{{namespace="{{{{ namespace }}}}",deployment="{{{{ name }}}}",'
-    f'release="{{{{ release }}}}",cohort=~"{{{{ cohorts }}}}"}}[{{{{ window }}}}]))'
+_ASSIGNMENTS_QUERY = count_since_start(
+    ASSIGNMENTS,
+    'namespace="{{ namespace }}",deployment="{{ name }}",release="{{ release }}",'
+    'cohort=~"{{ cohorts }}"',
 )
 
 
@@ -198,6 +207,7 @@ def _sample_ratio_queries(
             stable_release=status.stable.id,
             cohorts=tuple(stage.cohorts),  # the step's percentage applies to these only
             window=window,
+            start=_timestamp(evidence_start(status)),
         )
         queries.append(
             MetricQuery(
@@ -252,6 +262,7 @@ def plan_queries(
                     window=evidence if metric.counted else window,
                     suite=suite,
                     criterion=criterion,
+                    start=_timestamp(evidence_start(status)),
                 )
                 for part, level, template in metric.parts():
                     try:

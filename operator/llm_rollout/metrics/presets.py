@@ -60,7 +60,29 @@ _W = "[{{ window }}]"
 
 
 def _count(metric: str, extra: str = "") -> str:
-    return f"sum(increase({metric}{{{_LIVE}{extra}}}{_W}))"
+    return count_since_start(metric, _LIVE + extra)
+
+
+def count_since_start(metric: str, matchers: str) -> str:
+    """PromQL template: the count of `metric{matchers}` since the step's evidence began.
+
+    The counters now minus their values when the step began (`@ {{ start }}`; a series
+    that did not exist then counts from 0): exactly the counts Prometheus scraped, where
+    increase() would extrapolate them to the ends of its range and so invent samples
+    with the observed split. If a counter reset in the step (a router restarted), the
+    difference is meaningless and increase() stands in.
+    """
+    selector = f"{metric}{{{matchers}}}"
+    return (
+        f"(sum({selector}) - (sum({selector} @ {{{{ start }}}}) or vector(0)))"
+        f" and on() (sum(resets({selector}{_W})) == 0)"
+        f" or sum(increase({selector}{_W}))"
+    )
+
+
+def _recent(metric: str) -> str:
+    """The count of `metric` over the recent window: the samples behind a value."""
+    return f"sum(increase({metric}{{{_LIVE}}}{_W}))"
 
 
 _EXPERT = ',source="expert",criterion=~"{{ criterion }}"'
@@ -106,14 +128,14 @@ PRESETS: Mapping[str, MetricTemplate] = {
     "latency-p95": MetricTemplate(
         kind=MetricKind.VALUE,
         query=_p95(REQUEST_DURATION),
-        samples=_count(REQUEST_DURATION + "_count"),
+        samples=_recent(REQUEST_DURATION + "_count"),
         description="95th percentile of request duration, seconds (lower is better).",
         lower_is_better=True,
     ),
     "ttft-p95": MetricTemplate(
         kind=MetricKind.VALUE,
         query=_p95(TTFT),
-        samples=_count(TTFT + "_count"),
+        samples=_recent(TTFT + "_count"),
         description="95th percentile of time to first token, seconds (lower is better).",
         lower_is_better=True,
     ),

@@ -7,9 +7,13 @@ Variables (all others are an error):
   gate's stable queries); `stable_release`: id of the stable release;
 - `cohorts`: regex alternation of the exposed cohorts, each regex-escaped (`=~`);
 - `suite`, `criterion`: regex of the gate's eval suite / criterion (`.*` if unset);
-- `window`: the analysis window as a PromQL duration, for range selectors.
+- `window`: a PromQL duration, for range selectors: in count queries (ratio metrics)
+  the time since the step's evidence began, in value queries the analysis window;
+- `start`: the Unix time the step's evidence began, for the `@` modifier
+  (`sum(x @ {{ start }})`: the counters' values when the step began).
 
-Every variable but `window` is substituted escaped for a PromQL double-quoted string
+Every variable but `window` and `start` is substituted escaped for a PromQL
+double-quoted string
 (backslash, double quote, newline), so a value can never end the string it sits in;
 `validate_template` also insists that such variables sit inside double quotes.
 """
@@ -23,7 +27,8 @@ from dataclasses import dataclass
 STRING_VARIABLES = frozenset(
     {"namespace", "name", "release", "stable_release", "cohorts", "suite", "criterion"}
 )
-TEMPLATE_VARIABLES = STRING_VARIABLES | {"window"}
+CODE_VARIABLES = frozenset({"window", "start"})  # used outside strings
+TEMPLATE_VARIABLES = STRING_VARIABLES | CODE_VARIABLES
 
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
@@ -61,6 +66,7 @@ class TemplateValues:
     window: str
     suite: str | None = None
     criterion: str | None = None
+    start: str = "0"
 
     def substitutions(self) -> dict[str, str]:
         """Variable -> text to insert, already escaped."""
@@ -77,6 +83,7 @@ class TemplateValues:
         }
         subs = {k: escape_label_value(v) for k, v in {**plain, **regexes}.items()}
         subs["window"] = self.window
+        subs["start"] = self.start
         return subs
 
 
@@ -204,11 +211,14 @@ def validate_template(template: str) -> list[str]:
             )
         elif var == "window" and quote:
             problems.append("{{ window }} must be used outside strings, e.g. [{{ window }}]")
+        elif var == "start" and quote:
+            problems.append("{{ start }} must be used outside strings, e.g. x @ {{ start }}")
     if "{{" in _VARIABLE.sub("", template):
         problems.append("malformed template variable: '{{' without a matching '{{ name }}'")
     if problems:
         return problems
     sample = TemplateValues(
-        namespace="ns", name="name", release="r", stable_release="s", cohorts=("c",), window="5m"
+        namespace="ns", name="name", release="r", stable_release="s", cohorts=("c",), window="5m",
+        start="1700000000",
     )
     return syntax_problems(render(template, sample))
