@@ -92,13 +92,13 @@ def _errors(rate: float) -> Cell:
         traffic=Traffic(requests=200, errors=rate, stable_errors=rate))
 
 
-def _compare(candidate: float) -> Cell:
+def _compare(candidate: float, per_30s: float = 20, suffix: str = "") -> Cell:
     correct = _verdict(candidate - 0.77)
     return Cell(
-        name=f"compare-{round(candidate * 100):03d}", group="3 compare, margin 0.03",
-        truth=f"cand {candidate:.2f} vs stable 0.80, 20/30s each", correct=correct,
+        name=f"compare-{round(candidate * 100):03d}{suffix}", group="3 compare, margin 0.03",
+        truth=f"cand {candidate:.2f} vs stable 0.80, {per_30s:g}/30s each", correct=correct,
         gates=(COMPARE_GATE,), percent=50,
-        traffic=Traffic(feedback=20, positive=candidate, stable_positive=0.80))
+        traffic=Traffic(feedback=per_30s, positive=candidate, stable_positive=0.80))
 
 
 def _expert(scores: tuple[float, ...]) -> Cell:
@@ -125,8 +125,11 @@ CELLS: tuple[Cell, ...] = (
     _ratio(0.68), _ratio(0.70), _ratio(0.75), _ratio(0.80),
     _ratio(0.70, interval="5s", suffix="-5s"), _ratio(0.80, interval="5s", suffix="-5s"),
     _ratio(0.70, per_30s=200, suffix="-200"), _ratio(0.80, per_30s=200, suffix="-200"),
+    _ratio(0.70, per_30s=200, interval="5s", suffix="-200-5s"),
     _errors(0.02), _errors(0.025), _errors(0.005),
     _compare(0.77), _compare(0.80),
+    # 5 points on the good side of the margin (candidate - stable = +0.02 against -0.03)
+    _compare(0.77, per_30s=200, suffix="-200"), _compare(0.82, per_30s=200, suffix="-200"),
     _expert(SCORES_AT_BOUND), _expert(SCORES_GOOD),
     _two(0.70), _two(0.80),
 )

@@ -7,6 +7,7 @@ controls (so the test, not a simulated user, decides each count)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -171,6 +172,7 @@ def test_a_split_of_users_the_routing_does_not_explain_holds_then_pauses(
     wait_for(lambda: rollouts.status(NAME).get("stage") == "beta", timeout=30,
              what="experts passed", describe=lambda: rollouts.describe(NAME))
     stable = rollouts.status(NAME)["stable"]["id"]
+    time.sleep(3)  # the check counts from two analysis intervals into the step
     # Beta at 50%, but the router placed 100 users on the candidate and 400 on stable.
     counters.add_assignments(namespace, candidate, "beta", 100)
     counters.add_assignments(namespace, stable, "beta", 400)

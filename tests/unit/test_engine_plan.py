@@ -69,8 +69,12 @@ def test_cohorts_are_cumulative_across_stages() -> None:
     queries = plan_queries(drv.spec, drv.status, NS, NAME, now=at(60))
     gates = [q for q in queries if q.gate == "feedback"]
     assert gates and all("experts|beta" in string_literals(q.promql) for q in gates)
-    # beta at 50%: the sample-ratio check counts the users of beta alone
+    assert len(gates) == len(queries)  # the sample-ratio check waits two intervals
+    # beta at 50%: then the check counts the users of beta alone, from 60 s + 2 x 30 s
+    queries = plan_queries(drv.spec, drv.status, NS, NAME, now=at(130))
     ratio = [q for q in queries if q.gate == "@sample-ratio"]
+    assert all(q.promql.count("@ 1735732920.000") == 1 and "[10s]" in q.promql
+               for q in ratio), ratio
     assert [q.role for q in ratio] == [Role.CANDIDATE, Role.STABLE]
     assert all("beta" in string_literals(q.promql) for q in ratio)
     assert all("experts|beta" not in string_literals(q.promql) for q in ratio)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine_support import GOOD, Driver, ObsFn, respec, started
+from engine_support import FB_GATE, GOOD, Driver, ObsFn, respec, started
 
 from llm_rollout.api import Phase, Verdict
 from llm_rollout.engine import MetricQuery, Observation, Outcome
@@ -17,11 +17,25 @@ def split(candidate: float, stable: float, rest: ObsFn = GOOD) -> ObsFn:
     return fn
 
 
+STAGES = [
+    {"name": "experts", "cohorts": ["experts"], "minDuration": "1m", "maxDuration": "10m",
+     "gates": [FB_GATE]},
+    {"name": "beta", "cohorts": ["beta"], "steps": [50, 100], "minDuration": "2m",
+     "maxDuration": "10m", "gates": [FB_GATE]},
+]
+
+
 def at_beta_half() -> Driver:
-    drv = started()
+    """At beta 50%, past the check's first two intervals (it counts from then on)."""
+    drv = started(stages=STAGES)
     drv.call(30)
     drv.call(30)  # experts passed: beta, 50%
     assert (drv.status.stage, drv.status.step_percent) == ("beta", 50)
+    for _ in range(2):
+        d = drv.call(30, split(500, 0))  # before the routing settles: not counted
+        assert d.status.sample_ratio is not None
+        assert d.status.sample_ratio.verdict is Verdict.INCONCLUSIVE
+        assert "two analysis intervals into the step" in d.status.sample_ratio.message
     return drv
 
 
@@ -31,7 +45,7 @@ def test_a_split_as_promised_passes_and_the_rollout_moves_on() -> None:
     assert d.status.sample_ratio is not None
     assert d.status.sample_ratio.verdict is Verdict.PASS
     assert d.status.sample_ratio.expected == 0.5 and d.status.sample_ratio.candidate == 260
-    d = drv.call(30, split(510, 490))
+    d = drv.call(30, split(510, 490))  # minDuration 2m over
     assert d.outcome is Outcome.ADVANCE and d.status.step_percent == 100
     assert d.status.sample_ratio is None  # a new step: a new check
 
@@ -49,7 +63,7 @@ def test_a_mismatch_holds_names_the_split_and_pauses_at_the_error_limit() -> Non
 
 
 def test_no_check_at_full_steps_without_data_or_when_turned_off() -> None:
-    drv = started()  # experts at 100%: the promise is "all of them", nothing to test
+    drv = started(stages=STAGES)  # experts at 100%: "all of them", nothing to test
     d = drv.call(30, split(0, 500))
     assert d.status.sample_ratio is None
     drv = at_beta_half()

@@ -533,7 +533,7 @@ def _analyse(
         observations = _missing_after_soak(stage, observations)
     results = evaluate_stage(ctx.spec, stage, observations, s.gates)
     s.gates = results
-    s.sample_ratio = check_sample_ratio(ctx.spec, s, observations)
+    s.sample_ratio = check_sample_ratio(ctx.spec, s, observations, ctx.now)
     s.last_analysis_time = ctx.now
     ctx.analysed = True
     errored = [r for r in results if r.verdict is Verdict.ERROR]

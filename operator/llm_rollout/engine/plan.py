@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from llm_rollout.api.durations import format_duration
 from llm_rollout.api.spec import Gate, GateComponent, GateKind, LLMDeploymentSpec, Stage, release_id
@@ -191,12 +191,28 @@ def sample_ratio_share(spec: LLMDeploymentSpec, status: LLMDeploymentStatus) -> 
     return percent / 100 if 0 < percent < 100 else None
 
 
+def sample_ratio_since(spec: LLMDeploymentSpec, status: LLMDeploymentStatus) -> datetime | None:
+    """When the sample-ratio check starts counting: two analysis intervals into the
+    step, so the routers have switched to the step's routing and Prometheus has scraped
+    their counters in it (else the last scrape before the step, at the old split,
+    would count as a mismatch)."""
+    start = evidence_start(status)
+    if start is None:
+        return None
+    return start + timedelta(seconds=2 * spec.analysis.interval_seconds)
+
+
 def _sample_ratio_queries(
-    spec: LLMDeploymentSpec, status: LLMDeploymentStatus, namespace: str, name: str, window: str
+    spec: LLMDeploymentSpec, status: LLMDeploymentStatus, namespace: str, name: str,
+    now: datetime,
 ) -> list[MetricQuery]:
     stage = exposed_stage(spec, status)
-    if stage is None or sample_ratio_share(spec, status) is None:
+    since = sample_ratio_since(spec, status)
+    if stage is None or since is None or sample_ratio_share(spec, status) is None:
         return []
+    if now <= since:
+        return []
+    window = f"{max(math.floor((now - since).total_seconds()), 1)}s"
     assert status.candidate is not None and status.stable is not None
     queries = []
     for role, release in ((Role.CANDIDATE, status.candidate.id), (Role.STABLE, status.stable.id)):
@@ -207,7 +223,7 @@ def _sample_ratio_queries(
             stable_release=status.stable.id,
             cohorts=tuple(stage.cohorts),  # the step's percentage applies to these only
             window=window,
-            start=_timestamp(evidence_start(status)),
+            start=_timestamp(since),
         )
         queries.append(
             MetricQuery(
@@ -281,4 +297,4 @@ def plan_queries(
                             level=level,
                         )
                     )
-    return queries + _sample_ratio_queries(spec, status, namespace, name, evidence)
+    return queries + _sample_ratio_queries(spec, status, namespace, name, now)

@@ -11,10 +11,11 @@ at a fixed, strict level: a false alarm holds a healthy rollout, so it must be r
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 from llm_rollout.api.spec import LLMDeploymentSpec
 from llm_rollout.api.status import LLMDeploymentStatus, SampleRatioCheck, Verdict
-from llm_rollout.engine.plan import sample_ratio_key, sample_ratio_share
+from llm_rollout.engine.plan import sample_ratio_key, sample_ratio_share, sample_ratio_since
 from llm_rollout.engine.sequential import log_split_evidence
 from llm_rollout.engine.types import ObservationError, Observations, Role
 
@@ -24,12 +25,20 @@ SAMPLE_RATIO_CONFIDENCE = 0.999
 # for experiments with millions).
 PRIOR_UNITS = 100.0
 def check_sample_ratio(
-    spec: LLMDeploymentSpec, status: LLMDeploymentStatus, observations: Observations
+    spec: LLMDeploymentSpec, status: LLMDeploymentStatus, observations: Observations,
+    now: datetime,
 ) -> SampleRatioCheck | None:
     """The check's verdict at this analysis (None: no check at this step)."""
     expected = sample_ratio_share(spec, status)
-    if expected is None:
+    since = sample_ratio_since(spec, status)
+    if expected is None or since is None:
         return None
+    if now <= since:
+        return SampleRatioCheck(
+            verdict=Verdict.INCONCLUSIVE, expected=expected,
+            message=f"counts the users placed from {since.isoformat()} on (two analysis "
+            "intervals into the step, once the routing has switched)",
+        )
     units: list[float] = []
     for role in (Role.CANDIDATE, Role.STABLE):
         obs = observations.get(sample_ratio_key(role))
