@@ -8,7 +8,7 @@ CLUSTER_DIR := .cluster
 
 .PHONY: install deps tools test test-unit test-integration lint crds crds-check \
         cluster-up cluster-down bench demo clean
-.PHONY: dashboard chart-test lock image kind-e2e
+.PHONY: dashboard chart-test lock image kind-e2e bench-soundness
 
 install: $(INSTALLED)
 
@@ -87,6 +87,13 @@ demo: install tools
 # Router vs direct vs nginx on loopback, ~2 min; figures go to docs/benchmarks.md.
 bench: install deps
 	$(PY) bench/router_bench.py
+
+# The gates' soundness: a Monte Carlo of the real engine (2,000 rollouts a cell) next to
+# the engine of BASELINE, ~45 min on 2 cores; figures go to docs/benchmarks.md.
+BASELINE ?= 73f79ba
+bench-soundness: install
+	$(PY) -m bench.soundness --primed --baseline-ref $(BASELINE) --json-out soundness.json
+	$(PY) bench/sizing.py --runs 2000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
