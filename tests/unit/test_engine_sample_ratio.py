@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine_support import FB_GATE, GOOD, Driver, ObsFn, respec, started
 
-from llm_rollout.api import Phase, Verdict
+from llm_rollout.api import ConditionType, Phase, Verdict
 from llm_rollout.engine import MetricQuery, Observation, Outcome
 
 
@@ -59,7 +59,9 @@ def test_a_mismatch_holds_names_the_split_and_pauses_at_the_error_limit() -> Non
     drv.call(30, split(100, 400))
     d = drv.call(30, split(100, 400))
     assert d.outcome is Outcome.PAUSE and d.status.phase is Phase.PAUSED
-    assert "sample ratio mismatch" in d.message
+    assert "sample ratio mismatch" in d.message and d.warning
+    paused = d.status.condition(ConditionType.PAUSED)
+    assert paused is not None and paused.reason == "SampleRatioMismatch"
 
 
 def test_no_check_at_full_steps_without_data_or_when_turned_off() -> None:

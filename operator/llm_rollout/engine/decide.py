@@ -679,7 +679,11 @@ def _conditions(ctx: _Ctx, old: LLMDeploymentStatus, s: LLMDeploymentStatus, ste
         put(ConditionType.DEGRADED, False, "AsExpected", "")
 
     if phase is Phase.PAUSED and s.pause is not None:
-        reason = "PausedBySpec" if s.pause.reason is PauseReason.SPEC else "MetricsUnavailable"
+        reason = "PausedBySpec"
+        if s.pause.reason is not PauseReason.SPEC:
+            # Why the errors paused it: metrics, an eval run or the sample ratio.
+            pauses = [h.reason for h in s.history if h.decision == Outcome.PAUSE.value]
+            reason = pauses[-1] if pauses else "MetricsUnavailable"
         put(ConditionType.PAUSED, True, reason, s.message)
     elif ctx.spec.paused:
         put(

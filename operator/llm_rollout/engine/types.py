@@ -133,4 +133,7 @@ class Decision:
             Outcome.INVALID,
             Outcome.FAIL,
             Outcome.REJECT,
-        ) or (self.outcome is Outcome.PAUSE and self.reason in ("MetricsUnavailable", "EvalFailed"))
+        ) or (
+            self.outcome is Outcome.PAUSE
+            and self.reason in ("MetricsUnavailable", "EvalFailed", "SampleRatioMismatch")
+        )
