@@ -275,6 +275,9 @@ def test_pause_promote_and_abort_through_the_cli(
     cli(cluster, namespace, "promote", "bot")
     wait_for(lambda: rollouts.status("bot").get("stage") == "beta", what="promoted to beta",
              describe=lambda: rollouts.describe("bot"))
+    # the first analysis of the new step comes an interval after it began
+    wait_for(lambda: bool(rollouts.status("bot").get("gates")), what="beta analysed",
+             describe=lambda: rollouts.describe("bot"))
     shown = cli(cluster, namespace, "status", "bot")
     assert "stage: beta" in shown and "quality" in shown
 
