@@ -37,7 +37,7 @@ from dataclasses import dataclass
 # for a proportion of 0.80 against 0.70 and 0.9 for an error rate of 0 against 2%:
 # most weight sits on 0.1..0.9, the effects a few hundred samples can show. The small
 # bets (0.001..0.065) let intervals keep narrowing at tens of thousands of samples.
-# More bets, or more spread, decide later; docs/statistics.md has the measured trade.
+# More bets, or more spread, decide later; docs/benchmarks.md has what it costs.
 _MAIN = tuple(0.1 * 9 ** (k / 5) for k in range(6))
 _SMALL = tuple(0.001 * 65 ** (k / 9) for k in range(10))
 BETS: tuple[tuple[float, float], ...] = (
