@@ -119,13 +119,16 @@ def evidence_start(status: LLMDeploymentStatus) -> datetime | None:
     return status.evidence_start_time or status.step_start_time
 
 
-def evidence_seconds(status: LLMDeploymentStatus, now: datetime) -> int:
-    """Whole seconds since the step's evidence began (at least 1): the range of count
-    queries. Rounded down, so nothing from before the step leaks in."""
-    start = evidence_start(status)
+def _whole_seconds_since(start: datetime | None, now: datetime) -> int:
+    """Rounded down (nothing from before `start` leaks into a range), at least 1."""
     if start is None:
         return 1
     return max(math.floor((now - start).total_seconds()), 1)
+
+
+def evidence_seconds(status: LLMDeploymentStatus, now: datetime) -> int:
+    """Whole seconds since the step's evidence began: the range of count queries."""
+    return _whole_seconds_since(evidence_start(status), now)
 
 
 def _timestamp(moment: datetime | None) -> str:
@@ -212,7 +215,7 @@ def _sample_ratio_queries(
         return []
     if now <= since:
         return []
-    window = f"{max(math.floor((now - since).total_seconds()), 1)}s"
+    window = f"{_whole_seconds_since(since, now)}s"
     assert status.candidate is not None and status.stable is not None
     queries = []
     for role, release in ((Role.CANDIDATE, status.candidate.id), (Role.STABLE, status.stable.id)):
