@@ -38,6 +38,7 @@ test-integration: install tools
 lint: install
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/mypy
+	MYPYPATH=. $(VENV)/bin/mypy --strict --explicit-package-bases bench/soundness bench/sizing.py
 
 crds: install
 	$(PY) -m llm_rollout.crdgen --all
