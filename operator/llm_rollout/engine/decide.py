@@ -92,6 +92,15 @@ def _check_now(now: datetime) -> None:
 # --- queries on state ----------------------------------------------------------------
 
 
+def _interval_reference(status: LLMDeploymentStatus) -> datetime | None:
+    """What the next analysis is an interval after: the step's last analysis, or the
+    step's (pause-shifted) start when there is none since."""
+    start, last = status.step_start_time, status.last_analysis_time
+    if start is None or last is None:
+        return start
+    return max(start, last)
+
+
 def analysis_due(spec: LLMDeploymentSpec, status: LLMDeploymentStatus, now: datetime) -> bool:
     """Whether the next call would evaluate gates (so the caller should query metrics).
 
@@ -110,7 +119,8 @@ def analysis_due(spec: LLMDeploymentSpec, status: LLMDeploymentStatus, now: date
     began = status.evidence_start_time or start  # when the step really began
     if last is not None and last < began:
         last = None  # an analysis of an earlier step
-    since = max(start, last) if last is not None else start
+    since = _interval_reference(status)
+    assert since is not None
     if _seconds(since, now) >= spec.analysis.interval_seconds * (1 - ANALYSIS_TOLERANCE):
         return True
     stage = current_stage(spec, status)
@@ -775,10 +785,7 @@ def _requeue_after(ctx: _Ctx, s: LLMDeploymentStatus) -> float | None:
     if stage.max_seconds is not None and elapsed <= stage.max_seconds:
         waits.append(stage.max_seconds - elapsed + 1e-3)
     if stage.gates or ctx.spec.suites_at(stage.name):
-        last = s.last_analysis_time
-        since = s.step_start_time
-        if last is not None and (since is None or last > since):
-            since = last
+        since = _interval_reference(s)
         waits.append(0.0 if since is None else interval - _seconds(since, ctx.now))
     return max(min(waits), 0.0) if waits else None
 
