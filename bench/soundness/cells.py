@@ -92,13 +92,30 @@ def _errors(rate: float) -> Cell:
         traffic=Traffic(requests=200, errors=rate, stable_errors=rate))
 
 
-def _compare(candidate: float, per_30s: float = 20, suffix: str = "") -> Cell:
+def _compare(candidate: float, per_30s: float = 20, interval: str = "30s",
+             suffix: str = "") -> Cell:
     correct = _verdict(candidate - 0.77)
     return Cell(
         name=f"compare-{round(candidate * 100):03d}{suffix}", group="3 compare, margin 0.03",
-        truth=f"cand {candidate:.2f} vs stable 0.80, {per_30s:g}/30s each", correct=correct,
-        gates=(COMPARE_GATE,), percent=50,
+        truth=f"cand {candidate:.2f} vs stable 0.80, {per_30s:g}/30s each, every {interval}",
+        correct=correct, gates=(COMPARE_GATE,), percent=50, interval=interval,
         traffic=Traffic(feedback=per_30s, positive=candidate, stable_positive=0.80))
+
+
+COMPARE_ERRORS_GATE: dict[str, Any] = {"name": "errors-vs-stable", "kind": "Compare",
+                                       "metric": "error-rate", "margin": 0.01}
+
+
+def _compare_errors(candidate: float) -> Cell:
+    """Error rates near 0: the exact difference bound until each release has enough
+    errors for the normal approximation, the asymptotic one after."""
+    correct = _verdict(0.02 - candidate)
+    return Cell(
+        name=f"compare-errors-{round(candidate * 1000):03d}",
+        group="3b compare error-rate, margin 0.01",
+        truth=f"5xx cand {candidate:.3f} vs stable 0.010, 200 req/30s each", correct=correct,
+        gates=(COMPARE_ERRORS_GATE,), percent=50,
+        traffic=Traffic(requests=200, errors=candidate, stable_errors=0.01))
 
 
 def _expert(scores: tuple[float, ...]) -> Cell:
@@ -130,6 +147,8 @@ CELLS: tuple[Cell, ...] = (
     _compare(0.77), _compare(0.80), _compare(0.82),
     # 5 points on the good side of the margin (candidate - stable = +0.02 against -0.03)
     _compare(0.77, per_30s=200, suffix="-200"), _compare(0.82, per_30s=200, suffix="-200"),
+    _compare(0.77, interval="5s", suffix="-5s"),
+    _compare_errors(0.02), _compare_errors(0.005),
     _expert(SCORES_AT_BOUND), _expert(SCORES_GOOD),
     _two(0.70), _two(0.80),
 )

@@ -19,13 +19,16 @@ from hypothesis import strategies as st
 
 from llm_rollout.engine.sequential import (
     BETS,
+    MIN_EVENTS_FOR_NORMAL,
     Counts,
+    asymptotic_difference_bounds,
     difference_bounds,
     log_capital_above,
     log_capital_below,
     log_split_evidence,
     lower_bound,
     mean_bounds,
+    normal_mixture_radius,
     upper_bound,
 )
 
@@ -218,6 +221,107 @@ def test_difference_bounds_hold_at_every_look_at_a_fixed_seed() -> None:
                 misses += 1
                 break
     assert misses / runs <= 0.10 + 3 * math.sqrt(0.1 * 0.9 / runs)
+
+
+def _two_sided_radius(information: float, precision: float, alpha: float) -> float:
+    """Waudby-Smith et al.'s closed form: the two-sided normal mixture boundary."""
+    spread = information + precision
+    return math.sqrt(spread * math.log(spread / (precision * alpha**2)))
+
+
+@pytest.mark.parametrize("information", [1.0, 50.0, 900.0, 40_000.0])
+@pytest.mark.parametrize("alpha", [0.05, 0.01])
+def test_normal_mixture_radius_is_where_the_mixture_reaches_one_over_alpha(
+    information: float, alpha: float
+) -> None:
+    precision = 120.0
+    s = normal_mixture_radius(information, precision, alpha)
+    # The mixture integral by quadrature (trapezoid over the half-normal prior).
+    sd = 1 / math.sqrt(precision)
+    steps, top = 200_000, 12 * sd + 3 * s / max(information, 1e-9)
+    h = top / steps
+    total = 0.0
+    for i in range(steps + 1):
+        lam = i * h
+        value = math.exp(lam * s - lam * lam * information / 2) * 2 * math.exp(
+            -precision * lam * lam / 2
+        ) / math.sqrt(2 * math.pi / precision)
+        total += value * (0.5 if i in (0, steps) else 1.0)
+    assert total * h == pytest.approx(1 / alpha, rel=1e-4)
+    # One-sided: between the two-sided boundaries at 2 alpha and at alpha.
+    assert _two_sided_radius(information, precision, 2 * alpha) <= s
+    assert s <= _two_sided_radius(information, precision, alpha)
+
+
+def test_normal_mixture_boundary_holds_for_a_gaussian_random_walk() -> None:
+    # The case where the mixture is an exact martingale: P(ever crossing) <= alpha.
+    rng = random.Random(11)
+    alpha, precision, looks, runs = 0.05, 30.0, 400, 2000
+    radius = [normal_mixture_radius(v, precision, alpha) for v in range(1, looks + 1)]
+    crossed = 0
+    for _ in range(runs):
+        walk = 0.0
+        for v in range(looks):
+            walk += rng.gauss(0.0, 1.0)
+            if walk >= radius[v]:
+                crossed += 1
+                break
+    assert crossed / runs <= alpha
+    assert crossed / runs >= alpha / 4  # and the boundary is not far too wide
+
+
+def test_asymptotic_difference_bounds_hold_at_every_look_at_a_fixed_seed() -> None:
+    rng = random.Random(13)
+    alpha, runs = 0.05, 300
+    low_misses = high_misses = 0
+    for run in range(runs):
+        pa, pb = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8)
+        share = (10, 10) if run % 2 else (5, 20)  # equal traffic, or stable with most
+        sa = na = sb = nb = 0
+        low_missed = high_missed = False
+        for _ in range(60):
+            sa += sum(rng.random() < pa for _ in range(share[0]))
+            sb += sum(rng.random() < pb for _ in range(share[1]))
+            na, nb = na + share[0], nb + share[1]
+            a, b = Counts.bernoulli(sa, na), Counts.bernoulli(sb, nb)
+            if min(sa, na - sa, sb, nb - sb) < MIN_EVENTS_FOR_NORMAL:
+                continue
+            lo, hi = asymptotic_difference_bounds(a, b, alpha, planned_gap=0.05)
+            low_missed |= lo > pa - pb
+            high_missed |= hi < pa - pb
+        low_misses += low_missed
+        high_misses += high_missed
+    slack = 3 * math.sqrt(alpha * (1 - alpha) / runs)
+    assert low_misses / runs <= alpha + slack
+    assert high_misses / runs <= alpha + slack
+
+
+def test_difference_bounds_take_the_asymptotic_sequence_only_past_the_rule_of_thumb() -> None:
+    few = Counts.bernoulli(5, 400)  # 5 events: the normal approximation is not trusted
+    many = Counts.bernoulli(320, 400)
+    exact = difference_bounds(few, many, 0.05)
+    assert difference_bounds(few, many, 0.05, planned_gap=0.03) == exact
+    assert difference_bounds(many, many, 0.05) != difference_bounds(
+        many, many, 0.05, planned_gap=0.03
+    )
+    a, b = Counts.bernoulli(1600, 2000), Counts.bernoulli(1600, 2000)
+    lo_exact, hi_exact = difference_bounds(a, b, 0.05)
+    lo, hi = difference_bounds(a, b, 0.05, planned_gap=0.03)
+    assert lo < 0 < hi
+    # The point of it: at 2,000 ratings a release, well under two thirds of the width.
+    assert hi - lo < 0.6 * (hi_exact - lo_exact)
+
+
+def test_asymptotic_difference_bounds_are_tightest_near_the_planned_information() -> None:
+    a, b = Counts.bernoulli(1600, 2000), Counts.bernoulli(1560, 2000)
+    widths = {
+        gap: asymptotic_difference_bounds(a, b, 0.05, gap)[1]
+        - asymptotic_difference_bounds(a, b, 0.05, gap)[0]
+        for gap in (0.01, 0.05, 0.3)
+    }
+    # 2,000 a release is the information that shows a gap near 0.05 at 80% power.
+    assert widths[0.05] < widths[0.01]
+    assert widths[0.05] < widths[0.3]
 
 
 def test_sample_ratio_evidence_matches_the_published_ssrm_values() -> None:

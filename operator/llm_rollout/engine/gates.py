@@ -272,6 +272,12 @@ def _bounded(
     return result.model_copy(update={"verdict": verdict, "message": message})
 
 
+# A Compare gate's difference sequence is tightest where a fixed-sample test would just
+# show the candidate `margin` away from the bound; with margin 0 (candidate at least as
+# good as stable), at this share of the metric's range.
+ZERO_MARGIN_PLANNED_GAP = 0.05
+
+
 def _compare(
     base: GateResult,
     gate: Gate,
@@ -310,7 +316,8 @@ def _compare(
     if metric.counted:
         assert cand.counts is not None and stab.counts is not None
         span = metric.scale[1] - metric.scale[0]
-        lo01, hi01 = difference_bounds(cand.counts, stab.counts, alpha)
+        planned_gap = gate.margin / span if gate.margin > 0 else ZERO_MARGIN_PLANNED_GAP
+        lo01, hi01 = difference_bounds(cand.counts, stab.counts, alpha, planned_gap)
         interval = list(_kept(previous, threshold, lo01 * span, hi01 * span))
         result = result.model_copy(update={"value": diff, "interval": interval})
     else:
