@@ -19,26 +19,38 @@ def main(argv: list[str] | None = None) -> int:
     root: Path = args.dir.resolve()
     env_file = root / "env"
 
-    existing = TestBed.load(root)
+    recorded = TestBed.recorded(root)
+    alive = recorded.alive() if recorded is not None else {}
+    dead = sorted(name for name, up in alive.items() if not up)
     if args.command == "status":
-        if existing is None:
+        if recorded is None or not any(alive.values()):
             print("the local bed is not running")
             return 1
-        print(f"running: kube-apiserver {existing.state.apiserver_url}, "
-              f"Prometheus {existing.state.prometheus_url}\nsource {env_file}")
+        if dead:
+            print(f"the local bed is half dead: {', '.join(dead)} exited "
+                  f"(logs in {root}); run make cluster-down, then make cluster-up")
+            return 1
+        print(f"running: kube-apiserver {recorded.state.apiserver_url}, "
+              f"Prometheus {recorded.state.prometheus_url}\nsource {env_file}")
         return 0
     if args.command == "down":
-        if existing is None:
+        if recorded is None:
             print("the local bed is not running; nothing to stop")
         else:
-            existing.stop()
-            print("stopped the local bed")
+            exited = recorded.stop()
+            print("stopped the local bed" + (
+                f" ({', '.join(sorted(exited))} had already exited)" if exited else ""))
         env_file.unlink(missing_ok=True)
         return 0
 
-    if existing is not None:
+    if recorded is not None and not dead:
         print(f"the local bed is already running (source {env_file})")
         return 0
+    if recorded is not None:
+        # Half dead: nothing in it can be trusted; stop the rest and start afresh.
+        print(f"the local bed was half dead ({', '.join(dead)} exited); "
+              "stopping the rest and starting a new one")
+        recorded.stop()
     try:
         bed = TestBed.start(root, detached=True)
     except TestBedError as err:

@@ -81,6 +81,17 @@ class BedState:
         return f"https://127.0.0.1:{self.apiserver_port}"
 
 
+def _is_server(pid: int, name: str) -> bool:
+    """Is `pid` alive and running the `name` binary (not a process that reused the PID)?"""
+    if not pid_alive(pid):
+        return False
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return False
+    return Path(argv0.decode(errors="replace")).name == name
+
+
 class TestBed:
     """A real kube-apiserver + etcd + Prometheus on free loopback ports."""
 
@@ -113,24 +124,42 @@ class TestBed:
         return bed
 
     @classmethod
-    def load(cls, root: Path) -> TestBed | None:
-        """The bed recorded in `root`, if its processes are still running."""
+    def recorded(cls, root: Path) -> TestBed | None:
+        """The bed recorded in `root`, whatever state its processes are in."""
         path = root / STATE_FILE
         if not path.exists():
             return None
-        state = BedState(**json.loads(path.read_text()))
-        bed = cls(state)
-        return bed if bed.running() else None
+        return cls(BedState(**json.loads(path.read_text())))
+
+    @classmethod
+    def load(cls, root: Path) -> TestBed | None:
+        """The bed recorded in `root`, if all its processes are still running."""
+        bed = cls.recorded(root)
+        return bed if bed is not None and bed.running() else None
+
+    def alive(self) -> dict[str, bool]:
+        """Each recorded process: is it still the bed's own server?"""
+        return {name: _is_server(pid, name) for name, pid in self.state.pids.items()}
 
     def running(self) -> bool:
-        return bool(self.state.pids) and all(pid_alive(p) for p in self.state.pids.values())
+        alive = self.alive()
+        return bool(alive) and all(alive.values())
 
-    def stop(self) -> None:
-        """Stop every process by PID and remove the bed's files."""
+    def stop(self) -> list[str]:
+        """Stop every recorded process still alive and remove the bed's files.
+
+        Returns the names of the processes that had already exited. A PID whose process
+        is no longer the recorded server (the PID was reused) is left alone.
+        """
+        exited = []
         for name in ("prometheus", "kube-apiserver", "etcd"):
             pid = self.state.pids.pop(name, None)
-            if pid is not None:
+            if pid is None:
+                continue
+            if _is_server(pid, name):
                 stop_pid(pid)
+            else:
+                exited.append(name)
         root = Path(self.state.root)
         if self.state.owns_root:
             shutil.rmtree(root, ignore_errors=True)
@@ -142,6 +171,7 @@ class TestBed:
                     shutil.rmtree(target, ignore_errors=True)
                 else:
                     target.unlink(missing_ok=True)
+        return exited
 
     # -- pieces -------------------------------------------------------------------
 
