@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import re
 
+import httpx
 import pytest
 from tests.conftest import Cluster
 from tests.integration.support import (
@@ -12,7 +14,7 @@ from tests.integration.support import (
     Rollouts,
     wait_for,
 )
-from tests.integration.test_operator_rollout import obj, phase_is, spec, start_stable
+from tests.integration.test_operator_rollout import obj, phase_is, rid, spec, start_stable
 
 from llm_rollout import GROUP, VERSION
 from llm_rollout.kube.client import Conflict, KubeClient
@@ -32,18 +34,33 @@ async def test_a_stale_status_write_is_a_conflict_not_an_overwrite(
     assert rollouts.status("bot")["message"] == "first writer"
 
 
-def test_a_prometheus_address_the_operator_does_not_allow_is_never_queried(
+def test_a_prometheus_address_the_operator_does_not_allow_is_invalid_at_once(
         rollouts: Rollouts, controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
-        operator: OperatorProcess, namespace: str) -> None:
-    start_stable(rollouts, controlled_metrics, namespace)
+        operator: OperatorProcess, namespace: str, cluster: Cluster) -> None:
+    stable = start_stable(rollouts, controlled_metrics, namespace)
     v2 = spec("v2")
     v2["prometheus"] = {"address": "http://169.254.169.254:9090"}
     rollouts.patch("bot", {"spec": v2})
-    wait_for(lambda: phase_is(rollouts, "bot", "Paused"), timeout=60,
-             what="pause: the address is refused", describe=lambda: rollouts.describe("bot"))
-    gate = rollouts.status("bot")["gates"][0]
-    assert gate["verdict"] == "Error"
-    assert "not allowed by the operator" in gate["message"]
+    # Waiting can never fix it: Invalid at the first reconcile, not a pause after
+    # errorLimit analyses.
+    wait_for(lambda: phase_is(rollouts, "bot", "Invalid"), timeout=30,
+             what="Invalid: the address is refused", describe=lambda: rollouts.describe("bot"))
+    status = rollouts.status("bot")
+    message = status["message"]
+    assert "http://169.254.169.254:9090 is not allowed by the operator" in message
+    assert "--allow-prometheus=http://169.254.169.254:9090" in message
+    assert status["stable"]["id"] == stable
+    assert not status.get("candidate")
+    assert [h["decision"] for h in status["history"]][-1] == "Invalid"
+    # Nothing half-applied: the v2 release was not created.
+    deployments = cluster.kubectl("get", "deployments", "-n", namespace, "-o", "name").stdout
+    assert stable in deployments
+    assert rid(v2) not in deployments
+    # Counted where an operator's dashboard looks.
+    scrape = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics").text
+    assert re.search(r'llm_rollout_prometheus_query_errors_total\{[^}]*kind="forbidden"'
+                     r'[^}]*\} [1-9]', scrape), scrape[-2000:]
+    assert "is not allowed by the operator" in operator.log_tail(80)
 
 
 def test_a_missing_bearer_token_secret_is_named_in_the_gate(

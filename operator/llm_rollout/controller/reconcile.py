@@ -52,7 +52,7 @@ from llm_rollout.kube.builders import (
     deployment_available,
 )
 from llm_rollout.kube.client import Conflict, KubeClient
-from llm_rollout.metrics.prometheus import PrometheusProvider
+from llm_rollout.metrics.prometheus import MetricErrorKind, PrometheusProvider
 from llm_rollout.opmetrics import OperatorMetrics
 from llm_rollout.routing.mesh import GatewayAPIProvider, IstioProvider, MeshTarget
 
@@ -97,9 +97,6 @@ class Controller:
             return {q.key: ObservationError(kind, message) for q in queries}
 
         address = spec.prometheus.address or self.settings.prometheus_url
-        if not self.settings.prometheus_allowed(address):
-            return all_errors("forbidden", f"Prometheus address {address} is not allowed by "
-                              "the operator (its --allow-prometheus setting)")
         token = None
         if spec.prometheus.bearer_token_secret_ref is not None:
             try:
@@ -203,6 +200,18 @@ class Controller:
             problems = [f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                         for e in err.errors()]
             invalid = mark_invalid(status, now=now, generation=generation, problems=problems)
+            await self._write(obj, status, invalid)
+            return None
+        address = spec.prometheus.address or self.settings.prometheus_url
+        if not self.settings.prometheus_allowed(address):
+            # Waiting cannot fix this: Invalid at once, nothing applied, never queried.
+            self.metrics.query_errors.labels(namespace, name,
+                                             MetricErrorKind.FORBIDDEN.value).inc()
+            problem = (f"spec.prometheus.address: {address} is not allowed by the operator; "
+                       f"start it with --allow-prometheus={address} (chart value "
+                       "operator.allowedPrometheus) or remove the address")
+            log.warning("%s/%s: %s", namespace, name, problem)
+            invalid = mark_invalid(status, now=now, generation=generation, problems=[problem])
             await self._write(obj, status, invalid)
             return None
 

@@ -22,6 +22,7 @@ class MetricErrorKind(StrEnum):
     UNREACHABLE = "unreachable"
     TIMEOUT = "timeout"
     UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"  # an address the operator does not allow: never queried
     BAD_QUERY = "bad_query"
     EMPTY = "empty"
     NAN = "nan"
