@@ -110,6 +110,43 @@ def cmd_crd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check LLMDeployment manifests as the operator parses them, before kubectl apply."""
+    import yaml
+    from pydantic import ValidationError
+
+    from llm_rollout.api import LLMDeploymentSpec
+
+    failed = False
+    for path in args.files:
+        try:
+            if path == "-":
+                text = sys.stdin.read()
+            else:
+                with open(path) as handle:
+                    text = handle.read()
+            docs = [d for d in yaml.safe_load_all(text) if d]
+        except (OSError, yaml.YAMLError) as err:
+            print(f"{path}: {err}", file=sys.stderr)
+            failed = True
+            continue
+        for doc in docs:
+            if not isinstance(doc, dict) or doc.get("kind") != "LLMDeployment":
+                continue
+            name = (doc.get("metadata") or {}).get("name", "?")
+            try:
+                LLMDeploymentSpec.model_validate(doc.get("spec") or {})
+            except ValidationError as err:
+                failed = True
+                for e in err.errors():
+                    where = ".".join(str(p) for p in e["loc"])
+                    where = f"spec.{where}" if where else "spec"
+                    print(f"{path}: LLMDeployment {name}: {where}: {e['msg']}")
+            else:
+                print(f"{path}: LLMDeployment {name}: valid")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llm-rollout",
@@ -137,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     crd = sub.add_parser("crd", help="print the CRDs: LLMDeployment and LLMEvalRun (pipe to "
                          "kubectl apply -f -)")
     crd.set_defaults(func=cmd_crd)
+
+    va = sub.add_parser("validate", help="check LLMDeployment manifests offline; names the "
+                        "stage, gate and metric at fault")
+    va.add_argument("files", nargs="+", metavar="FILE", help="YAML files ('-': stdin)")
+    va.set_defaults(func=cmd_validate)
 
     st = sub.add_parser("status", help="show stage, step, gates and recent decisions")
     _client_args(st)

@@ -442,6 +442,9 @@ def test_admission_rejects_undefined_suites_and_stages(
                     "every stage of an eval suite must be defined in spec.stages",
                     "judge and check names must differ"):
         assert message in result.stderr
+    suite = bad["evals"][0]["name"]
+    assert f'eval suite {suite}: undefined stages ["no-such-stage"]' in result.stderr
+    assert "stage experts: an eval-score gate names an undefined suite" in result.stderr
     # and the same spec does not parse in Python either (the CEL rules are mirrored)
     with pytest.raises(ValueError, match=r"no-such-st|no-such-suite|must differ"):
         LLMDeploymentSpec.model_validate(bad)

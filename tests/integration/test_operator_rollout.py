@@ -7,6 +7,7 @@ has no kubelet)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -197,6 +198,39 @@ def test_admission_rejects_what_the_schema_forbids(rollouts: Rollouts, cluster: 
     assert "steps must be strictly ascending" in result.stderr
     missing = cluster.kubectl("get", "llmdeployments", "-n", namespace, "-o", "name").stdout
     assert missing.strip() == "", "nothing was stored"
+
+
+def test_admission_messages_name_the_item_at_fault(rollouts: Rollouts, cluster: Cluster,
+                                                  namespace: str) -> None:
+    bad = obj("bad", spec("v1"))
+    bad["spec"]["stages"][1]["cohorts"] = ["beta", "no-such-cohort"]
+    bad["spec"]["stages"][0]["gates"] = [
+        GATE, {"name": "typo", "kind": "Threshold", "metric": "qualty", "min": 0.8},
+        {"name": "blend", "kind": "Composite", "min": 0.5,
+         "components": [{"metric": "quality", "weight": 1}, {"metric": "nope", "weight": 1}]}]
+    bad["spec"]["defaultCohort"] = "everybody"
+    result = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(bad),
+                             check=False)
+    assert result.returncode != 0
+    stage = bad["spec"]["stages"][1]["name"]
+    assert f'stage {stage}: undefined cohorts ["no-such-cohort"]' in result.stderr, result.stderr
+    # CEL's cost budget lets the message name the stage, not the gate (see spec.py).
+    assert "stage experts: a gate names a metric that is undefined" in result.stderr
+    assert ("defaultCohort everybody must name a cohort of spec.cohorts "
+            '["experts", "beta", "everyone"]') in result.stderr, result.stderr
+    # The mirrored Python validators say the same, and name the gate and the metric.
+    for field, needle in (("stages", rf'stage {stage}: undefined cohorts \["no-such-cohort"\]'),
+                          ("gates", "stage experts gate typo: undefined metrics qualty"),
+                          ("default", "defaultCohort everybody must name a cohort")):
+        one = copy.deepcopy(spec("v1"))
+        if field == "stages":
+            one["stages"][1]["cohorts"] = ["beta", "no-such-cohort"]
+        elif field == "gates":
+            one["stages"][0]["gates"] = bad["spec"]["stages"][0]["gates"][:2]
+        else:
+            one["defaultCohort"] = "everybody"
+        with pytest.raises(ValueError, match=needle):
+            LLMDeploymentSpec.model_validate(one)
 
 
 def test_new_release_supersedes_the_candidate(

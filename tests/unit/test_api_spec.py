@@ -97,7 +97,7 @@ def stage(name: str = "s", **fields: Any) -> dict[str, Any]:
             },
             "cohort names must be unique",
         ),
-        ({"stages": [{"name": "s", "cohorts": ["vip"]}]}, "undefined cohorts vip"),
+        ({"stages": [{"name": "s", "cohorts": ["vip"]}]}, r'undefined cohorts \["vip"\]'),
         ({"defaultCohort": "vip"}, "defaultCohort vip"),
         (
             {

@@ -44,7 +44,7 @@ def spec_with(suite: dict[str, Any] | None = None, **top: Any) -> dict[str, Any]
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (lambda s: s["evals"][0].update(stages=["nope"]), "undefined stages nope"),
+    (lambda s: s["evals"][0].update(stages=["nope"]), 'undefined stages ["nope"]'),
     (lambda s: s["evals"][0].update(stages=["experts", "experts"]), "stage names must be"),
     (lambda s: s["evals"].append(copy.deepcopy(SUITE)), "eval suite names must be unique"),
     (lambda s: s["evals"][0].update(checks=[], judges=[]), "needs checks or judges"),

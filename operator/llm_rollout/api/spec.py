@@ -50,8 +50,12 @@ ShortText = Annotated[str, Field(max_length=253)]
 _PRESETS_CEL = "[" + ", ".join(f"'{p}'" for p in PRESET_NAMES) + "]"
 
 
-def _cel(rule: str, message: str) -> JsonDict:
-    return {"rule": rule, "message": message}
+def _cel(rule: str, message: str, message_expression: str | None = None) -> JsonDict:
+    """A CEL rule; `message_expression` names the item at fault (the API server falls
+    back to `message` should the expression itself fail)."""
+    if message_expression is None:
+        return {"rule": rule, "message": message}
+    return {"rule": rule, "message": message, "messageExpression": message_expression}
 
 
 def _validations(*rules: JsonDict) -> JsonDict:
@@ -62,6 +66,11 @@ def _validations(*rules: JsonDict) -> JsonDict:
 
 def _unique_names_cel(what: str) -> JsonDict:
     return _cel("self.all(x, self.exists_one(y, y.name == x.name))", f"{what} names must be unique")
+
+
+def _listed(names: list[str]) -> str:
+    """A list of names as CEL's format() prints it, so both checks say the same."""
+    return "[" + ", ".join(f'"{n}"' for n in names) + "]"
 
 
 def _duplicates(names: list[str]) -> list[str]:
@@ -743,14 +752,62 @@ class EvalSuite(CamelModel):
 
 # --- the spec ------------------------------------------------------------------------
 
+def _defined_metric_cel(metric: str) -> str:
+    return (f"({metric} in {_PRESETS_CEL} || "
+            f"(has(self.metrics) && self.metrics.exists(m, m.name == {metric})))")
+
+
+# Messages that name the item at fault. They use format(), not `+` or join(): the API
+# server's cost estimate of concatenating strings taken from lists is beyond its budget.
+# They name the first item at fault.
+
+
+def _stage_at_fault_cel(bad: str, what: str, rule: str) -> str:
+    """'stage S: WHAT (rule)' for the first stage with a gate `g` where `bad` holds.
+
+    The stage only: naming the gate as well (format, join, map or a branch per stage)
+    takes the API server's cost estimate over its budget; kubectl prints the whole
+    object's path, and the operator's own check names the gate and the metric.
+    """
+    stage = f"self.stages.filter(s, has(s.gates) && s.gates.exists(g, {bad}))[0]"
+    return f"'stage %s: {what} ({rule})'.format([{stage}.name])"
+
+
+_UNDEFINED_METRIC_BAD = (
+    f"(has(g.metric) && !{_defined_metric_cel('g.metric')}) || (has(g.components) && "
+    f"g.components.exists(c, !{_defined_metric_cel('c.metric')}))"
+)
+_UNDEFINED_SUITE_BAD = (
+    "(has(g.suite) && has(g.metric) && g.metric == 'eval-score' && "
+    "!self.evals.exists(e, e.name == g.suite)) || (has(g.components) && "
+    "g.components.exists(c, has(c.suite) && c.metric == 'eval-score' && "
+    "!self.evals.exists(e, e.name == c.suite)))"
+)
+_COHORT_UNDEFINED = "!self.cohorts.exists(d, d.name == c)"
+_STAGE_WITH_UNDEFINED_COHORT = (
+    f"self.stages.filter(s, s.cohorts.exists(c, {_COHORT_UNDEFINED}))[0]"
+)
+_STAGE_UNDEFINED = "!self.stages.exists(s, s.name == n)"
+_SUITE_WITH_UNDEFINED_STAGE = f"self.evals.filter(e, e.stages.exists(n, {_STAGE_UNDEFINED}))[0]"
+_COHORT_RULE = "every cohort of a stage must be defined in spec.cohorts"
+_METRIC_RULE = "every gate metric must be defined in spec.metrics or be a built-in preset"
+_SUITE_STAGE_RULE = "every stage of an eval suite must be defined in spec.stages"
+_GATE_SUITE_RULE = "every eval suite an eval-score gate names must be defined in spec.evals"
+
+
 _SPEC_RULES: list[JsonDict] = [
     _cel(
         "self.cohorts.exists(c, c.name == self.defaultCohort)",
         "defaultCohort must name a cohort of spec.cohorts",
+        "'defaultCohort %s must name a cohort of spec.cohorts %s'"
+        ".format([self.defaultCohort, self.cohorts.map(c, c.name)])",
     ),
     _cel(
         "self.stages.all(s, s.cohorts.all(c, self.cohorts.exists(d, d.name == c)))",
-        "every cohort of a stage must be defined in spec.cohorts",
+        _COHORT_RULE,
+        f"'stage %s: undefined cohorts %s ({_COHORT_RULE})'.format(["
+        f"{_STAGE_WITH_UNDEFINED_COHORT}.name, "
+        f"{_STAGE_WITH_UNDEFINED_COHORT}.cohorts.filter(c, {_COHORT_UNDEFINED})])",
     ),
     _cel(
         "self.stages.all(s, !has(s.gates) || s.gates.all(g, "
@@ -759,12 +816,18 @@ _SPEC_RULES: list[JsonDict] = [
         "(!has(g.components) || g.components.all(c, "
         f"c.metric in {_PRESETS_CEL} || "
         "(has(self.metrics) && self.metrics.exists(m, m.name == c.metric))))))",
-        "every gate metric must be defined in spec.metrics or be a built-in preset",
+        _METRIC_RULE,
+        _stage_at_fault_cel(
+            _UNDEFINED_METRIC_BAD, "a gate names a metric that is undefined", _METRIC_RULE
+        ),
     ),
     _cel(
         "!has(self.evals) || self.evals.all(e, e.stages.all(n, "
         "self.stages.exists(s, s.name == n)))",
-        "every stage of an eval suite must be defined in spec.stages",
+        _SUITE_STAGE_RULE,
+        f"'eval suite %s: undefined stages %s ({_SUITE_STAGE_RULE})'.format(["
+        f"{_SUITE_WITH_UNDEFINED_STAGE}.name, "
+        f"{_SUITE_WITH_UNDEFINED_STAGE}.stages.filter(n, {_STAGE_UNDEFINED})])",
     ),
     _cel(
         "!has(self.evals) || size(self.evals) == 0 || self.stages.all(s, !has(s.gates) || "
@@ -772,7 +835,10 @@ _SPEC_RULES: list[JsonDict] = [
         "self.evals.exists(e, e.name == g.suite)) && (!has(g.components) || "
         "g.components.all(c, !has(c.suite) || c.metric != 'eval-score' || "
         "self.evals.exists(e, e.name == c.suite)))))",
-        "every eval suite an eval-score gate names must be defined in spec.evals",
+        _GATE_SUITE_RULE,
+        _stage_at_fault_cel(
+            _UNDEFINED_SUITE_BAD, "an eval-score gate names an undefined suite", _GATE_SUITE_RULE
+        ),
     ),
 ]
 
@@ -853,11 +919,16 @@ class LLMDeploymentSpec(CamelModel):
         _require_unique([s.name for s in self.stages], "stage")
         _require_unique([m.name for m in self.metrics], "metric")
         if self.default_cohort not in cohorts:
-            raise ValueError(f"defaultCohort {self.default_cohort} is not in spec.cohorts")
+            raise ValueError(
+                f"defaultCohort {self.default_cohort} must name a cohort of spec.cohorts "
+                f"{_listed(cohorts)}"
+            )
         metrics = set(PRESET_NAMES) | {m.name for m in self.metrics}
         for stage in self.stages:
             if missing := [c for c in stage.cohorts if c not in cohorts]:
-                raise ValueError(f"stage {stage.name}: undefined cohorts {', '.join(missing)}")
+                raise ValueError(
+                    f"stage {stage.name}: undefined cohorts {_listed(missing)} ({_COHORT_RULE})"
+                )
             for gate in stage.gates:
                 if missing := [m for m in gate.metric_names() if m not in metrics]:
                     raise ValueError(
@@ -868,7 +939,10 @@ class LLMDeploymentSpec(CamelModel):
         stages = {s.name for s in self.stages}
         for suite in self.evals:
             if missing := [n for n in suite.stages if n not in stages]:
-                raise ValueError(f"eval suite {suite.name}: undefined stages {', '.join(missing)}")
+                raise ValueError(
+                    f"eval suite {suite.name}: undefined stages {_listed(missing)} "
+                    f"({_SUITE_STAGE_RULE})"
+                )
         if self.evals:
             suites = {e.name for e in self.evals}
             for stage in self.stages:
