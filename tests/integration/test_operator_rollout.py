@@ -233,6 +233,92 @@ def test_admission_messages_name_the_item_at_fault(rollouts: Rollouts, cluster: 
             LLMDeploymentSpec.model_validate(one)
 
 
+def _no_image(revision: str) -> dict[str, Any]:
+    body = spec(revision)
+    body["release"]["template"] = {"spec": {"containers": [{"name": "app"}]}}
+    return body
+
+
+def _events(cluster: Cluster, namespace: str, reason: str) -> list[str]:
+    each = "jsonpath={range .items[*]}{.message}{'\\n'}{end}"
+    out = cluster.kubectl("get", "events", "-n", namespace, "--field-selector",
+                          f"reason={reason}", "-o", each).stdout
+    return [line for line in out.splitlines() if line]
+
+
+def test_a_rejected_release_on_a_promoted_deployment_fails_and_retry_is_answered(
+        rollouts: Rollouts, controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
+        operator: OperatorProcess, namespace: str, cluster: Cluster) -> None:
+    stable = start_stable(rollouts, controlled_metrics, namespace)
+    bad = _no_image("v2")
+    rollouts.patch("bot", {"spec": bad})
+    wait_for(lambda: phase_is(rollouts, "bot", "Failed"), timeout=30,
+             what="Failed: the release is rejected", describe=lambda: rollouts.describe("bot"))
+    status = rollouts.status("bot")
+    assert status["candidate"]["id"] == rid(bad) and status["release"] == rid(bad)
+    assert status["stable"]["id"] == stable
+    assert f"release {rid(bad)} was rejected by the API server" in status["message"]
+    assert "image" in status["message"] and "Required value" in status["message"]
+    assert status["routing"].get("candidate") is None
+    assert status["history"][-1]["decision"] == "Fail"
+    fails = _events(cluster, namespace, "Fail")
+    assert any(rid(bad) in m and "Required value" in m for m in fails), fails
+    phase = cluster.kubectl("get", "llmd", "bot", "-n", namespace, "-o",
+                            "custom-columns=PHASE:.status.phase", "--no-headers").stdout
+    assert phase.strip() == "Failed"
+
+    # retry while it is still rejected: answered with an Event, recorded as handled
+    rollouts.patch("bot", {"metadata": {"annotations": {
+        "rollout.llmops.io/action": "retry", "rollout.llmops.io/action-id": "r1"}}})
+    wait_for(lambda: rollouts.status("bot").get("lastHandledAction") == "retry/r1", timeout=30,
+             what="retry handled", describe=lambda: rollouts.describe("bot"))
+    assert any("action retry" in m and rid(bad) in m
+               for m in _events(cluster, namespace, "Reject"))
+    assert phase_is(rollouts, "bot", "Failed")
+
+    # a new, valid release starts a rollout from Failed
+    good = spec("v3")
+    controlled_metrics.set_quality(namespace, rid(good), 0.95)
+    rollouts.patch("bot", {"spec": good})
+    wait_for(lambda: (rollouts.status("bot").get("candidate") or {}).get("id") == rid(good)
+             and rollouts.status("bot").get("phase") in ("Progressing", "Promoted"),
+             timeout=30, what="rollout of the fixed release",
+             describe=lambda: rollouts.describe("bot"))
+
+
+def test_a_first_release_without_a_template_shows_failed(
+        rollouts: Rollouts, operator: OperatorProcess, namespace: str) -> None:
+    body = spec("v1")
+    del body["release"]["template"]
+    rollouts.create(obj("bare", body))
+    wait_for(lambda: phase_is(rollouts, "bare", "Failed"), timeout=30,
+             what="Failed: no pod template", describe=lambda: rollouts.describe("bare"))
+    status = rollouts.status("bare")
+    assert status["candidate"]["id"] == rid(body)
+    assert "was rejected by the API server" in status["message"]
+    assert "spec.release.template" in status["message"]
+
+
+def test_a_rejected_release_mid_rollout_names_the_rejected_release(
+        rollouts: Rollouts, controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
+        operator: OperatorProcess, namespace: str) -> None:
+    stable = start_stable(rollouts, controlled_metrics, namespace)
+    slow = spec("v2", experts_min="60s")
+    controlled_metrics.set_quality(namespace, rid(slow), 0.9)
+    rollouts.patch("bot", {"spec": slow})
+    wait_for(lambda: rollouts.status("bot").get("exposed"), what="v2 exposed to experts",
+             describe=lambda: rollouts.describe("bot"))
+    bad = _no_image("v3")
+    rollouts.patch("bot", {"spec": bad})
+    wait_for(lambda: phase_is(rollouts, "bot", "Failed"), timeout=30,
+             what="Failed: v3 rejected", describe=lambda: rollouts.describe("bot"))
+    status = rollouts.status("bot")
+    assert status["candidate"]["id"] == rid(bad) and status["release"] == rid(bad)
+    assert f"candidate {rid(slow)} abandoned" in status["message"]
+    assert f"traffic stays on stable release {stable}" in status["message"]
+    assert all(r["candidatePercent"] == 0 for r in status["routing"]["routes"])
+
+
 def test_new_release_supersedes_the_candidate(
         rollouts: Rollouts, controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
         operator: OperatorProcess, namespace: str) -> None:

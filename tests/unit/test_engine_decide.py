@@ -35,6 +35,7 @@ from llm_rollout.api import (
     release_id,
 )
 from llm_rollout.engine import (
+    Decision,
     MetricQuery,
     Observation,
     ObservationError,
@@ -657,6 +658,104 @@ def test_mark_failed_routes_to_stable_and_retry_restarts() -> None:
     drv.status = d.status
     assert drv.call(5).outcome is Outcome.NOOP
     assert drv.call(5, action=ManualAction("retry", "1")).outcome is Outcome.RETRY
+
+
+def _reject(drv: Driver, dt: float, action: ManualAction | None = None) -> Decision:
+    """One reconcile where the API server rejects the spec's release (as the controller
+    calls mark_failed instead of decide)."""
+    drv.t += dt
+    d = mark_failed(drv.spec, drv.status, now=at(drv.t), generation=drv.generation,
+                    reason="ReleaseRejected", message="spec.template.spec.containers[0].image: "
+                    "Required value", ready_releases=frozenset(drv.ready), action=action)
+    drv.status = d.status
+    return d
+
+
+def test_a_rejected_release_on_a_promoted_deployment_fails_and_names_it() -> None:
+    first = make_spec("1")
+    drv = Driver(first, ready={release_id(first)})
+    drv.call()
+    assert drv.status.phase is Phase.PROMOTED
+    bad = with_revision(first, "2")
+    drv.apply(bad, ready=False)
+    d = _reject(drv, 5)
+    assert d.outcome is Outcome.FAIL and d.warning and d.notable
+    s = d.status
+    assert s.phase is Phase.FAILED
+    assert s.candidate is not None and s.candidate.id == release_id(bad)
+    assert s.release == release_id(bad)
+    assert s.stable is not None and s.stable.id == release_id(first)
+    assert f"release {release_id(bad)} was rejected by the API server" in s.message
+    assert "containers[0].image: Required value" in s.message
+    assert f"traffic stays on stable release {release_id(first)}" in s.message
+    assert s.routing is not None and s.routing.candidate is None
+    assert s.history[-1].decision == Outcome.FAIL.value
+    assert s.history[-1].release == release_id(bad)
+    assert cond(s, ConditionType.DEGRADED) == ("True", "ReleaseRejected")
+    assert _reject(drv, 5).outcome is Outcome.NOOP  # one Event, not one per reconcile
+
+
+def test_a_rejected_first_release_shows_failed_not_a_blank_phase() -> None:
+    drv = Driver(make_spec("1"))
+    d = _reject(drv, 0)
+    s = d.status
+    assert d.outcome is Outcome.FAIL
+    assert s.phase is Phase.FAILED and s.stable is None
+    assert s.candidate is not None and s.release == s.candidate.id
+    assert cond(s, ConditionType.READY) == ("False", "NoRelease")
+
+
+def test_a_rejected_release_mid_rollout_names_the_rejected_one_and_abandons_the_other() -> None:
+    drv = started("1", "2")
+    drv.call(30)
+    running = drv.status.candidate
+    assert running is not None and drv.status.exposed
+    drv.apply(with_revision(drv.spec, "3"), ready=False)
+    s = _reject(drv, 5).status
+    assert s.phase is Phase.FAILED and s.candidate is not None
+    assert s.candidate.id == release_id(drv.spec) != running.id
+    assert f"candidate {running.id} abandoned" in s.message
+    assert not s.exposed and s.gates == []
+    assert s.routing is not None and s.routing.candidate is None
+
+
+def test_retry_while_the_release_is_still_rejected_is_answered_not_dropped() -> None:
+    drv = started("1", "2")
+    drv.apply(with_revision(drv.spec, "3"), ready=False)
+    _reject(drv, 5)
+    d = _reject(drv, 5, action=ManualAction("retry", "a"))
+    assert d.outcome is Outcome.REJECT and d.warning
+    assert d.status.last_handled_action == "retry/a"
+    assert "action retry: release" in d.message and "was rejected" in d.message
+    assert d.status.phase is Phase.FAILED
+    # Once the API server accepts it (the cause was outside the release), retry restarts.
+    drv.ready.add(release_id(drv.spec))
+    assert drv.call(5).outcome is Outcome.NOOP
+    d = drv.call(5, action=ManualAction("retry", "b"))
+    assert d.outcome is Outcome.RETRY and d.status.phase is Phase.PROGRESSING
+    assert d.status.candidate is not None and d.status.candidate.id == release_id(drv.spec)
+
+
+def test_a_new_release_after_a_rejected_one_starts_a_rollout() -> None:
+    drv = started("1", "2")
+    drv.apply(with_revision(drv.spec, "3"), ready=False)
+    _reject(drv, 5)
+    drv.apply(with_revision(drv.spec, "4"))
+    d = drv.call(5)
+    assert d.outcome is Outcome.START and d.status.phase is Phase.PROGRESSING
+    assert d.status.candidate is not None and d.status.candidate.id == release_id(drv.spec)
+
+
+def test_stable_objects_rejected_then_accepted_returns_to_promoted() -> None:
+    first = make_spec("1")
+    drv = Driver(first, ready={release_id(first)})
+    drv.call()
+    s = _reject(drv, 5).status
+    assert s.phase is Phase.FAILED and s.candidate is None
+    assert _reject(drv, 5).outcome is Outcome.NOOP
+    d = drv.call(5)
+    assert d.outcome is Outcome.RESUME and d.reason == "ReleaseAccepted"
+    assert d.status.phase is Phase.PROMOTED
 
 
 # --- stage list changes -------------------------------------------------------------

@@ -223,9 +223,11 @@ class Controller:
             if err.status not in (400, 422):
                 raise
             reason = _api_message(err)
+            if not spec.release.template:
+                reason += " (spec.release.template is empty: a release needs a pod template)"
             decision = mark_failed(spec, status, now=now, generation=generation,
-                                   reason="ReleaseRejected",
-                                   message=f"the release's Deployment was rejected: {reason}")
+                                   reason="ReleaseRejected", message=reason,
+                                   action=action_from_annotations(meta.get("annotations")))
 
         if decision is None:
             ready = frozenset(

@@ -302,7 +302,13 @@ def _release_change(ctx: _Ctx, s: LLMDeploymentStatus) -> _Step | None:
         )
     if info.id == s.stable.id:
         if s.candidate is None:
-            return None
+            if s.phase is not Phase.FAILED:
+                return None
+            # Stable's own objects were rejected (mark_failed) and are accepted now.
+            s.phase = Phase.PROMOTED
+            return _Step(
+                Outcome.RESUME, "ReleaseAccepted", f"stable release {info.id} is applied again"
+            )
         dropped = s.candidate.id
         was_active = s.phase in ACTIVE_PHASES
         s.candidate, s.phase = None, Phase.PROMOTED
@@ -919,6 +925,13 @@ def mark_invalid(
     )
 
 
+def _failed_release(s: LLMDeploymentStatus) -> str | None:
+    """The release a Failed status is about: the candidate, else stable's own objects."""
+    if s.candidate is not None:
+        return s.candidate.id
+    return s.stable.id if s.stable is not None else None
+
+
 def mark_failed(
     spec: LLMDeploymentSpec,
     status: LLMDeploymentStatus,
@@ -928,17 +941,39 @@ def mark_failed(
     reason: str,
     message: str,
     ready_releases: frozenset[str] = frozenset(),
+    action: ManualAction | None = None,
 ) -> Decision:
-    """Failed: the operator cannot act on the candidate (e.g. its Deployment is rejected).
+    """Failed: the API server rejected the spec's release (its Deployment or Service).
 
-    Routing goes back to stable, like a rollback; `retry` or a new release restarts.
+    Whatever the phase (a first release, a new release on a Promoted deployment, one
+    that supersedes a running candidate), the rejected release becomes the candidate and
+    status names it; nothing of it is exposed and traffic stays on (or goes back to)
+    stable. A new release, or `retry` once the cause is gone, starts again. A manual
+    action that arrives meanwhile is answered (an Event), never silently dropped.
     """
     _check_now(now)
     ctx = _Ctx(spec=spec, now=now, generation=generation, ready=frozenset(ready_releases))
     s = status.model_copy(deep=True)
-    if s.candidate is None or s.phase not in ACTIVE_PHASES:
-        return _finish(ctx, status, s, _Step(Outcome.NOOP, reason, message))
-    s.phase = Phase.FAILED
-    s.exposed = False
-    s.pause = None
-    return _finish(ctx, status, s, _Step(Outcome.FAIL, reason, message))
+    info = release_info(spec)
+    rejected = f"release {info.id} was rejected by the API server: {message}"
+    if action is not None and action.key != s.last_handled_action:
+        s.last_handled_action = action.key
+        step = _Step(
+            Outcome.REJECT,
+            "ActionRejected",
+            f"action {action.name}: {rejected}; fix the release (a new one) first",
+        )
+    elif s.phase is Phase.FAILED and _failed_release(s) == info.id:
+        step = _Step(Outcome.NOOP, reason, rejected)
+    else:
+        what = rejected
+        if s.candidate is not None and s.candidate.id != info.id and s.phase in ACTIVE_PHASES:
+            what += f"; candidate {s.candidate.id} abandoned"
+        if s.stable is not None and s.stable.id != info.id:
+            what += f"; traffic stays on stable release {s.stable.id}"
+        step = _Step(Outcome.FAIL, reason, what)
+    if s.phase is not Phase.FAILED or _failed_release(s) != info.id:
+        s.candidate = None if s.stable is not None and s.stable.id == info.id else info
+        s.phase = Phase.FAILED
+        _clear_position(s)
+    return _finish(ctx, status, s, step)
