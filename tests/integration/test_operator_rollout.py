@@ -319,6 +319,25 @@ def test_a_rejected_release_mid_rollout_names_the_rejected_release(
     assert all(r["candidatePercent"] == 0 for r in status["routing"]["routes"])
 
 
+def test_a_long_rollout_keeps_its_start_in_history(
+        rollouts: Rollouts, controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
+        operator: OperatorProcess, namespace: str) -> None:
+    start_stable(rollouts, controlled_metrics, namespace)
+    long = spec("v2")
+    long["stages"] = [{"name": "all", "cohorts": ["everyone"], "minDuration": "1s",
+                       "maxDuration": "60s", "steps": list(range(5, 101, 5)), "gates": [GATE]}]
+    controlled_metrics.set_quality(namespace, rid(long), 0.95)
+    rollouts.patch("bot", {"spec": long})
+    wait_for(lambda: phase_is(rollouts, "bot", "Promoted", release=rid(long)), timeout=120,
+             what="20 steps promoted", describe=lambda: rollouts.describe("bot"))
+    history = rollouts.status("bot")["history"]
+    decisions = [h["decision"] for h in history]
+    # 20 steps make more notable decisions than the bound; the Start is still there.
+    assert any(h["decision"] == "Start" and h["release"] == rid(long) for h in history)
+    assert decisions.count("Advance") >= 19 and decisions[-1] == "Promote"
+    assert len(history) <= 30
+
+
 def test_new_release_supersedes_the_candidate(
         rollouts: Rollouts, controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
         operator: OperatorProcess, namespace: str) -> None:

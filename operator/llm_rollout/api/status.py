@@ -14,7 +14,7 @@ from llm_rollout.api.spec import GateKind
 from llm_rollout.camel import CamelModel
 from llm_rollout.routing.table import ReleaseInfo, RoutingTable
 
-HISTORY_LIMIT = 20
+HISTORY_LIMIT = 30
 
 
 class Phase(StrEnum):
@@ -215,7 +215,9 @@ class LLMDeploymentStatus(CamelModel):
     history: list[HistoryEntry] = Field(
         default_factory=list,
         max_length=HISTORY_LIMIT,
-        description=f"The last {HISTORY_LIMIT} notable decisions, oldest first.",
+        description=f"Notable decisions, oldest first, at most {HISTORY_LIMIT}: over the "
+        "bound, Holds go first, then what came before the current rollout, and the "
+        "rollout's start last.",
     )
     last_handled_action: str = Field(
         default="",

@@ -24,7 +24,6 @@ from llm_rollout.api.durations import format_duration
 from llm_rollout.api.spec import LLMDeploymentSpec, OnMetricsUnavailable, Stage, release_info
 from llm_rollout.api.status import (
     ACTIVE_PHASES,
-    HISTORY_LIMIT,
     ConditionStatus,
     ConditionType,
     HistoryEntry,
@@ -37,6 +36,7 @@ from llm_rollout.api.status import (
 from llm_rollout.engine.conditions import set_condition
 from llm_rollout.engine.evals import EvalAssessment, assess_evals
 from llm_rollout.engine.gates import evaluate_stage
+from llm_rollout.engine.history import record as record_history
 from llm_rollout.engine.plan import current_stage
 from llm_rollout.engine.routing import build_routing
 from llm_rollout.engine.sample_ratio import check_sample_ratio
@@ -816,7 +816,7 @@ def _finish(ctx: _Ctx, old: LLMDeploymentStatus, s: LLMDeploymentStatus, step: _
             reason=step.reason,
             message=step.message,
         )
-        s.history = [*s.history, entry][-HISTORY_LIMIT:]
+        s.history = record_history(s.history, entry)
     _conditions(ctx, old, s, step)
     return Decision(
         status=s,
@@ -901,7 +901,7 @@ def mark_invalid(
             reason=step.reason,
             message=step.message,
         )
-        s.history = [*s.history, entry][-HISTORY_LIMIT:]
+        s.history = record_history(s.history, entry)
     s.conditions = set_condition(
         s.conditions,
         ConditionType.READY,
