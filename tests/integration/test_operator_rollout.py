@@ -338,6 +338,40 @@ def test_a_long_rollout_keeps_its_start_in_history(
     assert len(history) <= 30
 
 
+def _roles(cluster: Cluster, namespace: str, kind: str) -> dict[str, str]:
+    fmt = ("jsonpath={range .items[*]}{.metadata.labels.rollout\\.llmops\\.io/release}="
+           "{.metadata.labels.rollout\\.llmops\\.io/role}{'\\n'}{end}")
+    out = cluster.kubectl("get", kind, "-n", namespace, "-l", "rollout.llmops.io/deployment=bot",
+                          "-o", fmt).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if line)
+
+
+def test_role_labels_say_what_each_release_is_now(
+        rollouts: Rollouts, controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
+        operator: OperatorProcess, namespace: str, cluster: Cluster) -> None:
+    v1 = start_stable(rollouts, controlled_metrics, namespace)
+    slow = spec("v2", experts_min="60s")
+    controlled_metrics.set_quality(namespace, rid(slow), 0.9)
+    rollouts.patch("bot", {"spec": slow})
+    wait_for(lambda: rollouts.status("bot").get("exposed"), what="v2 exposed",
+             describe=lambda: rollouts.describe("bot"))
+    assert _roles(cluster, namespace, "deployments") == {v1: "stable", rid(slow): "candidate"}
+    v3 = spec("v3")
+    controlled_metrics.set_quality(namespace, rid(v3), 0.95)
+    rollouts.patch("bot", {"spec": v3})  # supersedes v2
+    wait_for(lambda: phase_is(rollouts, "bot", "Promoted", release=rid(v3)), timeout=90,
+             what="v3 promoted", describe=lambda: rollouts.describe("bot"))
+    expected = {v1: "retired", rid(slow): "retired", rid(v3): "stable"}
+    # Right after the promotion (no scale-down delay or retention has passed) and without
+    # another reconcile, the Deployments and Services already say what they are.
+    wait_for(lambda: _roles(cluster, namespace, "deployments") == expected, timeout=10,
+             what="role labels", describe=lambda: str(_roles(cluster, namespace, "deployments")))
+    assert _roles(cluster, namespace, "services") == expected
+    replicas = cluster.kubectl("get", "deployment", f"bot-{rid(slow)}", "-n", namespace,
+                               "-o", "jsonpath={.spec.replicas}").stdout
+    assert replicas.strip() != "0", "kept warm for the scale-down delay: only the label moved"
+
+
 def test_new_release_supersedes_the_candidate(
         rollouts: Rollouts, controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
         operator: OperatorProcess, namespace: str) -> None:

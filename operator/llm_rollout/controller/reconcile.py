@@ -29,6 +29,7 @@ from llm_rollout.api import (
 from llm_rollout.api.spec import SecretKeyRef
 from llm_rollout.controller.evals import EvalStep
 from llm_rollout.controller.retire import RETIRED_AT, RetireStep, plan_retirement
+from llm_rollout.controller.roles import CANDIDATE, RETIRED, plan_roles, release_role
 from llm_rollout.controller.settings import OperatorSettings
 from llm_rollout.engine import (
     Decision,
@@ -46,6 +47,7 @@ from llm_rollout.evals.metrics import EvalResultsCollector
 from llm_rollout.kube.builders import (
     LABEL_DEPLOYMENT,
     LABEL_RELEASE,
+    LABEL_ROLE,
     Owner,
     build_deployment,
     build_service,
@@ -57,6 +59,10 @@ from llm_rollout.opmetrics import OperatorMetrics
 from llm_rollout.routing.mesh import GatewayAPIProvider, IstioProvider, MeshTarget
 
 log = logging.getLogger("llm_rollout.operator")
+
+# Role labels are written by their own field manager: a release's objects are applied
+# by the operator's main manager only while the release is the spec's.
+ROLE_MANAGER = "llm-rollout-role"
 
 API_VERSION = f"{GROUP}/{VERSION}"
 
@@ -124,12 +130,32 @@ class Controller:
     # -- outputs --------------------------------------------------------------------
 
     async def _apply_release(self, owner: Owner, spec: LLMDeploymentSpec,
-                             status: LLMDeploymentStatus) -> None:
+                             status: LLMDeploymentStatus) -> dict[str, tuple[str, str]]:
+        """Apply the spec's release; returns {object name: (release, role applied)}."""
         release = release_info(spec)
-        role = "stable" if status.stable and status.stable.id == release.id else "candidate"
-        await self.kube.apply(build_deployment(owner, release, template=spec.release.template,
-                                               replicas=spec.release.replicas, role=role))
+        role = release_role(release.id, status)
+        if role == RETIRED and not (status.candidate and status.candidate.id == release.id):
+            role = CANDIDATE  # a new release: decide() is about to make it the candidate
+        deployment = build_deployment(owner, release, template=spec.release.template,
+                                      replicas=spec.release.replicas, role=role)
+        await self.kube.apply(deployment)
         await self.kube.apply(build_service(owner, release, port=spec.release.port, role=role))
+        return {deployment["metadata"]["name"]: (release.id, role)}
+
+    async def _relabel(self, owner: Owner, deployments: list[dict[str, Any]],
+                       status: LLMDeploymentStatus,
+                       applied: dict[str, tuple[str, str]]) -> None:
+        """Role labels say what each release is after this decision (controller/roles.py)."""
+        for name, role in plan_roles(deployments, status, applied):
+            patch = {"metadata": {"name": name, "namespace": owner.namespace,
+                                  "labels": {LABEL_ROLE: role}}}
+            for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service")):
+                try:
+                    await self.kube.apply({"apiVersion": api_version, "kind": kind, **patch},
+                                          manager=ROLE_MANAGER)
+                except ApiException as err:
+                    if err.status not in (404, 422):  # gone, or a Service never created
+                        raise
 
     async def _apply_routing(self, owner: Owner, spec: LLMDeploymentSpec,
                              status: LLMDeploymentStatus) -> None:
@@ -217,8 +243,9 @@ class Controller:
 
         deployments = await self._release_deployments(namespace, name)
         decision: Decision | None = None
+        applied: dict[str, tuple[str, str]] = {}
         try:
-            await self._apply_release(owner, spec, status)
+            applied = await self._apply_release(owner, spec, status)
         except ApiException as err:
             if err.status not in (400, 422):
                 raise
@@ -259,6 +286,7 @@ class Controller:
             live.add(new.stable.id)
         if new.candidate and new.phase in (Phase.PROGRESSING, Phase.PAUSED):
             live.add(new.candidate.id)
+        await self._relabel(owner, deployments, new, applied)
         await self._retire(owner, deployments, live, now)
 
         stage = next((st for st in spec.stages if st.name == new.stage), None)
