@@ -1,8 +1,14 @@
-"""`python -m llm_rollout.testbed up|down|status [--dir .cluster]` (make cluster-up/down)."""
+"""`python -m llm_rollout.testbed up|down|status|scrape|kubelet [--dir .cluster]`.
+
+up/down/status: the bed itself (make cluster-up/down). scrape: list, add or remove
+what the bed's Prometheus scrapes. kubelet: stand in for the kubelet the no-node bed
+does not have, marking the release Deployments of a namespace available.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -12,12 +18,22 @@ from llm_rollout.testbed.bed import TestBed, TestBedError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llm_rollout.testbed",
                                      description="Local kube-apiserver + etcd + Prometheus.")
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "scrape", "kubelet"])
+    parser.add_argument("args", nargs="*", help="scrape: [add NAME HOST:PORT | remove NAME]; "
+                        "kubelet: NAMESPACE")
     parser.add_argument("--dir", type=Path, default=Path(".cluster"),
                         help="where the bed keeps its state, logs and env file")
     args = parser.parse_args(argv)
     root: Path = args.dir.resolve()
     env_file = root / "env"
+    if args.command in ("scrape", "kubelet"):
+        bed = TestBed.load(root)
+        if bed is None:
+            print("the local bed is not running: make cluster-up", file=sys.stderr)
+            return 1
+        if args.command == "scrape":
+            return _scrape(bed, args.args)
+        return _kubelet(bed, args.args)
 
     recorded = TestBed.recorded(root)
     alive = recorded.alive() if recorded is not None else {}
@@ -59,6 +75,50 @@ def main(argv: list[str] | None = None) -> int:
     env_file.write_text(bed.env_lines())
     print(f"local bed ready: kube-apiserver {bed.state.apiserver_url}, "
           f"Prometheus {bed.state.prometheus_url}\n  source {env_file}")
+    return 0
+
+
+def _scrape(bed: TestBed, words: list[str]) -> int:
+    match words:
+        case []:
+            for name, address in sorted(bed.scrape_targets().items()):
+                print(f"{name}\t{address}")
+            return 0
+        case ["add", name, address] if ":" in address:
+            bed.add_scrape_target(name, address)
+            print(f"Prometheus {bed.state.prometheus_url} scrapes {address} as "
+                  f'bed_target="{name}" (within a few seconds)')
+            return 0
+        case ["remove", name]:
+            bed.remove_scrape_target(name)
+            print(f"removed scrape target {name}")
+            return 0
+    print("usage: scrape [add NAME HOST:PORT | remove NAME]", file=sys.stderr)
+    return 2
+
+
+def _kubelet(bed: TestBed, words: list[str]) -> int:
+    if len(words) != 1:
+        print("usage: kubelet NAMESPACE", file=sys.stderr)
+        return 2
+    import logging
+    import signal
+    import threading
+
+    from kubernetes import config
+
+    from llm_rollout.testbed.kubelet import KubeletStandIn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    api_client = config.new_client_from_config(config_file=bed.state.kubeconfig)
+    stand_in = KubeletStandIn(api_client, words[0])
+    print(f"standing in for the kubelet in namespace {words[0]}: release Deployments are "
+          "marked available (no pods run); Ctrl-C stops", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        done.wait()
+    stand_in.close()
     return 0
 
 
