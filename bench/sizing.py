@@ -17,7 +17,12 @@ import math
 import random
 from statistics import NormalDist
 
-from llm_rollout.engine.sequential import Counts, log_capital_above, log_capital_below
+from llm_rollout.engine.sequential import (
+    Counts,
+    difference_bounds,
+    log_capital_above,
+    log_capital_below,
+)
 
 # (bound kind, bound, true proportion)
 CELLS: tuple[tuple[str, float, float], ...] = (
@@ -72,6 +77,33 @@ def fixed_horizon(bound: float, truth: float, alpha: float, power: float = 0.8) 
     return math.ceil((root / abs(truth - bound)) ** 2)
 
 
+COMPARE_MARGINS = (0.03, 0.05, 0.10, 0.15)
+
+
+def compare_samples(margin: float, alpha: float, rate: float = 0.80,
+                    planned_gap: float | None = None) -> int:
+    """Samples per release until a Compare gate passes with both releases exactly at
+    `rate` (counts at their expectation: no noise), by doubling then bisection."""
+    def passes(n: int) -> bool:
+        counts = Counts.bernoulli(rate * n, n)
+        return difference_bounds(counts, counts, alpha, planned_gap)[0] >= -margin
+
+    hi = 16
+    while not passes(hi):
+        hi *= 2
+    lo = hi // 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if passes(mid) else (mid, hi)
+    return hi
+
+
+def compare_fixed_horizon(margin: float, alpha: float, rate: float = 0.80,
+                          power: float = 0.8) -> int:
+    z_a, z_b = NormalDist().inv_cdf(1 - alpha), NormalDist().inv_cdf(power)
+    return math.ceil(2 * rate * (1 - rate) * ((z_a + z_b) / margin) ** 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
@@ -95,6 +127,17 @@ def main() -> None:
         op = ">=" if kind == "min" else "<="
         print(f"| {op} {bound:g} | {truth:g} | {median:,} | {p90:,} | "
               f"{fixed_horizon(bound, truth, alpha):,} |")
+    print("\nCompare, both releases at 0.80 (samples per release, counts at expectation):")
+    print("| margin | " + " | ".join(f"{m:g}" for m in COMPARE_MARGINS) + " |")
+    print("|---|" + "---|" * len(COMPARE_MARGINS))
+    rows: dict[str, list[int]] = {
+        "asymptotic sequence (the engine)": [
+            compare_samples(m, alpha, planned_gap=m) for m in COMPARE_MARGINS],
+        "exact union bound (small samples)": [compare_samples(m, alpha) for m in COMPARE_MARGINS],
+        "fixed horizon (80% power)": [compare_fixed_horizon(m, alpha) for m in COMPARE_MARGINS],
+    }
+    for label, counts in rows.items():
+        print(f"| {label} | " + " | ".join(f"{n:,}" for n in counts) + " |")
     oracle = sorted(n for _ in range(args.runs)
                     if (n := oracle_samples(0.70, 0.80, alpha, args.look, rng)) is not None)
     print(f"\nA single bet tuned to the truth (0.80 against >= 0.7, unknowable to a gate): "
