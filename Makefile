@@ -85,9 +85,11 @@ cluster-down: install
 demo: install tools
 	$(PY) -m llm_rollout.demo
 
-# Router vs direct vs nginx on loopback, ~2 min; figures go to docs/benchmarks.md.
+# Router vs direct vs nginx on loopback (~2 min), then the CLI's start-up time (~30 s);
+# figures go to docs/benchmarks.md.
 bench: install deps
 	$(PY) bench/router_bench.py
+	$(PY) bench/cli_startup.py
 
 # The gates' soundness: a Monte Carlo of the real engine (2,000 rollouts a cell) next to
 # the engine of BASELINE, ~45 min on 2 cores; figures go to docs/benchmarks.md.

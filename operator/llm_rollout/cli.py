@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -58,14 +59,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_action(args: argparse.Namespace) -> int:
-    from kubernetes.client.exceptions import ApiException
-
     from llm_rollout.actions import action_patch, kubectl_equivalent
 
     action = "promote-full" if args.command == "promote" and args.full else args.command
     if args.dry_run:
         print(kubectl_equivalent(action, args.name, args.namespace))
         return 0
+    from kubernetes.client.exceptions import ApiException
+
     api, namespace = _api(args)
     patch = action_patch(action, f"{time.time_ns()}")
     try:
@@ -147,29 +148,37 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+_SERVERS = {
+    "operator": "run the operator",
+    "router": "run the cohort router and feedback collector",
+    "eval": "execute one LLMEvalRun (what the operator's eval Jobs and local executor run)",
+}
+_SERVER_MODULES = {
+    "operator": "llm_rollout.controller.main",
+    "router": "llm_rollout.router.main",
+    "eval": "llm_rollout.evals.cli",
+}
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI; with `only`, the arguments of no other long-running command."""
     parser = argparse.ArgumentParser(
         prog="llm-rollout",
         description="Staged, metric-gated rollouts of LLM application releases.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from llm_rollout.controller import main as operator_main
-    from llm_rollout.router import main as router_main
-
-    op = sub.add_parser("operator", help="run the operator")
-    operator_main.add_arguments(op)
-    op.set_defaults(func=operator_main.run)
-
-    rt = sub.add_parser("router", help="run the cohort router and feedback collector")
-    router_main.add_arguments(rt)
-    rt.set_defaults(func=router_main.run)
-
-    from llm_rollout.evals import cli as eval_cli
-
-    ev = sub.add_parser("eval", help="execute one LLMEvalRun (what the operator's eval Jobs "
-                        "and local executor run)")
-    eval_cli.add_arguments(ev)
-    ev.set_defaults(func=eval_cli.run)
+    # The long-running commands' modules (kopf, aiohttp, ...) take most of a second to
+    # import: only the one being run is imported, so `llm-rollout abort` starts fast.
+    for name, text in _SERVERS.items():
+        server = sub.add_parser(name, help=text)
+        if only is None or only == name:
+            module = importlib.import_module(_SERVER_MODULES[name])
+            module.add_arguments(server)
+            server.set_defaults(func=module.run)
 
     crd = sub.add_parser("crd", help="print the CRDs: LLMDeployment and LLMEvalRun (pipe to "
                          "kubectl apply -f -)")
@@ -213,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(argv)
+    args = build_parser(only=command if command in _SERVERS else "").parse_args(argv)
     result: int = args.func(args)
     return result
 
