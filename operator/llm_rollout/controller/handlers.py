@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from llm_rollout import GROUP, PLURAL, VERSION
 from llm_rollout.api.evalrun import EVAL_RUN_PLURAL
 from llm_rollout.controller.reconcile import Conflict, Controller
+from llm_rollout.controller.served import wait_until_served
 from llm_rollout.kube.builders import LABEL_DEPLOYMENT
 
 log = logging.getLogger("llm_rollout.operator")
@@ -47,6 +48,9 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     controller: Controller = memo["controller"]
     host, _sep, port = controller.settings.metrics_listen.rpartition(":")
     memo["metrics_runner"] = await _serve_metrics(controller, host or "0.0.0.0", int(port))
+    # kopf starts watching after the startup handlers: wait for the resources to be
+    # served first (one INFO line instead of an ERROR per retried watch).
+    await wait_until_served(controller.kube, controller.settings.namespaces)
 
 
 async def _serve_metrics(controller: Controller, host: str, port: int) -> web.AppRunner:

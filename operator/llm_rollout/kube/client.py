@@ -86,6 +86,12 @@ class KubeClient:
             raise
         return result
 
+    async def get_path(self, path: str, *,
+                       query: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+        """GET an API path as it is (raises ApiException on any error status)."""
+        result: dict[str, Any] = await asyncio.to_thread(self._call, "GET", path, query=query)
+        return result
+
     async def list(self, api_version: str, kind: str, namespace: str,
                    label_selector: str) -> list[dict[str, Any]]:
         result = await asyncio.to_thread(
