@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import REPO_ROOT, Cluster
+from tests.integration.support import ControlledMetrics, OperatorProcess, Rollouts, wait_for
+from tests.integration.test_operator_rollout import obj, rid, spec
 
 from llm_rollout.api.cohorts import Cohort, CohortMatch
 from llm_rollout.kube.builders import Owner
-from llm_rollout.routing.mesh import GatewayAPIProvider, IstioProvider, MeshTarget
+from llm_rollout.routing.providers import GatewayAPIProvider, IstioProvider, MeshTarget
 from llm_rollout.routing.table import CohortRoute, ReleaseInfo, RoutingTable
+from llm_rollout.testbed.kubelet import KubeletStandIn
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +90,43 @@ def test_invalid_httproute_is_rejected_by_the_upstream_schema(
     result = cluster.kubectl("create", "-f", "-", input=json.dumps(route), check=False)
     assert result.returncode != 0
     assert "weight" in result.stderr
+
+
+def _exists(cluster: Cluster, kind: str, namespace: str, name: str = "bot") -> bool:
+    result = cluster.kubectl("get", kind, name, "-n", namespace, "-o", "name", check=False)
+    return result.returncode == 0
+
+
+def test_switching_provider_removes_the_previous_providers_objects(
+        cluster: Cluster, upstream_crds: Path, rollouts: Rollouts,
+        controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
+        operator: OperatorProcess, namespace: str) -> None:
+    body = spec("v1")
+    body["routing"] = {"provider": "istio", "istio": {"hosts": ["bot.example"]}}
+    controlled_metrics.set_quality(namespace, rid(body), 0.9)
+    rollouts.create(obj("bot", body))
+    wait_for(lambda: _exists(cluster, "virtualservice", namespace), timeout=30,
+             what="the VirtualService", describe=lambda: rollouts.describe("bot"))
+    istio_status = rollouts.status("bot").get("routingProvider")
+
+    body["routing"] = {"provider": "builtin"}
+    rollouts.patch("bot", {"spec": body})
+    # A stale VirtualService would keep routing with its old weights.
+    wait_for(lambda: not _exists(cluster, "virtualservice", namespace), timeout=30,
+             what="the VirtualService removed", describe=lambda: rollouts.describe("bot"))
+    wait_for(lambda: rollouts.status("bot").get("routingProvider") == "builtin", timeout=30,
+             what="status says builtin", describe=lambda: rollouts.describe("bot"))
+    assert "deleted VirtualService" in operator.log_tail(200)
+    assert istio_status == "istio"
+
+    body["routing"] = {"provider": "gateway-api",
+                       "gatewayApi": {"parentRefs": [{"name": "public"}]}}
+    rollouts.patch("bot", {"spec": body})
+    wait_for(lambda: _exists(cluster, "httproute", namespace), timeout=30,
+             what="the HTTPRoute", describe=lambda: rollouts.describe("bot"))
+    assert not _exists(cluster, "virtualservice", namespace)
+    body["routing"] = {"provider": "istio"}
+    rollouts.patch("bot", {"spec": body})
+    wait_for(lambda: not _exists(cluster, "httproute", namespace)
+             and _exists(cluster, "virtualservice", namespace), timeout=30,
+             what="HTTPRoute gone, VirtualService back", describe=lambda: rollouts.describe("bot"))

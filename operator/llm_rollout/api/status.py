@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from llm_rollout.api.evalrun import EvalPhase
-from llm_rollout.api.spec import GateKind
+from llm_rollout.api.spec import GateKind, RoutingProvider
 from llm_rollout.camel import CamelModel
 from llm_rollout.routing.table import ReleaseInfo, RoutingTable
 
@@ -201,6 +201,11 @@ class LLMDeploymentStatus(CamelModel):
     )
     routing: RoutingTable | None = Field(
         default=None, description="Which release each cohort reaches."
+    )
+    routing_provider: RoutingProvider | None = Field(
+        default=None,
+        description="The routing provider that publishes `routing` (spec.routing.provider "
+        "when it was last applied): on a switch, the operator removes the others' objects.",
     )
     conditions: list[Condition] = Field(
         default_factory=list,

@@ -22,7 +22,6 @@ from llm_rollout.api import (
     LLMDeploymentSpec,
     LLMDeploymentStatus,
     Phase,
-    RoutingProvider,
     action_from_annotations,
     release_info,
 )
@@ -56,7 +55,7 @@ from llm_rollout.kube.builders import (
 from llm_rollout.kube.client import Conflict, KubeClient
 from llm_rollout.metrics.prometheus import MetricErrorKind, PrometheusProvider
 from llm_rollout.opmetrics import OperatorMetrics
-from llm_rollout.routing.mesh import GatewayAPIProvider, IstioProvider, MeshTarget
+from llm_rollout.routing.providers import MeshTarget, kinds_of_others, provider_for
 
 log = logging.getLogger("llm_rollout.operator")
 
@@ -159,22 +158,21 @@ class Controller:
 
     async def _apply_routing(self, owner: Owner, spec: LLMDeploymentSpec,
                              status: LLMDeploymentStatus) -> None:
-        if spec.routing.provider is RoutingProvider.BUILTIN or status.routing is None:
+        if status.routing is None:
             return
         target = MeshTarget(owner=owner, port=spec.release.port, cohorts=spec.cohorts,
                             default_cohort=spec.default_cohort,
                             user_id_header=spec.user_id_header)
-        if spec.routing.provider is RoutingProvider.GATEWAY_API:
-            options = spec.routing.gateway_api
-            provider: GatewayAPIProvider | IstioProvider = GatewayAPIProvider(
-                parent_refs=options.parent_refs if options else [],
-                hostnames=list(options.hostnames) if options else [])
-        else:
-            istio = spec.routing.istio
-            provider = IstioProvider(hosts=list(istio.hosts) if istio else [],
-                                     gateways=list(istio.gateways) if istio else [])
-        for manifest in provider.render(target, status.routing):
+        for manifest in provider_for(spec.routing).render(target, status.routing):
             await self.kube.apply(manifest)
+
+    async def _remove_other_routing(self, owner: Owner, spec: LLMDeploymentSpec) -> None:
+        """Delete what other providers applied: a stale VirtualService or HTTPRoute would
+        keep routing with old weights after a switch (to builtin, say)."""
+        for kind in kinds_of_others(spec.routing.provider):
+            if await self.kube.delete(kind.api_version, kind.kind, owner.namespace, owner.name):
+                log.info("deleted %s %s/%s left by an earlier routing provider", kind.kind,
+                         owner.namespace, owner.name)
 
     async def _retire(self, owner: Owner, deployments: list[dict[str, Any]],
                       live: set[str], now: datetime) -> None:
@@ -276,6 +274,8 @@ class Controller:
                               action=action_from_annotations(meta.get("annotations")),
                               evals=eval_states)
 
+        if status.routing_provider is not decision.status.routing_provider:
+            await self._remove_other_routing(owner, spec)  # before the status says it is done
         await self._write(obj, status, decision)
         new = decision.status
         if spec.evals:

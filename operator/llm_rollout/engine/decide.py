@@ -805,6 +805,7 @@ def _finish(ctx: _Ctx, old: LLMDeploymentStatus, s: LLMDeploymentStatus, step: _
     _display(ctx, s)
     if s.phase is not Phase.INVALID:
         s.routing = build_routing(ctx.spec, s)
+        s.routing_provider = ctx.spec.routing.provider
     notable = _notable(s, step)
     if notable:
         entry = HistoryEntry(

@@ -23,9 +23,13 @@ FIELD_MANAGER = "llm-rollout-operator"
 _PLURALS = {
     "Deployment": "deployments", "Service": "services", "Event": "events",
     "ConfigMap": "configmaps", "Secret": "secrets", "Job": "jobs",
-    "HTTPRoute": "httproutes", "VirtualService": "virtualservices",
     "LLMDeployment": PLURAL, "LLMEvalRun": "llmevalruns",
 }
+
+
+def register_plural(kind: str, plural: str) -> None:
+    """Teach the client a kind's resource name (routing providers register theirs)."""
+    _PLURALS[kind] = plural
 
 
 def resource_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
@@ -99,13 +103,16 @@ class KubeClient:
             query=[("labelSelector", label_selector)])
         return list(result.get("items", []))
 
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        """Delete the object; False when there was none (or no such kind is served)."""
         try:
             await asyncio.to_thread(self._call, "DELETE",
                                     resource_path(api_version, kind, namespace, name))
         except ApiException as err:
             if err.status != 404:
                 raise
+            return False
+        return True
 
     async def replace_status(self, obj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         """Write the LLMDeployment's status through the status subresource.
