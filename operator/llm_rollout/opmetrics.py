@@ -19,8 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from llm_rollout.api.durations import parse_duration
 from llm_rollout.api.status import ConditionStatus, LLMDeploymentStatus, Phase, Verdict
-from llm_rollout.engine.types import Outcome
-from llm_rollout.metrics.prometheus import MetricErrorKind
+from llm_rollout.engine.types import ObservationErrorKind, Outcome
 
 _ROLLOUT = ["namespace", "deployment"]
 _GATE = [*_ROLLOUT, "stage", "gate"]
@@ -110,7 +109,7 @@ class OperatorMetrics:
         # At zero from the start: increase() sees the first Rollback or query error too.
         for outcome in Outcome:
             self.decisions.labels(namespace, name, outcome.value)
-        for kind in MetricErrorKind:
+        for kind in ObservationErrorKind:
             self.query_errors.labels(namespace, name, kind.value)
         _drop(self.condition, namespace, name)
         for cond in status.conditions:

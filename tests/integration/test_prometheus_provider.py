@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from tests.conftest import Prometheus
 
-from llm_rollout.metrics.prometheus import MetricErrorKind, MetricQueryError, PrometheusProvider
+from llm_rollout.engine import ObservationErrorKind
+from llm_rollout.metrics.providers import MetricQueryError, PrometheusProvider
 from llm_rollout.testbed.procs import free_port
 
 
@@ -25,8 +26,8 @@ async def test_values_and_error_classes(prometheus: Prometheus) -> None:
     assert results[0] == 0.75
     assert results[1] == 2.0
     kinds = [r.kind if isinstance(r, MetricQueryError) else r for r in results[2:]]
-    assert kinds == [MetricErrorKind.EMPTY, MetricErrorKind.MULTIPLE_SERIES,
-                     MetricErrorKind.NAN, MetricErrorKind.BAD_QUERY]
+    assert kinds == [ObservationErrorKind.EMPTY, ObservationErrorKind.MULTIPLE_SERIES,
+                     ObservationErrorKind.NAN, ObservationErrorKind.BAD_QUERY]
     bad = results[5]
     assert isinstance(bad, MetricQueryError) and "parse error" in bad.message
 
@@ -38,5 +39,5 @@ async def test_unreachable_prometheus_is_classified() -> None:
     finally:
         await provider.aclose()
     assert isinstance(result, MetricQueryError)
-    assert result.kind == MetricErrorKind.UNREACHABLE
+    assert result.kind == ObservationErrorKind.UNREACHABLE
     assert "unreachable" in result.message

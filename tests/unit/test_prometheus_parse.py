@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from llm_rollout.metrics.prometheus import MetricErrorKind, MetricQueryError, parse_instant_vector
+from llm_rollout.engine import ObservationErrorKind
+from llm_rollout.metrics.providers import MetricQueryError, parse_instant_vector
 
 
 def vector(*values: str) -> dict[str, object]:
@@ -20,16 +21,17 @@ def test_scalar_value() -> None:
 
 
 @pytest.mark.parametrize(("body", "kind"), [
-    (vector(), MetricErrorKind.EMPTY),
-    (vector("1", "2"), MetricErrorKind.MULTIPLE_SERIES),
-    (vector("NaN"), MetricErrorKind.NAN),
-    (vector("+Inf"), MetricErrorKind.NAN),
+    (vector(), ObservationErrorKind.EMPTY),
+    (vector("1", "2"), ObservationErrorKind.MULTIPLE_SERIES),
+    (vector("NaN"), ObservationErrorKind.NAN),
+    (vector("+Inf"), ObservationErrorKind.NAN),
     ({"status": "error", "errorType": "bad_data", "error": "parse error"},
-     MetricErrorKind.BAD_QUERY),
+     ObservationErrorKind.BAD_QUERY),
     ({"status": "success", "data": {"resultType": "matrix", "result": []}},
-     MetricErrorKind.BAD_QUERY),
+     ObservationErrorKind.BAD_QUERY),
 ])
-def test_unusable_answers_are_classified(body: dict[str, object], kind: MetricErrorKind) -> None:
+def test_unusable_answers_are_classified(body: dict[str, object],
+                                         kind: ObservationErrorKind) -> None:
     with pytest.raises(MetricQueryError) as err:
         parse_instant_vector(body)
     assert err.value.kind == kind

@@ -35,6 +35,7 @@ from llm_rollout.engine import (
     MetricQuery,
     Observation,
     ObservationError,
+    ObservationErrorKind,
     analysis_due,
     decide,
     mark_failed,
@@ -53,7 +54,7 @@ from llm_rollout.kube.builders import (
     deployment_available,
 )
 from llm_rollout.kube.client import Conflict, KubeClient
-from llm_rollout.metrics.prometheus import MetricErrorKind, PrometheusProvider
+from llm_rollout.metrics.providers import MetricsSource, ProviderCache
 from llm_rollout.opmetrics import OperatorMetrics
 from llm_rollout.routing.providers import MeshTarget, kinds_of_others, provider_for
 
@@ -73,17 +74,19 @@ class Controller:
     kube: KubeClient
     settings: OperatorSettings
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
-    _providers: dict[tuple[str, str | None], PrometheusProvider] = field(default_factory=dict)
+    providers: ProviderCache | None = None  # metrics providers, one per source
     evals: EvalStep | None = None  # eval runs (controller/evals.py); built from settings
 
     def __post_init__(self) -> None:
+        if self.providers is None:
+            self.providers = ProviderCache(timeout=self.settings.query_timeout)
         if self.evals is None:
             self.evals = EvalStep(self.kube, self.settings.evals,
                                   EvalResultsCollector(self.metrics.registry))
 
     async def aclose(self) -> None:
-        for provider in self._providers.values():
-            await provider.aclose()
+        assert self.providers is not None
+        await self.providers.aclose()
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -98,7 +101,7 @@ class Controller:
 
     async def _observe(self, spec: LLMDeploymentSpec, namespace: str, name: str,
                        queries: list[MetricQuery], now: datetime) -> dict[str, Observation]:
-        def all_errors(kind: str, message: str) -> dict[str, Observation]:
+        def all_errors(kind: ObservationErrorKind, message: str) -> dict[str, Observation]:
             return {q.key: ObservationError(kind, message) for q in queries}
 
         address = spec.prometheus.address or self.settings.prometheus_url
@@ -107,18 +110,16 @@ class Controller:
             try:
                 token = await self._secret_value(namespace, spec.prometheus.bearer_token_secret_ref)
             except LookupError as err:
-                return all_errors("unauthorized", f"bearer token: {err}")
-        key = (address, token)
-        if key not in self._providers:
-            self._providers[key] = PrometheusProvider(address, bearer_token=token,
-                                                      timeout=self.settings.query_timeout)
-        results = await self._providers[key].query_many([q.promql for q in queries], at=now)
+                return all_errors(ObservationErrorKind.UNAUTHORIZED, f"bearer token: {err}")
+        assert self.providers is not None
+        provider = self.providers.get(MetricsSource(address, token))
+        results = await provider.query_many([q.promql for q in queries], at=now)
         observations: dict[str, Observation] = {}
         for query, result in zip(queries, results, strict=True):
             if isinstance(result, float):
                 observations[query.key] = result
             else:
-                observations[query.key] = ObservationError(result.kind.value, result.message)
+                observations[query.key] = ObservationError(result.kind, result.message)
                 self.metrics.query_errors.labels(namespace, name, result.kind.value).inc()
         return observations
 
@@ -230,7 +231,7 @@ class Controller:
         if not self.settings.prometheus_allowed(address):
             # Waiting cannot fix this: Invalid at once, nothing applied, never queried.
             self.metrics.query_errors.labels(namespace, name,
-                                             MetricErrorKind.FORBIDDEN.value).inc()
+                                             ObservationErrorKind.FORBIDDEN.value).inc()
             problem = (f"spec.prometheus.address: {address} is not allowed by the operator; "
                        f"start it with --allow-prometheus={address} (chart value "
                        "operator.allowedPrometheus) or remove the address")

@@ -39,11 +39,13 @@ class MetricQuery:
 
 
 class ObservationErrorKind(StrEnum):
-    """Why a query gave no value (values match metrics.prometheus.MetricErrorKind)."""
+    """Why a query gave no value: from the metrics provider to status and the operator's
+    `llm_rollout_prometheus_query_errors_total{kind}`, one enum end to end."""
 
     UNREACHABLE = "unreachable"
     TIMEOUT = "timeout"
     UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"  # an address the operator does not allow: never queried
     BAD_QUERY = "bad_query"
     EMPTY = "empty"  # no series: no data yet (counts read as 0)
     NAN = "nan"  # NaN / Inf: typically 0/0, no data
@@ -57,7 +59,7 @@ NO_DATA_KINDS = frozenset({ObservationErrorKind.EMPTY, ObservationErrorKind.NAN}
 
 @dataclass(frozen=True)
 class ObservationError:
-    kind: ObservationErrorKind | str
+    kind: ObservationErrorKind
     message: str = ""
 
     @property

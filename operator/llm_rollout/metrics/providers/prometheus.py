@@ -1,9 +1,7 @@
 """The Prometheus metrics provider: instant PromQL queries over HTTP (httpx).
 
-A seam in the style of Flagger's metrics providers: the operator depends on the
-`MetricsProvider` protocol, so a batching provider shared by many LLMDeployments
-(or another backend) can replace this one without touching the engine.
-Every failure is classified, so a gate's message says what went wrong.
+Every failure is classified (ObservationErrorKind), so a gate's message says what
+went wrong.
 """
 
 from __future__ import annotations
@@ -12,44 +10,18 @@ import asyncio
 import math
 from collections.abc import Sequence
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
-
-class MetricErrorKind(StrEnum):
-    UNREACHABLE = "unreachable"
-    TIMEOUT = "timeout"
-    UNAUTHORIZED = "unauthorized"
-    FORBIDDEN = "forbidden"  # an address the operator does not allow: never queried
-    BAD_QUERY = "bad_query"
-    EMPTY = "empty"
-    NAN = "nan"
-    MULTIPLE_SERIES = "multiple_series"
-
-
-class MetricQueryError(Exception):
-    """A query that produced no usable value; `kind` classifies it for status and metrics."""
-
-    def __init__(self, kind: MetricErrorKind, message: str) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
-        self.message = message
-
-
-class MetricsProvider(Protocol):
-    async def query_many(self, promqls: Sequence[str], *,
-                         at: datetime | None = None) -> list[float | MetricQueryError]:
-        """Evaluate each query at time `at` (None: the server's now); a result is its
-        single value or the classified error."""
-        ...
+from llm_rollout.engine.types import ObservationErrorKind as Kind
+from llm_rollout.metrics.providers.base import MetricQueryError
 
 
 def parse_instant_vector(body: dict[str, Any]) -> float:
     """The single value of an instant-query answer (vector or scalar), or the error."""
     if body.get("status") != "success":
-        raise MetricQueryError(MetricErrorKind.BAD_QUERY,
+        raise MetricQueryError(Kind.BAD_QUERY,
                                str(body.get("error", "query failed")))
     data = body.get("data", {})
     result_type, result = data.get("resultType"), data.get("result")
@@ -57,26 +29,28 @@ def parse_instant_vector(body: dict[str, Any]) -> float:
         raw = result[1]
     elif result_type == "vector":
         if not result:
-            raise MetricQueryError(MetricErrorKind.EMPTY,
+            raise MetricQueryError(Kind.EMPTY,
                                    "the query returned no series (no data in the window?)")
         if len(result) > 1:
             labels = ", ".join(str(s.get("metric", {})) for s in result[:3])
-            raise MetricQueryError(MetricErrorKind.MULTIPLE_SERIES,
+            raise MetricQueryError(Kind.MULTIPLE_SERIES,
                                    f"the query returned {len(result)} series, expected one "
                                    f"(aggregate with sum(...)); first: {labels}")
         raw = result[0]["value"][1]
     else:
-        raise MetricQueryError(MetricErrorKind.BAD_QUERY,
+        raise MetricQueryError(Kind.BAD_QUERY,
                                f"the query returned a {result_type}, expected an instant vector")
     value = float(raw)
     if math.isnan(value) or math.isinf(value):
-        raise MetricQueryError(MetricErrorKind.NAN,
+        raise MetricQueryError(Kind.NAN,
                                f"the query returned {raw} (division by zero: no samples?)")
     return value
 
 
 class PrometheusProvider:
     """Instant queries against one Prometheus, with a timeout and optional bearer auth."""
+
+    name = "prometheus"
 
     def __init__(self, address: str, *, bearer_token: str | None = None,
                  timeout: float = 5.0, client: httpx.AsyncClient | None = None) -> None:
@@ -99,28 +73,28 @@ class PrometheusProvider:
         try:
             resp = await self._client.post(url, data=form)
         except httpx.TimeoutException as err:
-            raise MetricQueryError(MetricErrorKind.TIMEOUT,
+            raise MetricQueryError(Kind.TIMEOUT,
                                    f"Prometheus at {self.address} did not answer in "
                                    f"{self._timeout}s") from err
         except httpx.HTTPError as err:
-            raise MetricQueryError(MetricErrorKind.UNREACHABLE,
+            raise MetricQueryError(Kind.UNREACHABLE,
                                    f"Prometheus at {self.address} is unreachable: "
                                    f"{type(err).__name__}: {err}") from err
         if resp.status_code in (401, 403):
-            raise MetricQueryError(MetricErrorKind.UNAUTHORIZED,
+            raise MetricQueryError(Kind.UNAUTHORIZED,
                                    f"Prometheus answered {resp.status_code}: check the "
                                    "bearer token Secret")
         try:
             body = resp.json()
         except ValueError as err:
-            raise MetricQueryError(MetricErrorKind.UNREACHABLE,
+            raise MetricQueryError(Kind.UNREACHABLE,
                                    f"Prometheus answered {resp.status_code} with a non-JSON "
                                    "body (is the address a Prometheus?)") from err
         if resp.status_code == 400 or body.get("errorType") == "bad_data":
-            raise MetricQueryError(MetricErrorKind.BAD_QUERY,
+            raise MetricQueryError(Kind.BAD_QUERY,
                                    str(body.get("error", "bad query")))
         if resp.status_code >= 500:
-            raise MetricQueryError(MetricErrorKind.UNREACHABLE,
+            raise MetricQueryError(Kind.UNREACHABLE,
                                    f"Prometheus answered {resp.status_code}: "
                                    f"{body.get('error', '')}")
         return parse_instant_vector(body)

@@ -1,0 +1,54 @@
+"""Metrics providers: where gates' queries are answered. One module per backend
+(`prometheus.py` today), behind the `MetricsProvider` protocol; `ProviderCache` is the
+factory keyed by a spec's source, so each address and credential gets one client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from llm_rollout.metrics.providers.base import MetricQueryError, MetricsProvider
+from llm_rollout.metrics.providers.prometheus import PrometheusProvider, parse_instant_vector
+
+
+@dataclass(frozen=True)
+class MetricsSource:
+    """Where a spec's queries go: an address and the credential to present there."""
+
+    address: str
+    bearer_token: str | None = None
+
+
+def prometheus(source: MetricsSource, timeout: float) -> MetricsProvider:
+    return PrometheusProvider(source.address, bearer_token=source.bearer_token,
+                              timeout=timeout)
+
+
+@dataclass
+class ProviderCache:
+    """One provider per source, built on first use and closed together."""
+
+    timeout: float = 5.0
+    build: Callable[[MetricsSource, float], MetricsProvider] = prometheus
+    _providers: dict[MetricsSource, MetricsProvider] = field(default_factory=dict)
+
+    def get(self, source: MetricsSource) -> MetricsProvider:
+        if source not in self._providers:
+            self._providers[source] = self.build(source, self.timeout)
+        return self._providers[source]
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+        self._providers.clear()
+
+
+__all__ = [
+    "MetricQueryError",
+    "MetricsProvider",
+    "MetricsSource",
+    "PrometheusProvider",
+    "ProviderCache",
+    "parse_instant_vector",
+    "prometheus",
+]
