@@ -17,7 +17,8 @@ from tests.integration.support import (
 from tests.integration.test_operator_rollout import obj, phase_is, rid, spec, start_stable
 
 from llm_rollout import GROUP, VERSION
-from llm_rollout.kube.client import Conflict, KubeClient
+from llm_rollout.kube.client import KubeClient
+from llm_rollout.kube.errors import Conflict
 from llm_rollout.testbed.kubelet import KubeletStandIn
 
 

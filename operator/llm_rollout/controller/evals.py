@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from llm_rollout import GROUP, VERSION
 from llm_rollout.api.evalrun import EVAL_RUN_KIND, EvalPhase, LLMEvalRunStatus
 from llm_rollout.api.spec import EvalSuite, LLMDeploymentSpec
@@ -33,6 +31,7 @@ from llm_rollout.evals.metrics import EvalResultsCollector
 from llm_rollout.evals.settings import EvalSettings
 from llm_rollout.kube.builders import LABEL_DEPLOYMENT, Owner
 from llm_rollout.kube.client import KubeClient
+from llm_rollout.kube.errors import Conflict
 
 log = logging.getLogger("llm_rollout.operator")
 
@@ -113,9 +112,7 @@ class EvalStep:
             return await self.kube.patch_status(API_VERSION, EVAL_RUN_KIND, meta["namespace"],
                                                 meta["name"], status,
                                                 resource_version=meta.get("resourceVersion"))
-        except ApiException as err:
-            if err.status != 409:
-                raise
+        except Conflict:
             return run  # the runner wrote meanwhile: its word stands
 
     async def states(self, spec: LLMDeploymentSpec, status: LLMDeploymentStatus,

@@ -8,13 +8,13 @@ carries out its answer (status, Event, owned objects, routing objects, metrics).
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from llm_rollout import GROUP, VERSION
@@ -53,7 +53,8 @@ from llm_rollout.kube.builders import (
     build_service,
     deployment_available,
 )
-from llm_rollout.kube.client import Conflict, KubeClient
+from llm_rollout.kube.client import KubeClient
+from llm_rollout.kube.errors import Conflict, Invalid, KubeError, NotFound
 from llm_rollout.metrics.providers import MetricsSource, ProviderCache
 from llm_rollout.opmetrics import OperatorMetrics
 from llm_rollout.routing.providers import MeshTarget, kinds_of_others, provider_for
@@ -150,12 +151,9 @@ class Controller:
             patch = {"metadata": {"name": name, "namespace": owner.namespace,
                                   "labels": {LABEL_ROLE: role}}}
             for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service")):
-                try:
+                with contextlib.suppress(NotFound, Invalid):  # gone, or a Service never made
                     await self.kube.apply({"apiVersion": api_version, "kind": kind, **patch},
                                           manager=ROLE_MANAGER)
-                except ApiException as err:
-                    if err.status not in (404, 422):  # gone, or a Service never created
-                        raise
 
     async def _apply_routing(self, owner: Owner, spec: LLMDeploymentSpec,
                              status: LLMDeploymentStatus) -> None:
@@ -245,10 +243,8 @@ class Controller:
         applied: dict[str, tuple[str, str]] = {}
         try:
             applied = await self._apply_release(owner, spec, status)
-        except ApiException as err:
-            if err.status not in (400, 422):
-                raise
-            reason = _api_message(err)
+        except Invalid as err:
+            reason = err.message
             if not spec.release.template:
                 reason += " (spec.release.template is empty: a release needs a pod template)"
             decision = mark_failed(spec, status, now=now, generation=generation,
@@ -311,21 +307,12 @@ class Controller:
                 await self.kube.event(obj, reason=decision.outcome.value,
                                       message=f"{decision.reason}: {decision.message}",
                                       warning=decision.warning)
-            except ApiException as err:  # an Event is worth a log line, not a retry
+            except KubeError as err:  # an Event is worth a log line, not a retry
                 log.warning("could not post an Event for %s/%s: %s", ns, name, err.reason)
 
 
 def _dump(status: LLMDeploymentStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def _api_message(err: ApiException) -> str:
-    import json
-
-    try:
-        return str(json.loads(err.body or "{}").get("message", err.reason))
-    except ValueError:
-        return str(err.reason)
 
 
 __all__ = ["Conflict", "Controller"]

@@ -12,16 +12,14 @@ import asyncio
 import logging
 import time
 
-from kubernetes.client.exceptions import ApiException
-
 from llm_rollout import GROUP, PLURAL, VERSION
 from llm_rollout.api.evalrun import EVAL_RUN_PLURAL
 from llm_rollout.kube.client import KubeClient
+from llm_rollout.kube.errors import KubeError, NotFound, Unavailable
 
 log = logging.getLogger("llm_rollout.operator")
 
 PLURALS = (PLURAL, EVAL_RUN_PLURAL)
-_NOT_YET = frozenset({404, 429, 503})
 
 
 def served_paths(namespaces: tuple[str, ...]) -> list[str]:
@@ -34,8 +32,8 @@ def served_paths(namespaces: tuple[str, ...]) -> list[str]:
 
 async def wait_until_served(kube: KubeClient, namespaces: tuple[str, ...], *,
                             patience: float = 120.0, period: float = 0.5) -> float:
-    """Seconds waited. Only "not served yet" answers wait; anything else (a 403 from
-    RBAC, say) is left for the watches to report in their own words."""
+    """Seconds waited. Only "not served yet" answers (404, 429, 5xx) wait; anything
+    else (a 403 from RBAC, say) is left for the watches to report in their own words."""
     started = time.monotonic()
     deadline = started + patience
     announced = False
@@ -44,9 +42,7 @@ async def wait_until_served(kube: KubeClient, namespaces: tuple[str, ...], *,
             try:
                 await kube.get_path(path, query=[("limit", "1")])
                 break
-            except ApiException as err:
-                if err.status not in _NOT_YET:
-                    break
+            except (NotFound, Unavailable) as err:  # not served yet
                 if not announced:
                     log.info("waiting for the API server to serve %s (HTTP %s %s)", path,
                              err.status, err.reason)
@@ -56,6 +52,8 @@ async def wait_until_served(kube: KubeClient, namespaces: tuple[str, ...], *,
                                 "starting anyway", path, patience)
                     return time.monotonic() - started
                 await asyncio.sleep(period)
+            except KubeError:
+                break
     waited = time.monotonic() - started
     if announced:
         log.info("the API server serves the operator's resources (waited %.1f s)", waited)

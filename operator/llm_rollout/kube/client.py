@@ -14,9 +14,9 @@ import uuid
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 
 from llm_rollout import PLURAL
+from llm_rollout.kube.errors import Conflict, NotFound, error_for
 
 FIELD_MANAGER = "llm-rollout-operator"
 
@@ -36,10 +36,6 @@ def resource_path(api_version: str, kind: str, namespace: str, name: str | None 
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     path = f"{base}/namespaces/{namespace}/{_PLURALS[kind]}"
     return f"{path}/{name}" if name else path
-
-
-class Conflict(Exception):
-    """The object changed since it was read (HTTP 409): read again and retry."""
 
 
 class KubeClient:
@@ -63,8 +59,8 @@ class KubeClient:
                                       _request_timeout=30)
         data = response.read()
         if not 200 <= response.status < 300:
-            raise ApiException(status=response.status, reason=response.reason,
-                               body=data.decode("utf-8", "replace"))
+            raise error_for(response.status, str(response.reason),
+                            data.decode("utf-8", "replace"))
         return json.loads(data) if data else {}
 
     async def apply(self, manifest: dict[str, Any], *,
@@ -84,15 +80,13 @@ class KubeClient:
         try:
             result: dict[str, Any] = await asyncio.to_thread(
                 self._call, "GET", resource_path(api_version, kind, namespace, name))
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
+        except NotFound:
+            return None
         return result
 
     async def get_path(self, path: str, *,
                        query: list[tuple[str, str]] | None = None) -> dict[str, Any]:
-        """GET an API path as it is (raises ApiException on any error status)."""
+        """GET an API path as it is (raises a KubeError on any error status)."""
         result: dict[str, Any] = await asyncio.to_thread(self._call, "GET", path, query=query)
         return result
 
@@ -108,9 +102,7 @@ class KubeClient:
         try:
             await asyncio.to_thread(self._call, "DELETE",
                                     resource_path(api_version, kind, namespace, name))
-        except ApiException as err:
-            if err.status != 404:
-                raise
+        except NotFound:
             return False
         return True
 
@@ -125,12 +117,7 @@ class KubeClient:
         path = resource_path(obj["apiVersion"], obj["kind"], meta["namespace"],
                              meta["name"]) + "/status"
         body = {**obj, "status": status}
-        try:
-            result: dict[str, Any] = await asyncio.to_thread(self._call, "PUT", path, body=body)
-        except ApiException as err:
-            if err.status == 409:
-                raise Conflict(str(err.body)) from err
-            raise
+        result: dict[str, Any] = await asyncio.to_thread(self._call, "PUT", path, body=body)
         return result
 
     async def create(self, manifest: dict[str, Any], *,
@@ -142,10 +129,8 @@ class KubeClient:
         try:
             result: dict[str, Any] = await asyncio.to_thread(self._call, "POST", path,
                                                              body=manifest, query=query)
-        except ApiException as err:
-            if err.status == 409:
-                return None
-            raise
+        except Conflict:
+            return None
         return result
 
     async def patch_status(self, api_version: str, kind: str, namespace: str, name: str,
@@ -154,7 +139,7 @@ class KubeClient:
         """JSON merge patch of an object's status subresource (None values clear fields).
 
         With `resource_version`, only if the object is still at that version (else
-        ApiException 409)."""
+        Conflict)."""
         path = resource_path(api_version, kind, namespace, name) + "/status"
         body: dict[str, Any] = {"status": status}
         if resource_version:
