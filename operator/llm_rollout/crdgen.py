@@ -333,11 +333,7 @@ def _crd_document(
 
 
 def crd() -> dict[str, Any]:
-    from llm_rollout.heuristics.checks import CheckSpec
-
     spec = model_schema(LLMDeploymentSpec)
-    # spec.checks is typed loosely in the model (see LLMDeploymentSpec._checks).
-    spec["properties"]["checks"]["items"] = model_schema(CheckSpec)
     return _crd_document(
         kind=KIND,
         plural=PLURAL,

@@ -62,7 +62,7 @@ def test_router_fields_checks_and_hosts() -> None:
         ],
         routing={"hosts": ["chat.example.com"]},
     )
-    assert [c["name"] for c in s.checks] == ["json", "short"]
+    assert [c.name for c in s.checks] == ["json", "short"]
     assert s.routing.hosts == ["chat.example.com"]
     with pytest.raises(ValidationError, match="checks"):
         spec(checks=[{"name": "x", "type": "maxLength", "pattern": "a"}])

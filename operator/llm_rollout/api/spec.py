@@ -21,7 +21,7 @@ from pydantic.config import JsonDict, JsonValue
 from llm_rollout.api.cohorts import Cohort, CohortMatch
 from llm_rollout.api.durations import DURATION_MAX_LENGTH, DURATION_PATTERN, parse_duration
 from llm_rollout.camel import CamelModel
-from llm_rollout.heuristics.checks import CheckSpec
+from llm_rollout.heuristics.checks import CheckSpec, parse_checks
 from llm_rollout.metrics.presets import PRESET_NAMES, PRESETS, MetricKind
 from llm_rollout.routing.table import ReleaseInfo
 
@@ -885,7 +885,7 @@ class LLMDeploymentSpec(CamelModel):
         default_factory=PrometheusSpec, description="Prometheus to query."
     )
     routing: RoutingSpec = Field(default_factory=RoutingSpec, description="Traffic routing.")
-    checks: list[dict[str, Any]] = Field(
+    checks: list[CheckSpec] = Field(
         default_factory=list,
         max_length=MAX_CHECKS,
         description="Online heuristic checks the router runs on every answer "
@@ -904,12 +904,8 @@ class LLMDeploymentSpec(CamelModel):
 
     @field_validator("checks")
     @classmethod
-    def _checks(cls, checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        # Imported here: llm_rollout.heuristics imports this package (a cycle at import
-        # time). The CRD gets the items' schema from CheckSpec (crdgen).
-        from llm_rollout.heuristics import parse_checks
-
-        parse_checks(checks)
+    def _checks(cls, checks: list[CheckSpec]) -> list[CheckSpec]:
+        parse_checks(checks)  # each check's own rules, and unique names
         return checks
 
     @model_validator(mode="after")
