@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm_rollout.metrics import names as metric_names
+
 REPO = Path(__file__).resolve().parents[2]
 OUTPUTS = (REPO / "charts" / "llm-rollout-operator" / "dashboards" / "llm-rollout.json",
            REPO / "docs" / "grafana" / "llm-rollout.json")
@@ -96,58 +98,58 @@ def _dotted(regex: str) -> dict[str, Any]:
 ROWS: list[tuple[str, list[Panel]]] = [
     ("Rollout", [
         Panel("Phase", "stat", (
-            q(f"max by (namespace, deployment, phase) (llm_rollout_phase{sel()}) == 1",
+            q(f"max by (namespace, deployment, phase) ({metric_names.PHASE}{sel()}) == 1",
               "{{deployment}}: {{phase}}", instant=True),),
             description="Where each rollout is now (Progressing, Paused, Promoted, "
             "RolledBack, Failed, Invalid).", width=8, height=5),
         Panel("Releases", "table", (
-            q(f"max by (namespace, deployment, stable, candidate) (llm_rollout_info{sel()})",
+            q(f"max by (namespace, deployment, stable, candidate) ({metric_names.INFO}{sel()})",
               "", instant=True),),
             description="The stable release and the candidate being rolled out.", width=8,
             height=5),
         Panel("Time in step vs maxDuration", "bargauge", (
             q(f"time() - max by (namespace, deployment) "
-              f"(llm_rollout_step_start_time_seconds{sel()})", "{{deployment}} in step",
+              f"({metric_names.STEP_START}{sel()})", "{{deployment}} in step",
               instant=True),
-            q(f"max by (namespace, deployment) (llm_rollout_step_max_duration_seconds{sel()})",
+            q(f"max by (namespace, deployment) ({metric_names.STEP_MAX_DURATION}{sel()})",
               "{{deployment}} maxDuration", instant=True)),
             unit="s", width=8, height=5,
             description="A step must advance within its stage's maxDuration, else the "
             "rollout rolls back (alert LLMRolloutStuck when it does not)."),
         Panel("Phase over time", "state-timeline", (
-            q(f"max by (namespace, deployment, phase) (llm_rollout_phase{sel()}) == 1",
+            q(f"max by (namespace, deployment, phase) ({metric_names.PHASE}{sel()}) == 1",
               "{{deployment}} {{phase}}"),), width=12, height=6),
         Panel("Stage and step over time", "timeseries", (
-            q(f"max by (namespace, deployment) (llm_rollout_stage_index{sel()})",
+            q(f"max by (namespace, deployment) ({metric_names.STAGE_INDEX}{sel()})",
               "{{deployment}} stage index"),
-            q(f"max by (namespace, deployment, stage) (llm_rollout_step_percent{sel()}) / 100",
+            q(f"max by (namespace, deployment, stage) ({metric_names.STEP_PERCENT}{sel()}) / 100",
               "{{deployment}} {{stage}} step")),
             description="Stage index (0 = first stage) and the share of the current "
             "stage's cohorts on the candidate (step, 0..1).", stepped=True, width=12,
             height=6),
         Panel("Conditions", "table", (
             q(f"max by (namespace, deployment, condition, status) "
-              f"(llm_rollout_condition{sel()}) == 1", "", instant=True),),
+              f"({metric_names.CONDITION}{sel()}) == 1", "", instant=True),),
             description="Ready, Progressing, Degraded, Paused, MetricsAvailable.",
             width=12, height=6),
         Panel("Operator replicas leading", "stat", (
-            q("sum(llm_rollout_leader)", "leaders", instant=True),),
+            q(f"sum({metric_names.LEADER})", "leaders", instant=True),),
             description="Replicas holding the leader Lease: 1 is healthy.", width=6,
             height=6),
         Panel("Analysis time (p95)", "stat", (
             q("histogram_quantile(0.95, sum by (le) "
-              "(rate(llm_rollout_analysis_duration_seconds_bucket[$__rate_interval])))",
+              f"(rate({metric_names.ANALYSIS_DURATION}_bucket[$__rate_interval])))",
               "p95", instant=True),), unit="s", width=6, height=6),
     ]),
     ("Gates", [
         Panel("Gate value vs threshold and confidence sequence", "timeseries", (
-            q(f"max by (deployment, stage, gate) (llm_rollout_gate_value{sel()})",
+            q(f"max by (deployment, stage, gate) ({metric_names.GATE_VALUE}{sel()})",
               "{{deployment}} {{gate}}"),
-            q(f"max by (deployment, stage, gate, bound) (llm_rollout_gate_threshold{sel()})",
+            q(f"max by (deployment, stage, gate, bound) ({metric_names.GATE_THRESHOLD}{sel()})",
               "{{deployment}} {{gate}} {{bound}} threshold"),
-            q(f"max by (deployment, stage, gate) (llm_rollout_gate_interval_lower{sel()})",
+            q(f"max by (deployment, stage, gate) ({metric_names.GATE_INTERVAL_LOWER}{sel()})",
               "{{deployment}} {{gate}} lower"),
-            q(f"max by (deployment, stage, gate) (llm_rollout_gate_interval_upper{sel()})",
+            q(f"max by (deployment, stage, gate) ({metric_names.GATE_INTERVAL_UPPER}{sel()})",
               "{{deployment}} {{gate}} upper")),
             description="The value each gate of the current stage measured, its bounds "
             "(dashed red) and its anytime-valid confidence sequence over the step (dotted; "
@@ -155,79 +157,79 @@ ROWS: list[tuple[str, list[Panel]]] = [
             width=24, height=9,
             overrides=(_dashed(".* threshold$", "red"), _dotted(".* (lower|upper)$"))),
         Panel("Gate verdicts", "state-timeline", (
-            q(f"max by (deployment, gate, verdict) (llm_rollout_gate_verdict{sel()}) == 1",
+            q(f"max by (deployment, gate, verdict) ({metric_names.GATE_VERDICT}{sel()}) == 1",
               "{{deployment}} {{gate}} {{verdict}}"),), width=12),
         Panel("Gate samples", "timeseries", (
-            q(f"max by (deployment, gate) (llm_rollout_gate_samples{sel()})",
+            q(f"max by (deployment, gate) ({metric_names.GATE_SAMPLES}{sel()})",
               "{{deployment}} {{gate}}"),),
             description="Samples behind each gate's value (minSamples must be met).",
             width=12),
     ]),
     ("Feedback and evals", [
         Panel("Positive user feedback by release and cohort", "timeseries", (
-            q(ratio("llm_feedback_total", "release, cohort", 'rating="positive"', "$window",
+            q(ratio(f"{metric_names.FEEDBACK}", "release, cohort", 'rating="positive"', "$window",
                     'source="user"'), "{{release}} {{cohort}}"),),
             unit="percentunit", min=0, max=1,
             description="Share of thumbs-up (and 4-5 scores) among user feedback over "
             "$window."),
         Panel("Expert rating (overall) by release and cohort", "timeseries", (
-            q(mean("llm_feedback_score", "release, cohort", 'source="expert"',
+            q(mean(f"{metric_names.FEEDBACK_SCORE}", "release, cohort", 'source="expert"',
                    'criterion="overall"'), "{{release}} {{cohort}}"),),
             min=1, max=5, description="Mean 1-5 expert score over $window."),
         Panel("Expert ratings by criterion and release", "timeseries", (
-            q(mean("llm_feedback_score", "release, criterion", 'source="expert"'),
+            q(mean(f"{metric_names.FEEDBACK_SCORE}", "release, criterion", 'source="expert"'),
               "{{release}} {{criterion}}"),), min=1, max=5),
         Panel("Feedback volume by release and rating", "timeseries", (
             q(f"sum by (release, source, rating) "
-              f"(rate(llm_feedback_total{sel()}[$__rate_interval]))",
+              f"(rate({metric_names.FEEDBACK}{sel()}[$__rate_interval]))",
               "{{release}} {{source}} {{rating}}"),), unit="reqps"),
         Panel("Eval scores by criterion", "timeseries", (
-            q(f"max by (release, suite, criterion) (llm_eval_score{sel()})",
+            q(f"max by (release, suite, criterion) ({metric_names.EVAL_SCORE}{sel()})",
               "{{release}} {{suite}} {{criterion}}"),),
             unit="percentunit", min=0, max=1, needs="evals",
             description="Latest finished eval run per suite and release (0..1)."),
         Panel("Heuristic check pass rate by release", "timeseries", (
-            q(ratio("llm_heuristic_checks_total", "release, check", 'result="pass"'),
+            q(ratio(f"{metric_names.HEURISTIC_CHECKS}", "release, check", 'result="pass"'),
               "{{release}} {{check}}"),), unit="percentunit", min=0, max=1),
     ]),
     ("Traffic, errors and latency", [
         Panel("Requests by release and cohort", "timeseries", (
             q(f"sum by (release, cohort) "
-              f"(rate(llm_router_requests_total{sel()}[$__rate_interval]))",
+              f"(rate({metric_names.REQUESTS}{sel()}[$__rate_interval]))",
               "{{release}} {{cohort}}"),), unit="reqps"),
         Panel("Error rate (5xx) by release", "timeseries", (
-            q(ratio("llm_router_requests_total", "release", 'code=~"5.."',
+            q(ratio(f"{metric_names.REQUESTS}", "release", 'code=~"5.."',
                     "$__rate_interval"), "{{release}}"),), unit="percentunit", min=0),
         Panel("Latency by release", "timeseries", (
-            q(quantile(0.5, "llm_router_request_duration_seconds"), "{{release}} p50"),
-            q(quantile(0.95, "llm_router_request_duration_seconds"), "{{release}} p95")),
+            q(quantile(0.5, f"{metric_names.REQUEST_DURATION}"), "{{release}} p50"),
+            q(quantile(0.95, f"{metric_names.REQUEST_DURATION}"), "{{release}} p95")),
             unit="s", description="Request received to last byte sent (whole stream)."),
         Panel("Time to first token by release", "timeseries", (
-            q(quantile(0.5, "llm_router_time_to_first_token_seconds"), "{{release}} p50"),
-            q(quantile(0.95, "llm_router_time_to_first_token_seconds"), "{{release}} p95")),
+            q(quantile(0.5, f"{metric_names.TTFT}"), "{{release}} p50"),
+            q(quantile(0.95, f"{metric_names.TTFT}"), "{{release}} p95")),
             unit="s"),
         Panel("Fallbacks and upstream errors by release", "timeseries", (
-            q(f"sum by (release) (rate(llm_router_fallbacks_total{sel()}[$__rate_interval]))",
+            q(f"sum by (release) (rate({metric_names.FALLBACKS}{sel()}[$__rate_interval]))",
               "{{release}} fallbacks"),
             q(f"sum by (release, kind) "
-              f"(rate(llm_router_upstream_errors_total{sel()}[$__rate_interval]))",
+              f"(rate({metric_names.UPSTREAM_ERRORS}{sel()}[$__rate_interval]))",
               "{{release}} {{kind}}")), unit="reqps", needs="router errors",
             description="Requests sent to stable because their release failed, and "
             "backend failures by kind."),
         Panel("Tokens by release", "timeseries", (
             q(f"sum by (release, direction) "
-              f"(rate(llm_router_tokens_total{sel()}[$__rate_interval]))",
+              f"(rate({metric_names.TOKENS}{sel()}[$__rate_interval]))",
               "{{release}} {{direction}}"),), unit="short"),
     ]),
     ("Operator", [
         Panel("Decisions by outcome", "timeseries", (
             q(f"sum by (deployment, outcome) "
-              f"(increase(llm_rollout_decisions_total{sel()}[$__rate_interval]))",
+              f"(increase({metric_names.DECISIONS}{sel()}[$__rate_interval]))",
               "{{deployment}} {{outcome}}"),), description="Also shown as annotations.",
             width=12),
         Panel("Prometheus query errors by kind", "timeseries", (
             q(f"sum by (deployment, kind) "
-              f"(rate(llm_rollout_prometheus_query_errors_total{sel()}[$__rate_interval]))",
+              f"(rate({metric_names.QUERY_ERRORS}{sel()}[$__rate_interval]))",
               "{{deployment}} {{kind}}"),), unit="reqps", width=12),
     ]),
 ]
@@ -308,9 +310,9 @@ def _variables() -> list[dict[str, Any]]:
         {"name": "datasource", "label": "Prometheus", "type": "datasource",
          "query": "prometheus", "hide": 0, "options": [], "refresh": 1,
          "current": {"selected": False, "text": "default", "value": "default"}},
-        label_values("namespace", "label_values(llm_rollout_phase, namespace)"),
+        label_values("namespace", f"label_values({metric_names.PHASE}, namespace)"),
         label_values("deployment",
-                     'label_values(llm_rollout_phase{namespace=~"$namespace"}, deployment)'),
+                     f'label_values({metric_names.PHASE}{{namespace=~"$namespace"}}, deployment)'),
         {"name": "window", "label": "window", "type": "custom", "hide": 0,
          "query": "5m,15m,1h,6h,24h", "multi": False, "includeAll": False,
          "current": {"selected": True, "text": "1h", "value": "1h"},
@@ -326,7 +328,7 @@ def _annotations() -> list[dict[str, Any]]:
 
     def decisions(name: str, matcher: str, color: str) -> dict[str, Any]:
         expr = (f"sum by (namespace, deployment, outcome) (increase("
-                f"llm_rollout_decisions_total{sel(matcher)}[2m])) > 0")
+                f"{metric_names.DECISIONS}{sel(matcher)}[2m])) > 0")
         return {"name": name, "datasource": DATASOURCE, "enable": True, "hide": False,
                 "iconColor": color, "expr": expr, "step": "60s",
                 "titleFormat": "{{outcome}}", "textFormat": "{{namespace}}/{{deployment}}",

@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from llm_rollout.api.durations import parse_duration
 from llm_rollout.api.status import ConditionStatus, LLMDeploymentStatus, Phase, Verdict
 from llm_rollout.engine.types import ObservationErrorKind, Outcome
+from llm_rollout.metrics import names as metric_names
+from llm_rollout.metrics.names import registered
 
 _ROLLOUT = ["namespace", "deployment"]
 _GATE = [*_ROLLOUT, "stage", "gate"]
@@ -29,51 +31,51 @@ class OperatorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.phase = Gauge("llm_rollout_phase", "1 for the rollout's current phase, else 0",
+        self.phase = Gauge(metric_names.PHASE, "1 for the rollout's current phase, else 0",
                            [*_ROLLOUT, "phase"], registry=r)
-        self.info = Gauge("llm_rollout_info", "Stable and candidate release of a rollout (1)",
+        self.info = Gauge(metric_names.INFO, "Stable and candidate release of a rollout (1)",
                           [*_ROLLOUT, "stable", "candidate"], registry=r)
-        self.stage_index = Gauge("llm_rollout_stage_index",
+        self.stage_index = Gauge(metric_names.STAGE_INDEX,
                                  "Index of the current stage (0-based)", _ROLLOUT, registry=r)
-        self.step_percent = Gauge("llm_rollout_step_percent",
+        self.step_percent = Gauge(metric_names.STEP_PERCENT,
                                   "Percent of the current stage's cohorts on the candidate",
                                   [*_ROLLOUT, "stage"], registry=r)
-        self.gate_value = Gauge("llm_rollout_gate_value", "Latest value of a gate", _GATE,
+        self.gate_value = Gauge(metric_names.GATE_VALUE, "Latest value of a gate", _GATE,
                                 registry=r)
-        self.gate_lower = Gauge("llm_rollout_gate_interval_lower",
+        self.gate_lower = Gauge(metric_names.GATE_INTERVAL_LOWER,
                                 "Lower end of a gate's confidence sequence", _GATE, registry=r)
-        self.gate_upper = Gauge("llm_rollout_gate_interval_upper",
+        self.gate_upper = Gauge(metric_names.GATE_INTERVAL_UPPER,
                                 "Upper end of a gate's confidence sequence", _GATE, registry=r)
-        self.gate_samples = Gauge("llm_rollout_gate_samples", "Samples behind a gate's value",
+        self.gate_samples = Gauge(metric_names.GATE_SAMPLES, "Samples behind a gate's value",
                                   _GATE, registry=r)
-        self.gate_threshold = Gauge("llm_rollout_gate_threshold",
+        self.gate_threshold = Gauge(metric_names.GATE_THRESHOLD,
                                     "A gate's bound (bound=min|max)", [*_GATE, "bound"],
                                     registry=r)
-        self.gate_verdict = Gauge("llm_rollout_gate_verdict",
+        self.gate_verdict = Gauge(metric_names.GATE_VERDICT,
                                   "1 for a gate's latest verdict, else 0", [*_GATE, "verdict"],
                                   registry=r)
-        self.decisions = Counter("llm_rollout_decisions_total", "Decisions by outcome",
+        self.decisions = Counter(registered(metric_names.DECISIONS), "Decisions by outcome",
                                  [*_ROLLOUT, "outcome"], registry=r)
         self.analysis_seconds = Histogram(
-            "llm_rollout_analysis_duration_seconds", "Time of one analysis (queries + decision)",
+            metric_names.ANALYSIS_DURATION, "Time of one analysis (queries + decision)",
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
-        self.query_errors = Counter("llm_rollout_prometheus_query_errors_total",
+        self.query_errors = Counter(registered(metric_names.QUERY_ERRORS),
                                     "Failed metric queries by kind", [*_ROLLOUT, "kind"],
                                     registry=r)
-        self.condition = Gauge("llm_rollout_condition",
+        self.condition = Gauge(metric_names.CONDITION,
                                "1 for a status condition's current status, else 0",
                                [*_ROLLOUT, "condition", "status"], registry=r)
-        self.step_start = Gauge("llm_rollout_step_start_time_seconds",
+        self.step_start = Gauge(metric_names.STEP_START,
                                 "When the current step began (Unix time; pauses shift it)",
                                 _ROLLOUT, registry=r)
         self.step_max_duration = Gauge(
-            "llm_rollout_step_max_duration_seconds",
+            metric_names.STEP_MAX_DURATION,
             "maxDuration of the current stage (each step must advance within it)", _ROLLOUT,
             registry=r)
-        self.last_analysis = Gauge("llm_rollout_last_analysis_time_seconds",
+        self.last_analysis = Gauge(metric_names.LAST_ANALYSIS,
                                    "When the gates were last evaluated (Unix time)", _ROLLOUT,
                                    registry=r)
-        self.leader = Gauge("llm_rollout_leader",
+        self.leader = Gauge(metric_names.LEADER,
                             "1 while this operator replica acts (holds the leader Lease)",
                             registry=r)
         # Stage name -> maxDuration seconds, per rollout, from the latest spec seen.

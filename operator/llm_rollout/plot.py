@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from llm_rollout.metrics import names as metric_names
+
 Series = list[tuple[float, float]]
 
 
@@ -75,19 +77,19 @@ def fetch_timeline(prom_url: str, namespace: str, name: str, *, start: float, en
         return {"/".join(r["metric"].get(lb, "") for lb in labels): _points(r)
                 for r in query_range(prom_url, promql, start, end, step)}
 
-    tl.stage = one(f"max(llm_rollout_stage_index{{{sel}}})")
-    tl.step_percent = one(f"max(llm_rollout_step_percent{{{sel}}})")
-    tl.gates = by(f"llm_rollout_gate_value{{{sel}}}", "stage", "gate")
-    tl.lower = by(f"llm_rollout_gate_interval_lower{{{sel}}}", "stage", "gate")
-    tl.upper = by(f"llm_rollout_gate_interval_upper{{{sel}}}", "stage", "gate")
-    for key, series in by(f"llm_rollout_gate_threshold{{{sel}}}", "stage", "gate",
+    tl.stage = one(f"max({metric_names.STAGE_INDEX}{{{sel}}})")
+    tl.step_percent = one(f"max({metric_names.STEP_PERCENT}{{{sel}}})")
+    tl.gates = by(f"{metric_names.GATE_VALUE}{{{sel}}}", "stage", "gate")
+    tl.lower = by(f"{metric_names.GATE_INTERVAL_LOWER}{{{sel}}}", "stage", "gate")
+    tl.upper = by(f"{metric_names.GATE_INTERVAL_UPPER}{{{sel}}}", "stage", "gate")
+    for key, series in by(f"{metric_names.GATE_THRESHOLD}{{{sel}}}", "stage", "gate",
                           "bound").items():
         gate_key, _, bound = key.rpartition("/")
         tl.thresholds.setdefault(gate_key, {})[bound] = series
     w = feedback_window
     tl.feedback = by(
-        f'sum by (release) (increase(llm_feedback_total{{{sel},source="user",'
-        f'rating="positive"}}[{w}])) / sum by (release) (increase(llm_feedback_total'
+        f'sum by (release) (increase({metric_names.FEEDBACK}{{{sel},source="user",'
+        f'rating="positive"}}[{w}])) / sum by (release) (increase({metric_names.FEEDBACK}'
         f'{{{sel},source="user"}}[{w}]))', "release")
     tl.stage_names = dict(enumerate(stage_names or []))
     for entry in history or []:

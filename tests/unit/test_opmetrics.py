@@ -87,3 +87,16 @@ def test_only_the_current_stage_is_exported_and_decisions_start_at_zero() -> Non
     text = generate_latest(m.registry).decode()
     assert "llm_rollout_gate_value{" not in text
     assert "llm_rollout_step_max_duration_seconds{" not in text
+
+
+def test_the_operator_exports_the_operator_names_of_metrics_names() -> None:
+    from prometheus_client import generate_latest
+
+    from llm_rollout.metrics import names
+    from llm_rollout.opmetrics import OperatorMetrics
+
+    text = generate_latest(OperatorMetrics().registry).decode()
+    typed = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    operator_names = {v for k, v in vars(names).items()
+                      if k.isupper() and isinstance(v, str) and v.startswith("llm_rollout_")}
+    assert operator_names <= typed, operator_names - typed

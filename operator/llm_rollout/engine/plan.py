@@ -16,7 +16,8 @@ from llm_rollout.api.durations import format_duration
 from llm_rollout.api.spec import Gate, GateComponent, GateKind, LLMDeploymentSpec, Stage, release_id
 from llm_rollout.api.status import LLMDeploymentStatus, Phase
 from llm_rollout.engine.types import MetricQuery, Part, Role
-from llm_rollout.metrics.presets import ASSIGNMENTS, PRESETS, MetricKind, count_since_start
+from llm_rollout.metrics.names import ASSIGNMENTS
+from llm_rollout.metrics.presets import PRESETS, MetricKind, count_since_start
 from llm_rollout.metrics.promql import TemplateError, TemplateValues, render
 
 

@@ -32,10 +32,12 @@ from llm_rollout.api.evalrun import (
     LLMEvalRunSpec,
     LLMEvalRunStatus,
 )
+from llm_rollout.metrics import names as metric_names
+from llm_rollout.metrics.names import registered
 
-EVAL_SCORE = "llm_eval_score"
-EVAL_CASES = "llm_eval_cases"  # _total is added on exposition
-EVAL_RUNS = "llm_eval_runs"
+EVAL_SCORE = metric_names.EVAL_SCORE
+EVAL_CASES = registered(metric_names.EVAL_CASES)  # _total is added on exposition
+EVAL_RUNS = registered(metric_names.EVAL_RUNS)
 COMPOSITE = "composite"
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 

@@ -1,6 +1,6 @@
 """Built-in metrics, usable by name in gates without defining them in `spec.metrics`.
 
-They query what the router exports (llm_rollout/router/metrics.py; counters get the
+They query what the router exports (names in metrics/names.py; counters get the
 `_total` suffix from prometheus_client) and what the eval runner publishes. Every
 selector pins namespace, deployment and release, and live-traffic metrics also the
 exposed cohorts, so a Compare gate measures candidate and stable on the same users.
@@ -14,14 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-REQUESTS = "llm_router_requests_total"
-ASSIGNMENTS = "llm_router_assignments_total"
-REQUEST_DURATION = "llm_router_request_duration_seconds"
-TTFT = "llm_router_time_to_first_token_seconds"
-FEEDBACK = "llm_feedback_total"
-FEEDBACK_SCORE = "llm_feedback_score"
-HEURISTIC_CHECKS = "llm_heuristic_checks_total"
-EVAL_SCORE = "llm_eval_score"
+from llm_rollout.metrics.names import (
+    EVAL_SCORE,
+    FEEDBACK,
+    FEEDBACK_SCORE,
+    HEURISTIC_CHECKS,
+    REQUEST_DURATION,
+    REQUESTS,
+    TTFT,
+)
 
 
 class MetricKind(StrEnum):

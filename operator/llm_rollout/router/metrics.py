@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from llm_rollout.metrics import names as metric_names
+from llm_rollout.metrics.names import registered
+
 DEP = ("namespace", "deployment", "release", "cohort")
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30)
@@ -20,56 +23,61 @@ class RouterMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "llm_router_requests", "Proxied requests by final status code.", [*DEP, "code"],
+            registered(metric_names.REQUESTS),
+            "Proxied requests by final status code.", [*DEP, "code"],
             registry=r,
         )
         self.duration = Histogram(
-            "llm_router_request_duration_seconds",
+            metric_names.REQUEST_DURATION,
             "Time from request received to last response byte sent.", DEP,
             buckets=DURATION_BUCKETS, registry=r,
         )
         self.ttft = Histogram(
-            "llm_router_time_to_first_token_seconds",
+            metric_names.TTFT,
             "Time from request received to first response body chunk.", DEP,
             buckets=TTFT_BUCKETS, registry=r,
         )
         self.tokens = Counter(
-            "llm_router_tokens", "Tokens reported by the backend's OpenAI-style usage.",
+            registered(metric_names.TOKENS), "Tokens reported by the backend's OpenAI-style usage.",
             [*DEP, "direction"], registry=r,
         )
         self.feedback = Counter(
-            "llm_feedback", "Accepted feedback.", [*DEP, "source", "rating"], registry=r,
+            registered(metric_names.FEEDBACK),
+            "Accepted feedback.", [*DEP, "source", "rating"], registry=r,
         )
         self.feedback_score = Histogram(
-            "llm_feedback_score", "Feedback scores 1..5 (criterion 'overall' for the main score).",
+            metric_names.FEEDBACK_SCORE,
+            "Feedback scores 1..5 (criterion 'overall' for the main score).",
             [*DEP, "source", "criterion"], buckets=SCORE_BUCKETS, registry=r,
         )
         self.checks = Counter(
-            "llm_heuristic_checks", "Online heuristic check results.", [*DEP, "check", "result"],
+            registered(metric_names.HEURISTIC_CHECKS),
+            "Online heuristic check results.", [*DEP, "check", "result"],
             registry=r,
         )
         self.fallbacks = Counter(
-            "llm_router_fallbacks",
+            registered(metric_names.FALLBACKS),
             "Requests sent to stable because their release could not be reached.",
             ["namespace", "deployment", "cohort", "release"], registry=r,
         )
         self.upstream_errors = Counter(
-            "llm_router_upstream_errors", "Upstream failures (connect, timeout, midstream).",
+            registered(metric_names.UPSTREAM_ERRORS),
+            "Upstream failures (connect, timeout, midstream).",
             ["namespace", "deployment", "release", "kind"], registry=r,
         )
         self.assignments = Counter(
-            "llm_router_assignments",
+            registered(metric_names.ASSIGNMENTS),
             "Units placed on a release: users at their first request since their cohort's "
             "routing changed, and requests without a user id (router/assignments.py).", DEP,
             registry=r,
         )
         self.unsticky = Counter(
-            "llm_router_unsticky_requests",
+            registered(metric_names.UNSTICKY_REQUESTS),
             "Requests without a user id (bucketed by request id, not sticky).",
             ["namespace", "deployment"], registry=r,
         )
         self.feedback_rejected = Counter(
-            "llm_router_feedback_rejected", "Rejected feedback by reason.", ["reason"],
+            registered(metric_names.FEEDBACK_REJECTED), "Rejected feedback by reason.", ["reason"],
             registry=r,
         )
         self._criteria: set[str] = {"overall"}
