@@ -104,7 +104,9 @@ def run_rollout(cell: Cell, index: int, settings: Settings) -> Result:
     spec = LLMDeploymentSpec.model_validate(cell.spec("2"))
     stable_id, candidate_id = release_id(old), release_id(spec)
     ready = frozenset({stable_id, candidate_id})
-    common: dict[str, Any] = {"namespace": traffic.NAMESPACE, "name": traffic.NAME}
+    common: dict[str, Any] = {"name": traffic.NAME}
+    if "namespace" in inspect.signature(decide).parameters:  # engines before 2026-12-02
+        common["namespace"] = traffic.NAMESPACE
     first = decide(old, LLMDeploymentStatus(), now=at(-100), generation=1, observations={},
                    ready_releases=frozenset({stable_id}), **common)
     d = decide(spec, first.status, now=at(0), generation=2, observations={},

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llm_rollout.api import (
+    ConditionType,
     LLMDeploymentSpec,
     LLMDeploymentStatus,
     ManualAction,
@@ -152,7 +153,6 @@ class Driver:
             self.spec,
             self.status,
             now=at(self.t),
-            namespace=NS,
             name=NAME,
             generation=self.generation,
             observations=observations,
@@ -186,3 +186,10 @@ def started(revision_from: str = "1", revision_to: str = "2", **overrides: Any) 
     d.call()
     assert d.status.exposed, d.decisions[-1]
     return d
+
+
+def cond(status: LLMDeploymentStatus, t: ConditionType) -> tuple[str, str]:
+    """(status, reason) of a condition that must be there."""
+    c = status.condition(t)
+    assert c is not None
+    return c.status.value, c.reason

@@ -50,7 +50,7 @@ def step(drv: Driver, dt: float = 0.0, fn: ObsFn = GOOD,
          evals: dict[str, EvalRunState] | None = None, action: ManualAction | None = None,
          ) -> Decision:
     drv.t += dt
-    d = decide(drv.spec, drv.status, now=at(drv.t), namespace=NS, name=NAME,
+    d = decide(drv.spec, drv.status, now=at(drv.t), name=NAME,
                generation=drv.generation, observations=observe(drv.spec, drv.status, fn, at(drv.t)),
                ready_releases=frozenset(drv.ready), action=action, evals=evals)
     drv.status = d.status

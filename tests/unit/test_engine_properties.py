@@ -190,7 +190,6 @@ def test_engine_invariants(events: list[tuple[str, Any, Any]]) -> None:
         snapshot = status.model_dump()
         kwargs: dict[str, Any] = dict(
             now=at(t),
-            namespace=NS,
             name=NAME,
             generation=generation,
             observations=observations,

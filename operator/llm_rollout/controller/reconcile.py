@@ -265,7 +265,7 @@ class Controller:
                 queries = plan_queries(spec, status, namespace, name, now=now)
                 if queries:
                     observations = await self._observe(spec, namespace, name, queries, now)
-            decision = decide(spec, status, now=now, namespace=namespace, name=name,
+            decision = decide(spec, status, now=now, name=name,
                               generation=generation, observations=observations,
                               ready_releases=ready,
                               action=action_from_annotations(meta.get("annotations")),

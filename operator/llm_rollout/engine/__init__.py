@@ -1,22 +1,16 @@
 """The pure rollout engine: no I/O, no clock reads, no randomness; time is an argument.
 
 queries = plan_queries(spec, status, namespace, name, now=...)  # PromQL to run at now
-decision = decide(spec, status, now=..., namespace=..., name=..., generation=...,
+decision = decide(spec, status, now=..., name=..., generation=...,
                   observations={q.key: value_or_error, ...},
                   ready_releases=frozenset({...}), action=action_from_annotations(...))
 # patch decision.status if it differs; an Event for each notable decision
 """
 
-from llm_rollout.engine.decide import (
-    ANALYSIS_TOLERANCE,
-    analysis_due,
-    decide,
-    mark_failed,
-    mark_invalid,
-    next_position,
-)
+from llm_rollout.engine.analysis import ANALYSIS_TOLERANCE, analysis_due
 from llm_rollout.engine.durations import elapsed_in_step
 from llm_rollout.engine.gates import evaluate_gate, evaluate_stage
+from llm_rollout.engine.machine import decide, mark_failed, mark_invalid
 from llm_rollout.engine.plan import exposed_cohorts, plan_queries, query_key, resolve_metric
 from llm_rollout.engine.routing import build_routing
 from llm_rollout.engine.sequential import (
@@ -25,6 +19,7 @@ from llm_rollout.engine.sequential import (
     log_split_evidence,
     mean_bounds,
 )
+from llm_rollout.engine.transitions import next_position
 from llm_rollout.engine.types import (
     Decision,
     MetricQuery,

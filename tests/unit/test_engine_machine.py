@@ -1,22 +1,19 @@
-"""The rollout state machine, one rule at a time (explicit datetimes throughout)."""
+"""The state machine: releases, pauses, manual actions, invalid specs, failures,
+stage changes (engine/machine.py, one rule at a time, explicit datetimes)."""
 
 from __future__ import annotations
-
-from datetime import datetime
 
 import pytest
 from engine_support import (
     BAD,
-    FB_GATE,
     GOOD,
     NAME,
     NS,
     T0,
-    UNSURE,
     Driver,
-    ObsFn,
     at,
     broken,
+    cond,
     make_spec,
     respec,
     started,
@@ -24,37 +21,20 @@ from engine_support import (
 )
 
 from llm_rollout.api import (
-    HISTORY_LIMIT,
-    ConditionStatus,
     ConditionType,
     LLMDeploymentStatus,
     ManualAction,
     PauseReason,
     Phase,
-    Verdict,
     release_id,
 )
 from llm_rollout.engine import (
     Decision,
-    MetricQuery,
-    Observation,
-    ObservationError,
-    ObservationErrorKind,
     Outcome,
-    Part,
-    analysis_due,
-    decide,
     mark_failed,
     mark_invalid,
     plan_queries,
 )
-
-
-def cond(status: LLMDeploymentStatus, t: ConditionType) -> tuple[str, str]:
-    c = status.condition(t)
-    assert c is not None
-    return c.status.value, c.reason
-
 
 # --- first release, new releases ----------------------------------------------------
 
@@ -162,258 +142,6 @@ def test_spec_change_that_keeps_the_release_continues_the_rollout() -> None:
     d = drv.call(30)
     assert d.outcome is Outcome.ADVANCE and d.status.candidate == before
     assert d.status.observed_generation == drv.generation
-
-
-# --- analysis: advance, hold, roll back ---------------------------------------------
-
-
-def test_all_pass_but_min_duration_not_over_holds() -> None:
-    drv = started()
-    d = drv.call(30)
-    assert d.outcome is Outcome.HOLD and d.reason == "MinDuration"
-    assert [g.verdict for g in d.status.gates] == [Verdict.PASS]
-    assert d.status.stage == "experts"
-
-
-def test_all_pass_after_min_duration_advances_to_next_stage_with_cumulative_exposure() -> None:
-    drv = started()
-    drv.call(30)
-    d = drv.call(30)
-    assert d.outcome is Outcome.ADVANCE and d.reason == "GatesPassed"
-    s = d.status
-    assert (s.stage, s.step_index, s.step_percent, s.step) == ("beta", 0, 50, "1/2 (50%)")
-    assert drv.percents() == {"experts": 100, "beta": 50, "everyone": 0}
-    assert s.step_start_time == at(60) and s.stage_start_time == at(60)
-    assert s.gates == []
-
-
-def test_steps_advance_within_a_stage_then_to_the_next_stage() -> None:
-    drv = started()
-    seen = []
-    for _ in range(12):
-        drv.call(30)
-        seen.append((drv.status.stage, drv.status.step_percent))
-    assert ("beta", 50) in seen and ("beta", 100) in seen
-    assert ("all", 10) in seen and ("all", 50) in seen
-    assert seen.index(("beta", 50)) < seen.index(("beta", 100)) < seen.index(("all", 10))
-
-
-def test_completing_the_last_stage_promotes_the_candidate() -> None:
-    drv = started()
-    candidate = drv.status.candidate
-    outcomes = [drv.call(30).outcome for _ in range(20)]
-    assert Outcome.PROMOTE in outcomes
-    s = drv.status
-    assert s.phase is Phase.PROMOTED and s.candidate is None and s.stable == candidate
-    assert s.routing is not None and s.routing.candidate is None
-    assert cond(s, ConditionType.PROGRESSING) == ("False", "Promoted")
-    assert cond(s, ConditionType.DEGRADED)[0] == "False"
-    assert outcomes[-1] is Outcome.NOOP
-
-
-def test_inconclusive_gate_holds_and_never_advances() -> None:
-    drv = started()
-    for _ in range(15):
-        d = drv.call(30, UNSURE)
-        assert d.outcome is not Outcome.ADVANCE
-    assert d.status.stage == "experts"
-
-
-def test_inconclusive_until_max_duration_rolls_back() -> None:
-    drv = started()
-    for _ in range(21):  # 630 s > maxDuration 10m
-        d = drv.call(30, UNSURE)
-    assert d.status.phase is Phase.ROLLED_BACK
-    assert any(x.reason == "MaxDurationExceeded" for x in drv.decisions)
-    rollback = next(x for x in drv.decisions if x.outcome is Outcome.ROLLBACK)
-    assert rollback.status.last_analysis_time is not None
-    assert (rollback.status.last_analysis_time - T0).total_seconds() > 600
-
-
-def test_gate_failing_below_failure_limit_holds_then_rolls_back() -> None:
-    drv = started()
-    d = drv.call(30, BAD)
-    assert d.outcome is Outcome.HOLD and d.reason == "GateFailing"
-    assert d.status.gates[0].consecutive_failures == 1
-    d = drv.call(30, BAD)
-    assert d.outcome is Outcome.ROLLBACK and d.reason == "GateFailed"
-    s = d.status
-    assert s.phase is Phase.ROLLED_BACK
-    assert s.routing is not None and s.routing.candidate is None
-    assert set(drv.percents().values()) == {0}
-    assert cond(s, ConditionType.DEGRADED) == ("True", "GateFailed")
-    assert s.candidate is not None and s.release == s.candidate.id  # kept for reference
-
-
-def test_an_inconclusive_look_does_not_reset_the_failure_count() -> None:
-    # With failureLimit 2, Fail, Inconclusive, Fail is two failures: a look with less
-    # to say cannot wipe out the evidence of failure (nor give a bad candidate more
-    # lucky looks).
-    drv = started()
-    drv.call(30, BAD)
-    d = drv.call(30, broken())
-    assert d.status.gates[0].consecutive_failures == 1
-    d = drv.call(30, BAD)
-    assert d.outcome is Outcome.ROLLBACK and d.reason == "GateFailed"
-
-
-def test_a_pass_resets_the_failure_count_of_a_value_gate() -> None:
-    gate = {"name": "latency", "kind": "Threshold", "metric": "latency-p95", "max": 2.0}
-    drv = started(stages=[{"name": "experts", "cohorts": ["experts"], "minDuration": "5m",
-                           "maxDuration": "10m", "gates": [gate]}])
-
-    def latency(v: float) -> ObsFn:
-        return lambda q: v if q.part is Part.VALUE else 100.0
-
-    drv.call(30, latency(3.0))
-    d = drv.call(30, latency(1.0))
-    assert d.status.gates[0].consecutive_failures == 0
-    d = drv.call(30, latency(3.0))
-    assert d.outcome is Outcome.HOLD and d.status.gates[0].consecutive_failures == 1
-
-
-def test_one_fail_rolls_back_at_the_default_failure_limit() -> None:
-    drv = started(analysis={"interval": "30s"})
-    assert drv.spec.analysis.failure_limit == 1
-    d = drv.call(30, BAD)
-    assert d.outcome is Outcome.ROLLBACK and d.reason == "GateFailed"
-
-
-def test_failure_counts_per_analysis_not_per_call() -> None:
-    drv = started()
-    drv.call(30, BAD)
-    for _ in range(5):  # calls before the next analysis is due do not analyse
-        d = drv.call(1, BAD)
-        assert d.outcome is Outcome.NOOP
-    assert d.status.gates[0].consecutive_failures == 1
-
-
-def test_max_duration_exceeded_without_advancing_rolls_back() -> None:
-    drv = started()
-    drv.call(30, UNSURE)
-    d = drv.call(600, UNSURE)
-    assert d.outcome is Outcome.ROLLBACK and d.reason == "MaxDurationExceeded"
-
-
-def test_stage_without_gates_advances_after_min_duration() -> None:
-    raw_stages = [
-        {"name": "experts", "cohorts": ["experts"], "minDuration": "2m"},
-        {"name": "all", "cohorts": ["beta", "everyone"], "minDuration": "2m"},
-    ]
-    drv = started(stages=raw_stages)
-    d = drv.call(60)
-    assert d.outcome is Outcome.NOOP and d.reason == "Soaking"
-    assert d.requeue_after == pytest.approx(60)
-    d = drv.call(60)
-    assert d.outcome is Outcome.ADVANCE and d.reason == "MinDurationElapsed"
-    assert drv.percents() == {"experts": 100, "beta": 100, "everyone": 100}
-    d = drv.call(120)
-    assert d.outcome is Outcome.PROMOTE
-
-
-def test_advancing_needs_the_candidate_ready() -> None:
-    drv = started()
-    drv.call(30)
-    assert drv.status.candidate is not None
-    drv.ready.discard(drv.status.candidate.id)
-    d = drv.call(30)
-    assert d.outcome is Outcome.HOLD and d.reason == "WaitingForRelease"
-    assert d.status.stage == "experts"
-
-
-# --- metrics unavailable ------------------------------------------------------------
-
-
-def test_error_holds_with_metrics_unavailable_then_pauses_at_error_limit() -> None:
-    drv = started()
-    d = drv.call(30, broken())
-    assert d.outcome is Outcome.HOLD and d.reason == "MetricsUnavailable"
-    assert d.status.gates[0].verdict is Verdict.ERROR
-    assert "unreachable" in d.status.gates[0].message
-    assert cond(d.status, ConditionType.METRICS_AVAILABLE) == ("False", "MetricsUnavailable")
-    d = drv.call(30, broken())
-    assert d.outcome is Outcome.HOLD and d.status.consecutive_errors == 2
-    d = drv.call(30, broken())
-    assert d.outcome is Outcome.PAUSE and d.reason == "MetricsUnavailable"
-    s = d.status
-    assert s.phase is Phase.PAUSED
-    assert s.pause is not None and s.pause.reason is PauseReason.METRICS_UNAVAILABLE
-    assert cond(s, ConditionType.PAUSED) == ("True", "MetricsUnavailable")
-    assert drv.percents()["experts"] == 100  # routing held as it was
-    d = drv.call(30)
-    assert d.outcome is Outcome.NOOP and d.status.phase is Phase.PAUSED
-
-
-def test_error_never_advances_even_after_min_duration() -> None:
-    drv = started()
-    for _ in range(2):
-        d = drv.call(40, broken(ObservationErrorKind.BAD_QUERY))
-        assert d.outcome is Outcome.HOLD
-    assert d.status.stage == "experts"
-
-
-def test_errors_reset_after_a_clean_analysis() -> None:
-    drv = started()
-    drv.call(30, broken())
-    drv.call(30, broken())
-    d = drv.call(30, UNSURE)
-    assert d.status.consecutive_errors == 0
-    assert cond(d.status, ConditionType.METRICS_AVAILABLE) == ("True", "MetricsAvailable")
-
-
-def test_error_limit_with_on_metrics_unavailable_rollback_rolls_back() -> None:
-    drv = started(analysis={"interval": "30s", "errorLimit": 2, "onMetricsUnavailable": "Rollback"})
-    drv.call(30, broken())
-    d = drv.call(30, broken())
-    assert d.outcome is Outcome.ROLLBACK and d.reason == "MetricsUnavailable"
-
-
-def test_no_data_is_inconclusive_not_an_error() -> None:
-    drv = started()
-    d = drv.call(30, broken(ObservationErrorKind.EMPTY))
-    assert d.outcome is Outcome.HOLD and d.reason == "Inconclusive"
-    assert d.status.consecutive_errors == 0
-
-
-def test_no_series_still_after_min_duration_is_missing_and_pauses() -> None:
-    drv = started(analysis={"interval": "30s", "errorLimit": 2})
-    d = drv.call(30, broken(ObservationErrorKind.EMPTY))
-    assert d.reason == "Inconclusive"  # within the 1m soak: data may still come
-    d = drv.call(30, broken(ObservationErrorKind.EMPTY))  # soak over
-    assert d.outcome is Outcome.HOLD and d.reason == "MetricsUnavailable"
-    assert "no series after minDuration" in d.message
-    d = drv.call(30, broken(ObservationErrorKind.EMPTY))
-    assert d.outcome is Outcome.PAUSE and d.reason == "MetricsUnavailable"
-
-
-def test_no_series_for_one_part_only_is_a_count_of_zero() -> None:
-    # A ratio whose success series does not exist yet (no success ever) is 0 successes,
-    # not a missing metric, even after the soak.
-    drv = started(analysis={"interval": "30s", "errorLimit": 1})
-
-    def no_successes(q: MetricQuery) -> Observation:
-        return ObservationError(ObservationErrorKind.EMPTY) if q.part is Part.SUCCESS else 100.0
-
-    drv.call(60, no_successes)
-    d = drv.call(30, no_successes)
-    assert d.status.consecutive_errors == 0
-    assert d.status.gates[0].verdict is Verdict.FAIL
-
-
-def test_missing_observations_are_errors() -> None:
-    drv = started()
-    d = decide(
-        drv.spec,
-        drv.status,
-        now=at(30),
-        namespace=NS,
-        name=NAME,
-        generation=2,
-        observations={},
-        ready_releases=frozenset(drv.ready),
-    )
-    assert d.status.gates[0].verdict is Verdict.ERROR
-    assert "missing" in d.status.gates[0].message
 
 
 # --- pause / resume -----------------------------------------------------------------
@@ -796,144 +524,3 @@ def test_fewer_steps_clamp_the_step_index() -> None:
     assert d.status.step_index == 0 and d.status.step_percent == 100
 
 
-# --- conditions, history, purity ----------------------------------------------------
-
-
-def test_condition_transition_time_changes_only_on_flips() -> None:
-    drv = started()
-    before = drv.status.condition(ConditionType.PROGRESSING)
-    assert before is not None and before.status is ConditionStatus.TRUE
-    drv.call(30)
-    drv.call(30)
-    after = drv.status.condition(ConditionType.PROGRESSING)
-    assert after is not None and after.last_transition_time == before.last_transition_time
-    assert after.reason == "GatesPassed" and after.observed_generation == drv.generation
-    drv.call(30, BAD)
-    drv.call(30, BAD)
-    rolled = drv.status.condition(ConditionType.PROGRESSING)
-    assert rolled is not None and rolled.status is ConditionStatus.FALSE
-    assert rolled.last_transition_time == at(drv.t)
-
-
-def test_noop_decisions_leave_the_status_unchanged() -> None:
-    drv = started()
-    drv.call(30)
-    s = drv.status
-    d = drv.call(1)
-    assert d.outcome is Outcome.NOOP and d.status == s and not d.notable
-
-
-def test_history_is_bounded_and_records_transitions() -> None:
-    drv = started()
-    for i in range(40):
-        drv.call(1, action=ManualAction("abort" if i % 2 == 0 else "retry", str(i)))
-    assert len(drv.status.history) == HISTORY_LIMIT
-    assert drv.status.history[-1].decision == "Retry"
-
-
-def test_repeated_holds_with_the_same_reason_are_recorded_once() -> None:
-    drv = started()
-    for _ in range(5):
-        drv.call(30, UNSURE)
-    holds = [h for h in drv.status.history if h.decision == "Hold"]
-    assert len(holds) == 1 and holds[0].reason == "Inconclusive"
-    assert sum(d.notable for d in drv.decisions[-5:]) == 1
-
-
-def test_decide_does_not_mutate_its_input() -> None:
-    drv = started()
-    snapshot = drv.status.model_dump()
-    decide(
-        drv.spec,
-        drv.status,
-        now=at(30),
-        namespace=NS,
-        name=NAME,
-        generation=9,
-        observations={},
-        ready_releases=frozenset(drv.ready),
-        action=ManualAction("abort", "1"),
-    )
-    assert drv.status.model_dump() == snapshot
-
-
-def test_now_must_be_timezone_aware() -> None:
-    with pytest.raises(ValueError, match="timezone"):
-        decide(
-            make_spec(),
-            LLMDeploymentStatus(),
-            now=datetime(2025, 1, 1),
-            namespace=NS,
-            name=NAME,
-            generation=1,
-            observations={},
-            ready_releases=frozenset(),
-        )
-
-
-def test_analysis_due_tolerates_early_timers() -> None:
-    drv = started()
-    drv.call(30)
-    s, spec = drv.status, drv.spec
-    assert not analysis_due(spec, s, at(30 + 20))
-    assert not analysis_due(spec, s, at(30 + 29.3))  # more than 2% early
-    assert analysis_due(spec, s, at(30 + 29.5))  # within 2% of the interval
-    assert analysis_due(spec, s, at(0))  # clock went back: do not stall
-
-
-def test_no_analysis_at_the_start_of_a_step() -> None:
-    # The first look of a step comes one interval after it began: at its start there
-    # is no evidence (and the previous step's must not count).
-    drv = started()
-    assert drv.status.last_analysis_time is None
-    assert not analysis_due(drv.spec, drv.status, at(0))
-    assert not analysis_due(drv.spec, drv.status, at(29))
-    assert drv.decisions[-1].requeue_after == pytest.approx(30)
-    drv.call(30)
-    drv.call(30)  # minDuration 1m over: all pass -> next stage
-    assert drv.status.stage == "beta" and drv.status.last_analysis_time == at(60)
-    assert not analysis_due(drv.spec, drv.status, at(60))
-    assert not analysis_due(drv.spec, drv.status, at(75))
-    assert analysis_due(drv.spec, drv.status, at(90))
-
-
-def test_analyses_follow_the_configured_interval() -> None:
-    # Driven by requeue_after, as the operator is: one look per interval (plus the one
-    # at the end of minDuration), not 10% more.
-    drv = started(stages=[{"name": "experts", "cohorts": ["experts"], "minDuration": "5m",
-                           "maxDuration": "50m", "gates": [FB_GATE]}])
-    looks = 0
-    while drv.t < 3100 and drv.status.phase is Phase.PROGRESSING:
-        dt = drv.decisions[-1].requeue_after
-        assert dt is not None
-        before = drv.status.last_analysis_time
-        drv.call(dt, UNSURE)
-        looks += drv.status.last_analysis_time != before
-    assert drv.status.phase is Phase.ROLLED_BACK
-    assert drv.decisions[-1].reason == "MaxDurationExceeded"
-    # 50m / 30s looks; the soak look falls on an interval look; the rollback comes on
-    # the wake-up just after maxDuration, without an analysis.
-    assert looks == 3000 // 30
-
-
-def test_a_pass_after_max_duration_rolls_back() -> None:
-    # maxDuration is the limit for getting a pass: one that comes after it is too late.
-    drv = started(stages=[{"name": "experts", "cohorts": ["experts"], "minDuration": "2m30s",
-                           "maxDuration": "50m", "gates": [FB_GATE]}])
-    drv.call(2990, UNSURE)
-    assert drv.decisions[-1].outcome is Outcome.HOLD
-    d = drv.call(40, GOOD)  # at 3030 s, 30 s past maxDuration, all gates pass
-    assert d.outcome is Outcome.ROLLBACK and d.reason == "MaxDurationExceeded"
-    assert d.status.phase is Phase.ROLLED_BACK
-
-
-def test_requeue_after_points_at_the_next_thing_time_changes() -> None:
-    drv = started(analysis={"interval": "25s", "failureLimit": 2})
-    d = drv.call(25)  # analysed at 25, min duration ends at 60
-    assert d.requeue_after == pytest.approx(25)
-    d = drv.call(25)
-    assert d.outcome is Outcome.HOLD and d.requeue_after == pytest.approx(10)
-    d = drv.call(10)  # an extra analysis right when the soak ends
-    assert d.outcome is Outcome.ADVANCE
-    drv.call(1, action=ManualAction("abort", "1"))
-    assert drv.decisions[-1].requeue_after is None
