@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from llm_rollout.kube.times import parse_time
 from llm_rollout.metrics import names as metric_names
 
 Series = list[tuple[float, float]]
@@ -95,7 +96,9 @@ def fetch_timeline(prom_url: str, namespace: str, name: str, *, start: float, en
     for entry in history or []:
         if entry.get("decision") == "Hold":
             continue  # holds are the absence of a decision in a picture
-        when = datetime.fromisoformat(str(entry["time"]).replace("Z", "+00:00"))
+        when = parse_time(str(entry["time"]))
+        if when is None:
+            continue
         ts = when.timestamp()
         if start <= ts <= end:
             label = entry["decision"]

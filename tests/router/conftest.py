@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,12 +19,6 @@ from llm_rollout.router.tokens import TokenSigner
 
 KEY = b"k" * 32
 NS, NAME = "team", "chat"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def start_app(app: web.Application, port: int = 0) -> tuple[web.AppRunner, int]:

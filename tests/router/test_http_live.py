@@ -15,7 +15,8 @@ from pathlib import Path
 import aiohttp
 
 from llm_rollout.router.main import add_arguments, serve
-from tests.router.conftest import NAME, NS, deployment, free_port, sample
+from llm_rollout.testbed.procs import free_port
+from tests.router.conftest import NAME, NS, deployment, sample
 
 REPO = Path(__file__).resolve().parents[2]
 CHAT = "/v1/chat/completions"

@@ -32,14 +32,11 @@ from llm_rollout.evals.settings import EvalSettings
 from llm_rollout.kube.builders import LABEL_DEPLOYMENT, Owner
 from llm_rollout.kube.client import KubeClient
 from llm_rollout.kube.errors import Conflict
+from llm_rollout.kube.times import format_time, parse_time
 
 log = logging.getLogger("llm_rollout.operator")
 
 API_VERSION = f"{GROUP}/{VERSION}"
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def run_state(run: dict[str, Any]) -> EvalRunState:
@@ -49,7 +46,7 @@ def run_state(run: dict[str, Any]) -> EvalRunState:
         phase=status.phase or EvalPhase.PENDING,
         reason=status.reason,
         message=status.message,
-        created=_time(run["metadata"].get("creationTimestamp")),
+        created=parse_time(run["metadata"].get("creationTimestamp")),
         completed=status.completion_time,
         composite=status.composite,
     )
@@ -107,7 +104,7 @@ class EvalStep:
         """Record a launch that died without a result (only if nobody wrote one since)."""
         meta = run["metadata"]
         status = {"phase": EvalPhase.FAILED.value, "reason": "RunnerLost", "message": why,
-                  "completionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                  "completionTime": format_time(datetime.now(UTC))}
         try:
             return await self.kube.patch_status(API_VERSION, EVAL_RUN_KIND, meta["namespace"],
                                                 meta["name"], status,

@@ -55,6 +55,7 @@ from llm_rollout.kube.builders import (
 )
 from llm_rollout.kube.client import KubeClient
 from llm_rollout.kube.errors import Conflict, Invalid, KubeError, NotFound
+from llm_rollout.kube.times import format_time
 from llm_rollout.metrics.providers import MetricsSource, ProviderCache
 from llm_rollout.opmetrics import OperatorMetrics
 from llm_rollout.routing.providers import MeshTarget, kinds_of_others, provider_for
@@ -187,7 +188,7 @@ class Controller:
                 await self.kube.delete("apps/v1", "Deployment", owner.namespace, action.name)
                 await self.kube.delete("v1", "Service", owner.namespace, action.name)
             elif action.step is RetireStep.MARK:
-                stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+                stamp = format_time(now)
                 await self.kube.apply(base | {"metadata": ident | {
                     "annotations": {RETIRED_AT: stamp}}}, manager="llm-rollout-retire")
             elif action.step is RetireStep.UNMARK:

@@ -16,6 +16,7 @@ from typing import Any
 
 from llm_rollout import GROUP
 from llm_rollout.kube.builders import LABEL_RELEASE
+from llm_rollout.kube.times import parse_time
 
 RETIRED_AT = f"{GROUP}/retired-at"
 
@@ -34,13 +35,6 @@ class RetireAction:
     release: str
 
 
-def _parse(ts: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def plan_retirement(deployments: list[dict[str, Any]], live: set[str], *, now: datetime,
                     scale_down_delay: float, retention: float) -> list[RetireAction]:
     actions = []
@@ -53,7 +47,7 @@ def plan_retirement(deployments: list[dict[str, Any]], live: set[str], *, now: d
             if stamp:
                 actions.append(RetireAction(RetireStep.UNMARK, name, release))
             continue
-        since = _parse(stamp) if stamp else None
+        since = parse_time(stamp) if stamp else None
         if since is None:
             actions.append(RetireAction(RetireStep.MARK, name, release))
             continue

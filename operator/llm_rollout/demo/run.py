@@ -28,7 +28,6 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ import yaml
 from llm_rollout import GROUP, PLURAL, VERSION
 from llm_rollout.api import LLMDeploymentSpec, release_id
 from llm_rollout.demo.simulator import DEFAULT_LOAD, CohortLoad, Simulator, SimulatorRecord
+from llm_rollout.kube.times import parse_time
 from llm_rollout.plot import draw, fetch_timeline
 from llm_rollout.statusview import render_status
 from llm_rollout.testbed import TestBed
@@ -434,7 +434,10 @@ class Demo:
 
 
 def _timestamp(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    when = parse_time(text)
+    if when is None:
+        raise ValueError(f"not a timestamp: {text!r}")
+    return when.timestamp()
 
 
 def summary(result: DemoResult) -> str:

@@ -39,6 +39,7 @@ from llm_rollout.evals.dataset import Case, DatasetError, parse_dataset, sample_
 from llm_rollout.evals.manifests import EXECUTOR_ENV
 from llm_rollout.evals.runner import Target, evaluate
 from llm_rollout.kube.client import KubeClient, new_api_client
+from llm_rollout.kube.times import format_time, parse_time
 from llm_rollout.router.backends import BackendResolver, ServiceBackends, StaticBackends
 
 log = logging.getLogger("llm_rollout.eval")
@@ -57,16 +58,6 @@ class RunFailure(Exception):
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class EvalRun:
@@ -179,12 +170,12 @@ class EvalRun:
                      status.phase)
             return 0
         spec = LLMEvalRunSpec.model_validate(obj["spec"])
-        created = _parse_time(obj["metadata"].get("creationTimestamp")) or _now()
+        created = parse_time(obj["metadata"].get("creationTimestamp")) or _now()
         deadline = created + timedelta(seconds=spec.suite.timeout_seconds)
         started = _now()
         await self._patch({
             "phase": EvalPhase.RUNNING.value, "reason": "Running", "message": "",
-            "startTime": _time(started), "completionTime": None, "progress": "",
+            "startTime": format_time(started), "completionTime": None, "progress": "",
             "executor": os.environ.get(EXECUTOR_ENV, "manual"),
             "candidate": None, "stable": None, "composite": None, "failures": [],
         })
@@ -211,7 +202,7 @@ class EvalRun:
         except RunFailure as failure:
             final = {"phase": EvalPhase.FAILED.value, "reason": failure.reason,
                      "message": str(failure)}
-        final["completionTime"] = _time(_now())
+        final["completionTime"] = format_time(_now())
         await self._settle_progress()
         await self._patch(final)
         log.info("%s/%s: %s (%s) %s", self.namespace, self.name, final["phase"],
@@ -262,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 await runner._patch({"phase": EvalPhase.FAILED.value, "reason": "RunnerError",
                                      "message": f"{type(err).__name__}: {err}"[:1000],
-                                     "completionTime": _time(_now())})
+                                     "completionTime": format_time(_now())})
             except Exception:
                 log.exception("could not record the failure")
             return 1

@@ -17,6 +17,7 @@ from kubernetes import client as k8s
 
 from llm_rollout import PLURAL
 from llm_rollout.kube.errors import Conflict, NotFound, error_for
+from llm_rollout.kube.times import format_time
 
 FIELD_MANAGER = "llm-rollout-operator"
 
@@ -152,7 +153,7 @@ class KubeClient:
                     warning: bool = False) -> None:
         """A core/v1 Event on the LLMDeployment (`kubectl describe` and `get events`)."""
         meta = owner["metadata"]
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = format_time(dt.datetime.now(dt.UTC))
         body = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
