@@ -30,7 +30,7 @@ from llm_rollout.evals.manifests import build_eval_run
 from llm_rollout.evals.metrics import EvalResultsCollector
 from llm_rollout.evals.settings import EvalSettings
 from llm_rollout.kube.builders import LABEL_DEPLOYMENT, Owner
-from llm_rollout.kube.client import KubeClient
+from llm_rollout.kube.client import KubeAPI
 from llm_rollout.kube.errors import Conflict
 from llm_rollout.kube.times import format_time, parse_time
 
@@ -54,7 +54,7 @@ def run_state(run: dict[str, Any]) -> EvalRunState:
 
 @dataclass
 class EvalStep:
-    kube: KubeClient
+    kube: KubeAPI
     settings: EvalSettings
     results: EvalResultsCollector
     executor: Executor | None = None

@@ -53,7 +53,7 @@ from llm_rollout.kube.builders import (
     build_service,
     deployment_available,
 )
-from llm_rollout.kube.client import KubeClient
+from llm_rollout.kube.client import KubeAPI
 from llm_rollout.kube.errors import Conflict, Invalid, KubeError, NotFound
 from llm_rollout.kube.times import format_time
 from llm_rollout.metrics.providers import MetricsSource, ProviderCache
@@ -73,7 +73,7 @@ API_VERSION = f"{GROUP}/{VERSION}"
 class Controller:
     """Shared by every LLMDeployment's reconcile loop."""
 
-    kube: KubeClient
+    kube: KubeAPI
     settings: OperatorSettings
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     providers: ProviderCache | None = None  # metrics providers, one per source

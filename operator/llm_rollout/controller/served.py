@@ -14,7 +14,7 @@ import time
 
 from llm_rollout import GROUP, PLURAL, VERSION
 from llm_rollout.api.evalrun import EVAL_RUN_PLURAL
-from llm_rollout.kube.client import KubeClient
+from llm_rollout.kube.client import KubeAPI
 from llm_rollout.kube.errors import KubeError, NotFound, Unavailable
 
 log = logging.getLogger("llm_rollout.operator")
@@ -30,7 +30,7 @@ def served_paths(namespaces: tuple[str, ...]) -> list[str]:
     return [f"{base}/namespaces/{ns}/{plural}" for ns in namespaces for plural in PLURALS]
 
 
-async def wait_until_served(kube: KubeClient, namespaces: tuple[str, ...], *,
+async def wait_until_served(kube: KubeAPI, namespaces: tuple[str, ...], *,
                             patience: float = 120.0, period: float = 0.5) -> float:
     """Seconds waited. Only "not served yet" answers (404, 429, 5xx) wait; anything
     else (a 403 from RBAC, say) is left for the watches to report in their own words."""

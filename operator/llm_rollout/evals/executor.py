@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from llm_rollout.evals.manifests import EXECUTOR_ENV, build_eval_job, job_name
 from llm_rollout.evals.settings import EvalSettings
-from llm_rollout.kube.client import KubeClient
+from llm_rollout.kube.client import KubeAPI
 
 log = logging.getLogger("llm_rollout.operator")
 
@@ -60,7 +60,7 @@ def _ident(run: dict[str, Any]) -> tuple[str, str]:
 class JobExecutor:
     kind = "job"
 
-    def __init__(self, kube: KubeClient, settings: EvalSettings) -> None:
+    def __init__(self, kube: KubeAPI, settings: EvalSettings) -> None:
         self._kube = kube
         self._settings = settings
         self._launched: set[str] = set()  # run uids whose Job exists
@@ -134,7 +134,7 @@ class LocalExecutor:
         return f"the eval runner (local process {proc.pid}) exited with code {code}"
 
 
-def make_executor(kube: KubeClient, settings: EvalSettings) -> Executor:
+def make_executor(kube: KubeAPI, settings: EvalSettings) -> Executor:
     if settings.executor == "local":
         return LocalExecutor(settings)
     return JobExecutor(kube, settings)

@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import json
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client as k8s
 
@@ -37,6 +37,38 @@ def resource_path(api_version: str, kind: str, namespace: str, name: str | None 
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     path = f"{base}/namespaces/{namespace}/{_PLURALS[kind]}"
     return f"{path}/{name}" if name else path
+
+
+class KubeAPI(Protocol):
+    """What the operator asks of the Kubernetes API. KubeClient is the real one; unit
+    tests of the reconciler use an in-memory store with the same contract."""
+
+    async def apply(self, manifest: dict[str, Any], *,
+                    manager: str = FIELD_MANAGER) -> dict[str, Any]: ...
+
+    async def get(self, api_version: str, kind: str, namespace: str,
+                  name: str) -> dict[str, Any] | None: ...
+
+    async def get_path(self, path: str, *,
+                       query: list[tuple[str, str]] | None = None) -> dict[str, Any]: ...
+
+    async def list(self, api_version: str, kind: str, namespace: str,
+                   label_selector: str) -> list[dict[str, Any]]: ...
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool: ...
+
+    async def replace_status(self, obj: dict[str, Any],
+                             status: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def create(self, manifest: dict[str, Any], *,
+                     dry_run: bool = False) -> dict[str, Any] | None: ...
+
+    async def patch_status(self, api_version: str, kind: str, namespace: str, name: str,
+                           status: dict[str, Any], *,
+                           resource_version: str | None = None) -> dict[str, Any]: ...
+
+    async def event(self, owner: dict[str, Any], *, reason: str, message: str,
+                    warning: bool = False) -> None: ...
 
 
 class KubeClient:

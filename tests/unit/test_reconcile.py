@@ -1,0 +1,207 @@
+"""Controller.reconcile, one step at a time, against an in-memory API (kube_fake.py).
+
+The real-bed integration tests cover the same paths against a real API server; these
+pin the reconciler's own logic: what it applies, in what order, and what it does
+with each kind of API error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from kube_fake import FakeKube
+
+from llm_rollout.api import LLMDeploymentSpec, release_id
+from llm_rollout.controller.reconcile import Controller
+from llm_rollout.controller.settings import OperatorSettings
+from llm_rollout.kube.errors import Conflict
+from llm_rollout.metrics.providers import (
+    MetricQueryError,
+    MetricsProvider,
+    MetricsSource,
+    ProviderCache,
+)
+
+NS, NAME = "team", "bot"
+T0 = datetime(2026, 12, 2, 4, 0, tzinfo=UTC)
+
+
+class FixedAnswers:
+    """A metrics provider that answers every query with one value (no backend)."""
+
+    name = "fixed"
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+        self.queries: list[str] = []
+
+    async def query_many(self, promqls: Sequence[str], *,
+                         at: datetime | None = None) -> list[float | MetricQueryError]:
+        self.queries.extend(promqls)
+        return [self.value for _ in promqls]
+
+    async def aclose(self) -> None:
+        pass
+
+
+def spec(revision: str, **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "release": {"model": {"name": "m", "revision": revision},
+                    "template": {"spec": {"containers": [{"name": "app", "image": "a:1"}]}}},
+        "metrics": [{"name": "quality", "query": "vector(1)"}],
+        "analysis": {"interval": "10s"},
+        "stages": [{"name": "experts", "cohorts": ["experts"], "minDuration": "10s",
+                    "maxDuration": "5m",
+                    "gates": [{"name": "q", "kind": "Threshold", "metric": "quality",
+                               "min": 0.5}]}],
+    }
+    body.update(changes)
+    return body
+
+
+def rid(body: dict[str, Any]) -> str:
+    return release_id(LLMDeploymentSpec.model_validate(body))
+
+
+class Bench:
+    def __init__(self, **settings: Any) -> None:
+        self.kube = FakeKube()
+        self.answers = FixedAnswers(0.9)
+
+        def build(source: MetricsSource, timeout: float) -> MetricsProvider:
+            return self.answers
+
+        self.controller = Controller(kube=self.kube, settings=OperatorSettings(**settings),
+                                     providers=ProviderCache(build=build))
+
+    def create(self, body: dict[str, Any]) -> None:
+        self.kube.put({"apiVersion": "rollout.llmops.io/v1alpha1", "kind": "LLMDeployment",
+                       "metadata": {"name": NAME, "namespace": NS}, "spec": body})
+
+    def respec(self, body: dict[str, Any]) -> None:
+        obj = self.kube.find("LLMDeployment", NS, NAME)
+        assert obj is not None
+        obj["spec"] = body
+        obj["metadata"]["generation"] += 1
+        self.kube.put(obj)
+
+    def step(self, seconds: float) -> float | None:
+        return asyncio.run(self.controller.reconcile(NS, NAME, now=T0 + timedelta(seconds=seconds)))
+
+    def status(self) -> dict[str, Any]:
+        obj = self.kube.find("LLMDeployment", NS, NAME)
+        assert obj is not None
+        return dict(obj.get("status") or {})
+
+    def ready(self, release: str) -> None:
+        """Stand in for the kubelet: the release's Deployment is available."""
+        dep = self.kube.find("Deployment", NS, f"{NAME}-{release}")
+        assert dep is not None
+        dep["status"] = {"observedGeneration": dep["metadata"]["generation"],
+                         "availableReplicas": dep["spec"]["replicas"]}
+
+
+def test_a_first_release_is_applied_and_promoted() -> None:
+    bench = Bench()
+    bench.create(spec("1"))
+    assert bench.step(0) is None  # nothing to do until something changes
+    s = bench.status()
+    assert s["phase"] == "Promoted" and s["stable"]["id"] == rid(spec("1"))
+    dep = bench.kube.find("Deployment", NS, f"{NAME}-{rid(spec('1'))}")
+    assert dep is not None and dep["metadata"]["labels"]["rollout.llmops.io/role"] == "stable"
+    assert bench.kube.find("Service", NS, f"{NAME}-{rid(spec('1'))}") is not None
+    assert [e["reason"] for e in bench.kube.events] == ["Promote"]
+
+
+def test_a_spec_that_does_not_parse_is_invalid_and_nothing_is_applied() -> None:
+    bench = Bench()
+    bench.create({"release": {"model": {"name": "m"}}, "stages": "not a list"})
+    bench.step(0)
+    s = bench.status()
+    assert s["phase"] == "Invalid" and "spec.stages" in s["message"]
+    assert bench.kube.of_kind("Deployment") == []
+
+
+def test_a_rejected_deployment_fails_the_release_and_keeps_stable() -> None:
+    bench = Bench()
+    bench.create(spec("1"))
+    bench.step(0)
+    bench.kube.reject["Deployment"] = "spec.template.spec.containers[0].image: Required value"
+    bench.respec(spec("2"))
+    bench.step(5)
+    s = bench.status()
+    assert s["phase"] == "Failed" and s["candidate"]["id"] == rid(spec("2"))
+    assert "containers[0].image: Required value" in s["message"]
+    assert bench.kube.events[-1]["reason"] == "Fail" and bench.kube.events[-1]["warning"]
+
+
+def test_a_stale_status_write_raises_conflict_and_writes_nothing() -> None:
+    bench = Bench()
+    bench.create(spec("1"))
+    bench.kube.conflict_once = True
+    with pytest.raises(Conflict):
+        bench.step(0)
+    assert bench.status() == {} and bench.kube.events == []
+    bench.step(0)  # the handler decides again on the fresh object
+    assert bench.status()["phase"] == "Promoted"
+
+
+def test_a_rollout_queries_metrics_and_advances_to_promotion() -> None:
+    bench = Bench()
+    bench.create(spec("1"))
+    bench.step(0)
+    bench.ready(rid(spec("1")))
+    bench.respec(spec("2"))
+    bench.step(1)
+    bench.ready(rid(spec("2")))
+    t, requeue = 1.0, bench.step(2)
+    while bench.status()["phase"] == "Progressing" and t < 60:
+        assert requeue is not None
+        t += requeue
+        requeue = bench.step(t)
+    s = bench.status()
+    assert s["phase"] == "Promoted" and s["stable"]["id"] == rid(spec("2"))
+    assert any("quality" in q or "vector(1)" in q for q in bench.answers.queries)
+    roles = {d["metadata"]["labels"]["rollout.llmops.io/release"]:
+             d["metadata"]["labels"]["rollout.llmops.io/role"]
+             for d in bench.kube.of_kind("Deployment")}
+    assert roles == {rid(spec("1")): "retired", rid(spec("2")): "stable"}
+
+
+def test_mesh_routing_is_applied_and_a_switch_removes_it() -> None:
+    bench = Bench()
+    bench.kube.unserved.clear()
+    body = spec("1", routing={"provider": "istio"})
+    bench.create(body)
+    bench.step(0)
+    assert bench.kube.find("VirtualService", NS, NAME) is not None
+    assert bench.status()["routingProvider"] == "istio"
+    bench.respec(spec("1", routing={"provider": "gateway-api"}))
+    bench.step(1)
+    assert bench.kube.find("VirtualService", NS, NAME) is None
+    assert bench.kube.find("HTTPRoute", NS, NAME) is not None
+    writes = len(bench.kube.writes)
+    bench.step(2)  # no switch: nothing deleted again
+    assert ("delete", "VirtualService", NAME) not in bench.kube.writes[writes:]
+
+
+def test_a_superseded_release_is_scaled_down_then_deleted() -> None:
+    bench = Bench(scale_down_delay=60, retention=120)
+    bench.create(spec("1"))
+    bench.step(0)
+    bench.respec(spec("2"))
+    bench.step(1)
+    bench.respec(spec("3"))  # supersedes 2
+    bench.step(2)
+    old = f"{NAME}-{rid(spec('2'))}"
+    assert bench.kube.find("Deployment", NS, old) is not None
+    bench.step(70)
+    dep = bench.kube.find("Deployment", NS, old)
+    assert dep is not None and dep["spec"]["replicas"] == 0
+    bench.step(130)
+    assert bench.kube.find("Deployment", NS, old) is None
+    assert bench.kube.find("Service", NS, old) is None
