@@ -36,6 +36,7 @@ test-integration: install tools
 	$(PY) -m pytest -m integration
 
 lint: install
+	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/mypy
 	MYPYPATH=. $(VENV)/bin/mypy --strict --explicit-package-bases bench/soundness bench/sizing.py

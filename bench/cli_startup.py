@@ -25,8 +25,10 @@ CASES: tuple[tuple[str, list[str]], ...] = (
     ("llm-rollout --help", [CLI, "--help"]),
     ("llm-rollout abort NAME --dry-run", [CLI, "abort", "bot", "--dry-run"]),
     ("import kubernetes (what a real abort adds)", [sys.executable, "-c", "import kubernetes"]),
-    ("llm-rollout abort NAME, no API server", [CLI, "abort", "bot", "--kubeconfig",
-                                              "/nonexistent/kubeconfig"]),
+    (
+        "llm-rollout abort NAME, no API server",
+        [CLI, "abort", "bot", "--kubeconfig", "/nonexistent/kubeconfig"],
+    ),
     ("llm-rollout operator --help", [CLI, "operator", "--help"]),
 )
 

@@ -40,16 +40,20 @@ async def _open_loop(url: str, rate: float, seconds: float) -> rb.Samples:
 
 
 def measure(tree: str, backend_url: str, workdir: Path, tool: str) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        os.path.abspath(d) for d in tree.split(os.pathsep))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(os.path.abspath(d) for d in tree.split(os.pathsep)),
+    }
     port, metrics_port = rb.free_port(), rb.free_port()
     argv = rb.router_argv(workdir, port, metrics_port, backend_url)
     with rb.started(f"router-{Path(tree).name}", argv, workdir, env) as router:
         rb.wait_up(f"http://127.0.0.1:{metrics_port}/readyz", router)
         url, pid = f"http://127.0.0.1:{port}", [router.popen.pid]
         saturate = (
-            (lambda secs: rb.saturate_wrk(url, 32, secs, workdir)) if tool == "wrk"
-            else (lambda secs: asyncio.run(rb.saturate_python(url, 32, secs))))
+            (lambda secs: rb.saturate_wrk(url, 32, secs, workdir))
+            if tool == "wrk"
+            else (lambda secs: asyncio.run(rb.saturate_python(url, 32, secs)))
+        )
         saturate(1)  # warm-up
         cpu0 = rb.cpu_seconds(pid)
         sat = saturate(6)
@@ -70,8 +74,11 @@ def measure(tree: str, backend_url: str, workdir: Path, tool: str) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("before", help="directory holding the llm_rollout package (A); "
-                        "several, separated by ':', go on PYTHONPATH in that order")
+    parser.add_argument(
+        "before",
+        help="directory holding the llm_rollout package (A); "
+        "several, separated by ':', go on PYTHONPATH in that order",
+    )
     parser.add_argument("after", help="the same for B")
     parser.add_argument("--pairs", type=int, default=5)
     args = parser.parse_args(argv)
@@ -84,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         port = rb.free_port()
         env = {**os.environ, "PYTHONPATH": str(rb.REPO / "operator")}
         backend = stack.enter_context(
-            rb.started("backend", rb.backend_argv(port, 0.01, 20), workdir, env))
+            rb.started("backend", rb.backend_argv(port, 0.01, 20), workdir, env)
+        )
         backend_url = f"http://127.0.0.1:{port}"
         rb.wait_up(backend_url + "/health", backend)
         load0 = rb.load_average()
@@ -99,16 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         k: statistics.median(b[k] / a[k] for a, b in zip(runs["A"], runs["B"], strict=True))
         for k in runs["A"][0]
     }
-    medians = {side: {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-               for side, rows in runs.items()}
+    medians = {
+        side: {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+        for side, rows in runs.items()
+    }
     print(f"\nload average {load0} -> {load1}; saturation load from {tool}\n")
     print("| | " + " | ".join(ratios) + " |")
     print("|---|" + "---:|" * len(ratios))
     for side in ("A", "B"):
-        print(f"| {side} (median) | " + " | ".join(f"{medians[side][k]:.2f}" for k in ratios)
-              + " |")
-    print("| B / A (median of pairs) | " + " | ".join(f"{v:.2f}" for v in ratios.values())
-          + " |")
+        print(
+            f"| {side} (median) | " + " | ".join(f"{medians[side][k]:.2f}" for k in ratios) + " |"
+        )
+    print("| B / A (median of pairs) | " + " | ".join(f"{v:.2f}" for v in ratios.values()) + " |")
     print(json.dumps({"trees": trees, "runs": runs, "ratios": ratios}))
     return 0
 

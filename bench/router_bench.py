@@ -85,16 +85,27 @@ def serve_backend(port: int, first_chunk_delay: float, chunks: int) -> None:
     was sent (`t_sent`, time.monotonic_ns()), after `first_chunk_delay` seconds."""
     from aiohttp import web
 
-    answer = json.dumps({
-        "id": "b1", "object": "chat.completion", "model": "bench",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": "word " * 100}}],
-        "usage": {"prompt_tokens": 50, "completion_tokens": 100, "total_tokens": 150},
-    }).encode()
+    answer = json.dumps(
+        {
+            "id": "b1",
+            "object": "chat.completion",
+            "model": "bench",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "word " * 100},
+                }
+            ],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 100, "total_tokens": 150},
+        }
+    ).encode()
     delta = b'data: {"choices":[{"index":0,"delta":{"content":"word "}}]}\n\n'
     rest_of_first = b',"choices":[{"index":0,"delta":{"content":"word "}}]}\n\n'
-    usage = (b'data: {"choices":[],"usage":{"prompt_tokens":50,"completion_tokens":%d,'
-             b'"total_tokens":%d}}\n\ndata: [DONE]\n\n' % (chunks, 50 + chunks))
+    usage = (
+        b'data: {"choices":[],"usage":{"prompt_tokens":50,"completion_tokens":%d,'
+        b'"total_tokens":%d}}\n\ndata: [DONE]\n\n' % (chunks, 50 + chunks)
+    )
 
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -116,8 +127,7 @@ def serve_backend(port: int, first_chunk_delay: float, chunks: int) -> None:
     app = web.Application()
     app.router.add_post(CHAT, chat)
     app.router.add_get("/health", health)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None,
-                handle_signals=True)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, handle_signals=True)
 
 
 # --------------------------------------------------------------------------- processes
@@ -207,8 +217,13 @@ class OtherWork:
         idle = fields[3] + fields[4]  # idle, iowait
         busy = (sum(fields[:8]) - idle) / CLK_TCK  # up to steal; guest is within user
         t = os.times()
-        ours = t.user + t.system + t.children_user + t.children_system + cpu_seconds(
-            [pid for p in self.procs for pid in p.pids])
+        ours = (
+            t.user
+            + t.system
+            + t.children_user
+            + t.children_system
+            + cpu_seconds([pid for p in self.procs for pid in p.pids])
+        )
         return time.monotonic(), busy, ours
 
     def cores(self) -> float:
@@ -222,8 +237,9 @@ class OtherWork:
 def started(name: str, argv: list[str], workdir: Path, env: dict[str, str]) -> Iterator[Proc]:
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
-        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                 stdin=subprocess.DEVNULL)
+        popen = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
+        )
     proc = Proc(name, popen, log)
     try:
         yield proc
@@ -253,8 +269,14 @@ def wait_up(url: str, proc: Proc, seconds: float = 15.0) -> None:
 
 
 def backend_argv(port: int, first_chunk_delay: float, chunks: int) -> list[str]:
-    return [sys.executable, __file__, "--serve-backend", str(port), str(first_chunk_delay),
-            str(chunks)]
+    return [
+        sys.executable,
+        __file__,
+        "--serve-backend",
+        str(port),
+        str(first_chunk_delay),
+        str(chunks),
+    ]
 
 
 def router_files(workdir: Path) -> bytes:
@@ -262,33 +284,54 @@ def router_files(workdir: Path) -> bytes:
     check) and feedback key file in `workdir`; returns the key."""
     key = secrets.token_hex(32).encode()
     (workdir / "keys").write_bytes(key + b"\n")
-    (workdir / "deployment.json").write_text(json.dumps({
-        "metadata": {"namespace": NS, "name": NAME},
-        "spec": {
-            "cohorts": [{"name": "experts", "match": {"headers": {"x-user-group": ["expert"]}}}],
-            "defaultCohort": COHORT,
-            "checks": [{"name": "short", "type": "maxLength", "max": 100000}],
-        },
-        "status": {"routing": {
-            "stable": {"id": STABLE, "model": "bench-v1"},
-            "candidate": {"id": CANDIDATE, "model": "bench-v2"},
-            "routes": [{"cohort": "experts", "candidatePercent": 100},
-                       {"cohort": COHORT, "candidatePercent": 50}],
-        }},
-    }))
+    (workdir / "deployment.json").write_text(
+        json.dumps(
+            {
+                "metadata": {"namespace": NS, "name": NAME},
+                "spec": {
+                    "cohorts": [
+                        {"name": "experts", "match": {"headers": {"x-user-group": ["expert"]}}}
+                    ],
+                    "defaultCohort": COHORT,
+                    "checks": [{"name": "short", "type": "maxLength", "max": 100000}],
+                },
+                "status": {
+                    "routing": {
+                        "stable": {"id": STABLE, "model": "bench-v1"},
+                        "candidate": {"id": CANDIDATE, "model": "bench-v2"},
+                        "routes": [
+                            {"cohort": "experts", "candidatePercent": 100},
+                            {"cohort": COHORT, "candidatePercent": 50},
+                        ],
+                    }
+                },
+            }
+        )
+    )
     return key
 
 
 def router_argv(workdir: Path, port: int, metrics_port: int, backend_url: str) -> list[str]:
     """`llm-rollout router` as `make bench` runs it (logging at its default level, INFO)."""
     return [
-        sys.executable, "-m", "llm_rollout.cli", "router",
-        "--listen", f"127.0.0.1:{port}", "--metrics-listen", f"127.0.0.1:{metrics_port}",
-        "--config", str(workdir / "deployment.json"),
-        "--token-key-file", str(workdir / "keys"),
-        "--backend", f"{NS}/{NAME}/{STABLE}={backend_url}",
-        "--backend", f"{NS}/{NAME}/{CANDIDATE}={backend_url}",
-        "--shutdown-grace", "2",
+        sys.executable,
+        "-m",
+        "llm_rollout.cli",
+        "router",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--metrics-listen",
+        f"127.0.0.1:{metrics_port}",
+        "--config",
+        str(workdir / "deployment.json"),
+        "--token-key-file",
+        str(workdir / "keys"),
+        "--backend",
+        f"{NS}/{NAME}/{STABLE}={backend_url}",
+        "--backend",
+        f"{NS}/{NAME}/{CANDIDATE}={backend_url}",
+        "--shutdown-grace",
+        "2",
     ]
 
 
@@ -373,8 +416,9 @@ def client_session(limit: int = 256) -> aiohttp.ClientSession:
     )
 
 
-async def open_loop(session: aiohttp.ClientSession, rate: float, seconds: float, fire: Fire,
-                    offset: int = 0) -> Samples:
+async def open_loop(
+    session: aiohttp.ClientSession, rate: float, seconds: float, fire: Fire, offset: int = 0
+) -> Samples:
     """`rate * seconds` requests, request i scheduled at t0 + i / rate whatever the answers.
 
     The generator's garbage collector is off meanwhile (its pauses would read as latency
@@ -400,8 +444,13 @@ async def open_loop(session: aiohttp.ClientSession, rate: float, seconds: float,
     return samples
 
 
-async def interleaved(urls: dict[str, str], make_fire: Callable[[str], Fire], rate: float,
-                      slice_seconds: float, slices: int) -> dict[str, Samples]:
+async def interleaved(
+    urls: dict[str, str],
+    make_fire: Callable[[str], Fire],
+    rate: float,
+    slice_seconds: float,
+    slices: int,
+) -> dict[str, Samples]:
     """Each target in turn for `slice_seconds` at `rate`, `slices` times, rotating the
     order: a burst of other work on the machine falls on every target alike. One session
     (keep-alive connections) per target; one warm-up slice each, not counted."""
@@ -413,20 +462,30 @@ async def interleaved(urls: dict[str, str], make_fire: Callable[[str], Fire], ra
             await open_loop(sessions[n], rate, min(slice_seconds, 0.5), make_fire(urls[n]))
         per_slice = max(1, int(rate * slice_seconds))
         for k in range(slices):
-            for n in names[k % len(names):] + names[: k % len(names)]:
-                out[n].extend(await open_loop(sessions[n], rate, slice_seconds,
-                                              make_fire(urls[n]), offset=k * per_slice))
+            for n in names[k % len(names) :] + names[: k % len(names)]:
+                out[n].extend(
+                    await open_loop(
+                        sessions[n], rate, slice_seconds, make_fire(urls[n]), offset=k * per_slice
+                    )
+                )
     finally:
         for session in sessions.values():
             await session.close()
     return out
 
 
-def chat_post(session: aiohttp.ClientSession, url: str, i: int, body: bytes,
-              ) -> Any:  # an aiohttp request context manager
+def chat_post(
+    session: aiohttp.ClientSession,
+    url: str,
+    i: int,
+    body: bytes,
+) -> Any:  # an aiohttp request context manager
     """POST a chat completion as user i (of USERS)."""
-    return session.post(url + CHAT, data=body, headers={
-        "Content-Type": "application/json", "x-user-id": f"user-{i % USERS}"})
+    return session.post(
+        url + CHAT,
+        data=body,
+        headers={"Content-Type": "application/json", "x-user-id": f"user-{i % USERS}"},
+    )
 
 
 def json_fire(url: str) -> Fire:
@@ -489,16 +548,31 @@ def saturate_wrk(url: str, concurrency: int, seconds: float, workdir: Path) -> d
     script.write_text(WRK_SCRIPT % (JSON_BODY.decode(), USERS))
     duration = max(1, round(seconds))
     result = subprocess.run(
-        ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--timeout", "5s", "-s",
-         str(script), url + CHAT],
-        capture_output=True, text=True, timeout=duration + 30, check=False,
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{duration}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            url + CHAT,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+        check=False,
     )
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if result.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({result.returncode}):\n{result.stdout}{result.stderr}")
     data = json.loads(line.removeprefix("WRK_JSON "))
-    return {"requests": data["requests"], "seconds": data["duration_us"] / 1e6,
-            "errors": data["errors"] + data["non2xx"]}
+    return {
+        "requests": data["requests"],
+        "seconds": data["duration_us"] / 1e6,
+        "errors": data["errors"] + data["non2xx"],
+    }
 
 
 async def saturate_python(url: str, concurrency: int, seconds: float) -> dict[str, Any]:
@@ -535,14 +609,24 @@ def feedback_bodies(key: bytes, count: int, run_id: str) -> list[bytes]:
     now = time.time()
     bodies = []
     for i in range(count):
-        token = signer.issue(ns=NS, dep=NAME, rel=(STABLE, CANDIDATE)[i % 2], coh=COHORT,
-                             rid=f"fb-{run_id}-{i}", user_id=f"user-{i % USERS}", now=now)
+        token = signer.issue(
+            ns=NS,
+            dep=NAME,
+            rel=(STABLE, CANDIDATE)[i % 2],
+            coh=COHORT,
+            rid=f"fb-{run_id}-{i}",
+            user_id=f"user-{i % USERS}",
+            now=now,
+        )
         body: dict[str, Any] = {"token": token}
         if i % 3 == 0:
             body["thumbs"] = ("up", "down")[i % 2]
         else:
-            body |= {"score": 1 + i % 5, "source": ("user", "expert")[i % 2],
-                     "criteria": {"accuracy": 1 + i % 5}}
+            body |= {
+                "score": 1 + i % 5,
+                "source": ("user", "expert")[i % 2],
+                "criteria": {"accuracy": 1 + i % 5},
+            }
         bodies.append(json.dumps(body).encode())
     return bodies
 
@@ -550,8 +634,9 @@ def feedback_bodies(key: bytes, count: int, run_id: str) -> list[bytes]:
 def feedback_fire(url: str, bodies: list[bytes], statuses: list[int]) -> Fire:
     async def fire(session: aiohttp.ClientSession, i: int, at: float, out: Samples) -> None:
         try:
-            async with session.post(url + "/feedback", data=bodies[i],
-                                    headers={"Content-Type": "application/json"}) as r:
+            async with session.post(
+                url + "/feedback", data=bodies[i], headers={"Content-Type": "application/json"}
+            ) as r:
                 await r.read()
                 statuses.append(r.status)
                 if not 200 <= r.status < 300:
@@ -565,19 +650,27 @@ def feedback_fire(url: str, bodies: list[bytes], statuses: list[int]) -> Fire:
     return fire
 
 
-async def feedback_load(url: str, plan: Plan, bodies: list[bytes], statuses: list[int],
-                        ) -> Samples:
+async def feedback_load(
+    url: str,
+    plan: Plan,
+    bodies: list[bytes],
+    statuses: list[int],
+) -> Samples:
     async with client_session() as session:
-        return await open_loop(session, plan.feedback_rate, plan.feedback_seconds,
-                               feedback_fire(url, bodies, statuses))
+        return await open_loop(
+            session, plan.feedback_rate, plan.feedback_seconds, feedback_fire(url, bodies, statuses)
+        )
 
 
 def feedback_counted(metrics_url: str) -> float:
     """Sum of every `llm_feedback_total` series the router exports."""
     with urllib.request.urlopen(metrics_url, timeout=5) as r:
         text = r.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("llm_feedback_total{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("llm_feedback_total{")
+    )
 
 
 # --------------------------------------------------------------------------- run
@@ -598,40 +691,86 @@ class Plan:
     chunks: int
 
 
-FULL = Plan(rate=200, slice_seconds=1, slices=15, stream_rate=100, stream_slice_seconds=0.6,
-            saturation_seconds=8, concurrency=32, feedback_rate=1000, feedback_seconds=3,
-            first_chunk_delay=0.01, chunks=20)
-QUICK = Plan(rate=200, slice_seconds=0.5, slices=1, stream_rate=50, stream_slice_seconds=0.5,
-             saturation_seconds=1, concurrency=8, feedback_rate=1000, feedback_seconds=0.2,
-             first_chunk_delay=0.01, chunks=5)
+FULL = Plan(
+    rate=200,
+    slice_seconds=1,
+    slices=15,
+    stream_rate=100,
+    stream_slice_seconds=0.6,
+    saturation_seconds=8,
+    concurrency=32,
+    feedback_rate=1000,
+    feedback_seconds=3,
+    first_chunk_delay=0.01,
+    chunks=20,
+)
+QUICK = Plan(
+    rate=200,
+    slice_seconds=0.5,
+    slices=1,
+    stream_rate=50,
+    stream_slice_seconds=0.5,
+    saturation_seconds=1,
+    concurrency=8,
+    feedback_rate=1000,
+    feedback_seconds=0.2,
+    first_chunk_delay=0.01,
+    chunks=5,
+)
 
 
 def run(plan: Plan, saturation_tool: str, with_nginx: bool) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO / "operator"), os.environ.get("PYTHONPATH", "")) if p)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO / "operator"), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
     env.pop("LOG_LEVEL", None)  # the router logs as in production (INFO: one line a feedback)
     results: dict[str, Any] = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "cores": os.cpu_count(),
-        "load_average_start": load_average(), "plan": plan.__dict__,
-        "saturation_tool": saturation_tool, "targets": {},
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cores": os.cpu_count(),
+        "load_average_start": load_average(),
+        "plan": plan.__dict__,
+        "saturation_tool": saturation_tool,
+        "targets": {},
     }
     with tempfile.TemporaryDirectory(prefix="router-bench-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         workdir.chmod(0o755)  # nginx workers may run as another user
         bport, rport, mport, nport = (free_port() for _ in range(4))
-        backend = stack.enter_context(started(
-            "backend", backend_argv(bport, plan.first_chunk_delay, plan.chunks), workdir, env))
+        backend = stack.enter_context(
+            started(
+                "backend", backend_argv(bport, plan.first_chunk_delay, plan.chunks), workdir, env
+            )
+        )
         key = router_files(workdir)
         backend_url = f"http://127.0.0.1:{bport}"
-        router = stack.enter_context(started(
-            "router", router_argv(workdir, rport, mport, backend_url), workdir, env))
+        router = stack.enter_context(
+            started("router", router_argv(workdir, rport, mport, backend_url), workdir, env)
+        )
         procs = {"direct": backend, "router": router}
         urls = {"direct": backend_url, "router": f"http://127.0.0.1:{rport}"}
         if with_nginx:
             conf = nginx_config(workdir, nport, bport)
-            procs["nginx"] = stack.enter_context(started("nginx", [
-                NGINX, "-p", str(workdir), "-e", str(workdir / "nginx-error.log"),
-                "-c", str(conf), "-g", "daemon off;"], workdir, env))
+            procs["nginx"] = stack.enter_context(
+                started(
+                    "nginx",
+                    [
+                        NGINX,
+                        "-p",
+                        str(workdir),
+                        "-e",
+                        str(workdir / "nginx-error.log"),
+                        "-c",
+                        str(conf),
+                        "-g",
+                        "daemon off;",
+                    ],
+                    workdir,
+                    env,
+                )
+            )
             urls["nginx"] = f"http://127.0.0.1:{nport}"
         wait_up(backend_url + "/health", backend)
         wait_up(f"http://127.0.0.1:{mport}/readyz", router)
@@ -648,13 +787,13 @@ def run(plan: Plan, saturation_tool: str, with_nginx: bool) -> dict[str, Any]:
         other: dict[str, float] = {}
         # 1 + 2: open-loop latency and streaming, the targets taking turns.
         meter = OtherWork(list(procs.values()))
-        lat = asyncio.run(interleaved(urls, json_fire, plan.rate, plan.slice_seconds,
-                                      plan.slices))
+        lat = asyncio.run(interleaved(urls, json_fire, plan.rate, plan.slice_seconds, plan.slices))
         other["latency"] = meter.cores()
         check_alive()
         meter = OtherWork(list(procs.values()))
-        ttfc = asyncio.run(interleaved(urls, stream_fire, plan.stream_rate,
-                                       plan.stream_slice_seconds, plan.slices))
+        ttfc = asyncio.run(
+            interleaved(urls, stream_fire, plan.stream_rate, plan.stream_slice_seconds, plan.slices)
+        )
         other["streaming"] = meter.cores()
         check_alive()
 
@@ -667,8 +806,7 @@ def run(plan: Plan, saturation_tool: str, with_nginx: bool) -> dict[str, Any]:
             if saturation_tool == "wrk":
                 s = saturate_wrk(urls[n], plan.concurrency, plan.saturation_seconds, workdir)
             else:
-                s = asyncio.run(saturate_python(urls[n], plan.concurrency,
-                                                plan.saturation_seconds))
+                s = asyncio.run(saturate_python(urls[n], plan.concurrency, plan.saturation_seconds))
             wall = time.monotonic() - t0
             s["proxy_cpu_s"] = cpu_seconds(proxy_pids) - cpu0
             s["backend_cpu_s"] = cpu_seconds(backend_pids) - bcpu0
@@ -701,14 +839,18 @@ def run(plan: Plan, saturation_tool: str, with_nginx: bool) -> dict[str, Any]:
             "requests": len(lat[n].latency) + len(lat[n].errors),
             "errors": len(lat[n].errors) + len(ttfc[n].errors) + s["errors"],
             "error_samples": (lat[n].errors + ttfc[n].errors)[:3],
-            "p50_ms": lat[n].ms("latency", 0.5), "p99_ms": lat[n].ms("latency", 0.99),
+            "p50_ms": lat[n].ms("latency", 0.5),
+            "p99_ms": lat[n].ms("latency", 0.99),
             "generator_lag_p99_ms": lat[n].ms("lag", 0.99),
             "streams": len(ttfc[n].latency) + len(ttfc[n].errors),
-            "ttfc_p50_ms": ttfc[n].ms("latency", 0.5), "ttfc_p99_ms": ttfc[n].ms("latency", 0.99),
+            "ttfc_p50_ms": ttfc[n].ms("latency", 0.5),
+            "ttfc_p99_ms": ttfc[n].ms("latency", 0.99),
             "forward_p50_ms": ttfc[n].ms("forward", 0.5),
             "forward_p99_ms": ttfc[n].ms("forward", 0.99),
-            "sat_requests": s["requests"], "sat_rps": s["requests"] / s["seconds"],
-            "sat_cpu_s": cpu, "sat_cpu_cores": cpu / s["wall_s"],
+            "sat_requests": s["requests"],
+            "sat_rps": s["requests"] / s["seconds"],
+            "sat_cpu_s": cpu,
+            "sat_cpu_cores": cpu / s["wall_s"],
             "sat_rps_per_core": s["requests"] / cpu if cpu > 0 else float("nan"),
             "sat_backend_cpu_cores": s["backend_cpu_s"] / s["wall_s"],
             **({"idle_rss_kib": idle[n]["rss_kib"], **mem[n]} if n in mem else {}),
@@ -720,11 +862,17 @@ def run(plan: Plan, saturation_tool: str, with_nginx: bool) -> dict[str, Any]:
             t[f"added_{k}_ms"] = t[f"{k}_ms"] - direct[f"{k}_ms"]
             t[f"ttfc_overhead_{k}_ms"] = t[f"ttfc_{k}_ms"] - direct[f"ttfc_{k}_ms"]
     results["feedback"] = {
-        "sent": fb_count, "accepted_2xx": sum(1 for c in statuses if 200 <= c < 300),
-        "counted": counted, "lost": fb_count - counted, "errors": len(fb.errors),
-        "error_samples": fb.errors[:3], "seconds": fb.seconds,
-        "rate": fb_count / fb.seconds, "offered_rate": plan.feedback_rate,
-        "p50_ms": fb.ms("latency", 0.5), "p99_ms": fb.ms("latency", 0.99),
+        "sent": fb_count,
+        "accepted_2xx": sum(1 for c in statuses if 200 <= c < 300),
+        "counted": counted,
+        "lost": fb_count - counted,
+        "errors": len(fb.errors),
+        "error_samples": fb.errors[:3],
+        "seconds": fb.seconds,
+        "rate": fb_count / fb.seconds,
+        "offered_rate": plan.feedback_rate,
+        "p50_ms": fb.ms("latency", 0.5),
+        "p99_ms": fb.ms("latency", 0.99),
         "generator_lag_p99_ms": fb.ms("lag", 0.99),
     }
     return results
@@ -742,60 +890,85 @@ def report(res: dict[str, Any]) -> list[str]:
     t = res["targets"]
     names = list(t)
     other = ", ".join(f"{k} {v:.2f}" for k, v in res["other_work_cores"].items())
-    out = [f"date {res['date']}, {res['cores']} cores, load average "
-           f"{' '.join(f'{x:.2f}' for x in res['load_average_start'])} at start, "
-           f"{' '.join(f'{x:.2f}' for x in res['load_average_end'])} at end; "
-           f"CPU used by other work on the machine (cores, by phase): {other}; "
-           f"saturation load from {res['saturation_tool']}", ""]
+    out = [
+        f"date {res['date']}, {res['cores']} cores, load average "
+        f"{' '.join(f'{x:.2f}' for x in res['load_average_start'])} at start, "
+        f"{' '.join(f'{x:.2f}' for x in res['load_average_end'])} at end; "
+        f"CPU used by other work on the machine (cores, by phase): {other}; "
+        f"saturation load from {res['saturation_tool']}",
+        "",
+    ]
     p = res["plan"]
-    out += [f"Latency: open loop at {p['rate']:g} req/s per target, {p['slices']} turns of "
-            f"{p['slice_seconds']:g} s each (from the scheduled send time). Saturation: "
-            f"closed loop, {p['concurrency']} connections, {p['saturation_seconds']:g} s.", "",
-            "| target | p50 ms | p99 ms | added p50 ms | added p99 ms | saturation req/s "
-            "| proxy CPU (cores) | req/s per proxy core |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    out += [
+        f"Latency: open loop at {p['rate']:g} req/s per target, {p['slices']} turns of "
+        f"{p['slice_seconds']:g} s each (from the scheduled send time). Saturation: "
+        f"closed loop, {p['concurrency']} connections, {p['saturation_seconds']:g} s.",
+        "",
+        "| target | p50 ms | p99 ms | added p50 ms | added p99 ms | saturation req/s "
+        "| proxy CPU (cores) | req/s per proxy core |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for n in names:
         r = t[n]
         who = " (backend)" if n == "direct" else ""
         out.append(
             f"| {n} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['added_p50_ms']:+.2f} "
             f"| {r['added_p99_ms']:+.2f} | {r['sat_rps']:.0f} | {r['sat_cpu_cores']:.2f}{who} "
-            f"| {r['sat_rps_per_core']:.0f}{who} |")
-    out += ["", f"Streaming: SSE at {p['stream_rate']:g} streams/s, {p['slices']} turns of "
-            f"{p['stream_slice_seconds']:g} s per target; the backend sends chunk 1 "
-            f"{p['first_chunk_delay'] * 1000:g} ms after the headers. Forwarding = backend "
-            "send -> client receipt of chunk 1.", "",
-            "| target | TTFC p50 ms | TTFC p99 ms | TTFC overhead p50 / p99 ms "
-            "| first-chunk forwarding p50 / p99 ms |", "|---|---:|---:|---:|---:|"]
+            f"| {r['sat_rps_per_core']:.0f}{who} |"
+        )
+    out += [
+        "",
+        f"Streaming: SSE at {p['stream_rate']:g} streams/s, {p['slices']} turns of "
+        f"{p['stream_slice_seconds']:g} s per target; the backend sends chunk 1 "
+        f"{p['first_chunk_delay'] * 1000:g} ms after the headers. Forwarding = backend "
+        "send -> client receipt of chunk 1.",
+        "",
+        "| target | TTFC p50 ms | TTFC p99 ms | TTFC overhead p50 / p99 ms "
+        "| first-chunk forwarding p50 / p99 ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for n in names:
         r = t[n]
-        out.append(f"| {n} | {r['ttfc_p50_ms']:.2f} | {r['ttfc_p99_ms']:.2f} "
-                   f"| {r['ttfc_overhead_p50_ms']:+.2f} / {r['ttfc_overhead_p99_ms']:+.2f} "
-                   f"| {r['forward_p50_ms']:.2f} / {r['forward_p99_ms']:.2f} |")
-    out += ["", "| proxy | RSS idle MiB | RSS after load MiB | peak RSS (VmHWM) MiB |",
-            "|---|---:|---:|---:|"]
+        out.append(
+            f"| {n} | {r['ttfc_p50_ms']:.2f} | {r['ttfc_p99_ms']:.2f} "
+            f"| {r['ttfc_overhead_p50_ms']:+.2f} / {r['ttfc_overhead_p99_ms']:+.2f} "
+            f"| {r['forward_p50_ms']:.2f} / {r['forward_p99_ms']:.2f} |"
+        )
+    out += [
+        "",
+        "| proxy | RSS idle MiB | RSS after load MiB | peak RSS (VmHWM) MiB |",
+        "|---|---:|---:|---:|",
+    ]
     for n in names:
         if "rss_kib" in t[n]:
             r = t[n]
-            out.append(f"| {n} | {r['idle_rss_kib'] / 1024:.1f} | {r['rss_kib'] / 1024:.1f} "
-                       f"| {r['hwm_kib'] / 1024:.1f} |")
+            out.append(
+                f"| {n} | {r['idle_rss_kib'] / 1024:.1f} | {r['rss_kib'] / 1024:.1f} "
+                f"| {r['hwm_kib'] / 1024:.1f} |"
+            )
     fb = res["feedback"]
-    out += ["", f"Feedback: {fb['sent']} posts offered at {fb['offered_rate']:g}/s, done in "
-            f"{fb['seconds']:.2f} s ({fb['rate']:.0f}/s); 2xx {fb['accepted_2xx']}, counted by "
-            f"llm_feedback_total {fb['counted']:.0f}, lost {fb['lost']:.0f}; latency p50 "
-            f"{fb['p50_ms']:.2f} ms, p99 {fb['p99_ms']:.2f} ms."]
+    out += [
+        "",
+        f"Feedback: {fb['sent']} posts offered at {fb['offered_rate']:g}/s, done in "
+        f"{fb['seconds']:.2f} s ({fb['rate']:.0f}/s); 2xx {fb['accepted_2xx']}, counted by "
+        f"llm_feedback_total {fb['counted']:.0f}, lost {fb['lost']:.0f}; latency p50 "
+        f"{fb['p50_ms']:.2f} ms, p99 {fb['p99_ms']:.2f} ms.",
+    ]
     if "nginx" in t:
         ro, ng = t["router"], t["nginx"]
-        out += ["", "| router / nginx | ratio |", "|---|---:|",
-                f"| added p50 | {ratio(ro['added_p50_ms'], ng['added_p50_ms'])} |",
-                f"| added p99 | {ratio(ro['added_p99_ms'], ng['added_p99_ms'])} |",
-                f"| TTFC overhead p50 | "
-                f"{ratio(ro['ttfc_overhead_p50_ms'], ng['ttfc_overhead_p50_ms'])} |",
-                f"| first-chunk forwarding p99 | "
-                f"{ratio(ro['forward_p99_ms'], ng['forward_p99_ms'])} |",
-                f"| req/s per proxy core (nginx / router) | "
-                f"{ratio(ng['sat_rps_per_core'], ro['sat_rps_per_core'])} |",
-                f"| RSS after load | {ratio(ro['rss_kib'], ng['rss_kib'])} |"]
+        out += [
+            "",
+            "| router / nginx | ratio |",
+            "|---|---:|",
+            f"| added p50 | {ratio(ro['added_p50_ms'], ng['added_p50_ms'])} |",
+            f"| added p99 | {ratio(ro['added_p99_ms'], ng['added_p99_ms'])} |",
+            f"| TTFC overhead p50 | "
+            f"{ratio(ro['ttfc_overhead_p50_ms'], ng['ttfc_overhead_p50_ms'])} |",
+            f"| first-chunk forwarding p99 | {ratio(ro['forward_p99_ms'], ng['forward_p99_ms'])} |",
+            f"| req/s per proxy core (nginx / router) | "
+            f"{ratio(ng['sat_rps_per_core'], ro['sat_rps_per_core'])} |",
+            f"| RSS after load | {ratio(ro['rss_kib'], ng['rss_kib'])} |",
+        ]
     out += [""] + [f"- {line}" for line in verdicts(res)]
     return out
 
@@ -809,7 +982,8 @@ def verdicts(res: dict[str, Any]) -> list[str]:
 
     ref = f"; nginx {t['nginx']['added_p99_ms']:+.2f} ms" if "nginx" in t else ""
     fwd_ref = f"; direct {t['direct']['forward_p99_ms']:.2f} ms" + (
-        f", nginx {t['nginx']['forward_p99_ms']:.2f} ms" if "nginx" in t else "")
+        f", nginx {t['nginx']['forward_p99_ms']:.2f} ms" if "nginx" in t else ""
+    )
     rate_ok = fb["rate"] >= 0.95 * TARGET_FEEDBACK_RPS
     return [
         f"{mark(ro['added_p99_ms'] < TARGET_ADDED_P99_MS)} added p99 at "
@@ -826,34 +1000,48 @@ def verdicts(res: dict[str, Any]) -> list[str]:
 
 def broken(res: dict[str, Any]) -> list[str]:
     """What makes the run a failure (exit 1), as opposed to a missed target."""
-    out = [f"{n}: {r['errors']} failed requests {r['error_samples']}"
-           for n, r in res["targets"].items() if r["errors"]]
+    out = [
+        f"{n}: {r['errors']} failed requests {r['error_samples']}"
+        for n, r in res["targets"].items()
+        if r["errors"]
+    ]
     fb = res["feedback"]
     if fb["errors"]:
         out.append(f"feedback: {fb['errors']} failed posts {fb['error_samples']}")
     if fb["lost"]:
-        out.append(f"feedback: {fb['lost']:.0f} lost (sent {fb['sent']}, "
-                   f"counted {fb['counted']:.0f})")
+        out.append(
+            f"feedback: {fb['lost']:.0f} lost (sent {fb['sent']}, counted {fb['counted']:.0f})"
+        )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a few hundred requests: checks that everything answers")
-    parser.add_argument("--saturation-tool", choices=("auto", "wrk", "python"), default="auto",
-                        help="closed-loop load for saturation (auto: wrk when installed)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few hundred requests: checks that everything answers",
+    )
+    parser.add_argument(
+        "--saturation-tool",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="closed-loop load for saturation (auto: wrk when installed)",
+    )
     parser.add_argument("--no-nginx", action="store_true", help="skip the nginx baseline")
-    parser.add_argument("--json-out", default=None, metavar="FILE",
-                        help="also write the JSON results here")
+    parser.add_argument(
+        "--json-out", default=None, metavar="FILE", help="also write the JSON results here"
+    )
     args = parser.parse_args(argv)
     tool = args.saturation_tool
     if tool == "auto":
         tool = "wrk" if shutil.which("wrk") else "python"
     with_nginx = not args.no_nginx
     if with_nginx and not os.access(NGINX, os.X_OK):
-        print(f"nginx not found at {NGINX} (hack/install-deps.sh installs it; or --no-nginx)",
-              file=sys.stderr)
+        print(
+            f"nginx not found at {NGINX} (hack/install-deps.sh installs it; or --no-nginx)",
+            file=sys.stderr,
+        )
         return 1
     try:
         res = run(QUICK if args.quick else FULL, tool, with_nginx)

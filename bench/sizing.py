@@ -55,8 +55,9 @@ def samples_to_pass(
     return None
 
 
-def oracle_samples(bound: float, truth: float, alpha: float, look: int, rng: random.Random,
-                   cap: int = 200_000) -> int | None:
+def oracle_samples(
+    bound: float, truth: float, alpha: float, look: int, rng: random.Random, cap: int = 200_000
+) -> int | None:
     """Samples to pass for a single constant bet tuned to the true rate (the Kelly bet,
     i.e. Wald's SPRT of the truth against the bound), which no gate can know: about the
     least any anytime-valid test needs at this truth."""
@@ -80,10 +81,12 @@ def fixed_horizon(bound: float, truth: float, alpha: float, power: float = 0.8) 
 COMPARE_MARGINS = (0.03, 0.05, 0.10, 0.15)
 
 
-def compare_samples(margin: float, alpha: float, rate: float = 0.80,
-                    planned_gap: float | None = None) -> int:
+def compare_samples(
+    margin: float, alpha: float, rate: float = 0.80, planned_gap: float | None = None
+) -> int:
     """Samples per release until a Compare gate passes with both releases exactly at
     `rate` (counts at their expectation: no noise), by doubling then bisection."""
+
     def passes(n: int) -> bool:
         counts = Counts.bernoulli(rate * n, n)
         return difference_bounds(counts, counts, alpha, planned_gap)[0] >= -margin
@@ -98,8 +101,9 @@ def compare_samples(margin: float, alpha: float, rate: float = 0.80,
     return hi
 
 
-def compare_fixed_horizon(margin: float, alpha: float, rate: float = 0.80,
-                          power: float = 0.8) -> int:
+def compare_fixed_horizon(
+    margin: float, alpha: float, rate: float = 0.80, power: float = 0.8
+) -> int:
     z_a, z_b = NormalDist().inv_cdf(1 - alpha), NormalDist().inv_cdf(power)
     return math.ceil(2 * rate * (1 - rate) * ((z_a + z_b) / margin) ** 2)
 
@@ -114,35 +118,47 @@ def main() -> None:
     alpha = 1 - args.confidence
     rng = random.Random(args.seed)
     print(f"confidence {args.confidence}, a look every {args.look} samples, {args.runs} runs")
-    print("| gate | true rate | median samples to pass | 90th percentile | "
-          "fixed horizon (80% power) |")
+    print(
+        "| gate | true rate | median samples to pass | 90th percentile | "
+        "fixed horizon (80% power) |"
+    )
     print("|---|---|---|---|---|")
     for kind, bound, truth in CELLS:
         cap = 200_000
-        runs = [samples_to_pass(kind, bound, truth, alpha, args.look, cap, rng)
-                for _ in range(args.runs)]
+        runs = [
+            samples_to_pass(kind, bound, truth, alpha, args.look, cap, rng)
+            for _ in range(args.runs)
+        ]
         done = sorted(r for r in runs if r is not None)
         assert len(done) == len(runs), "a run never passed: raise the cap"
         median, p90 = done[len(done) // 2], done[int(len(done) * 0.9)]
         op = ">=" if kind == "min" else "<="
-        print(f"| {op} {bound:g} | {truth:g} | {median:,} | {p90:,} | "
-              f"{fixed_horizon(bound, truth, alpha):,} |")
+        print(
+            f"| {op} {bound:g} | {truth:g} | {median:,} | {p90:,} | "
+            f"{fixed_horizon(bound, truth, alpha):,} |"
+        )
     print("\nCompare, both releases at 0.80 (samples per release, counts at expectation):")
     print("| margin | " + " | ".join(f"{m:g}" for m in COMPARE_MARGINS) + " |")
     print("|---|" + "---|" * len(COMPARE_MARGINS))
     rows: dict[str, list[int]] = {
         "asymptotic sequence (the engine)": [
-            compare_samples(m, alpha, planned_gap=m) for m in COMPARE_MARGINS],
+            compare_samples(m, alpha, planned_gap=m) for m in COMPARE_MARGINS
+        ],
         "exact union bound (small samples)": [compare_samples(m, alpha) for m in COMPARE_MARGINS],
         "fixed horizon (80% power)": [compare_fixed_horizon(m, alpha) for m in COMPARE_MARGINS],
     }
     for label, counts in rows.items():
         print(f"| {label} | " + " | ".join(f"{n:,}" for n in counts) + " |")
-    oracle = sorted(n for _ in range(args.runs)
-                    if (n := oracle_samples(0.70, 0.80, alpha, args.look, rng)) is not None)
-    print(f"\nA single bet tuned to the truth (0.80 against >= 0.7, unknowable to a gate): "
-          f"median {oracle[len(oracle) // 2]:,} samples, 90th percentile "
-          f"{oracle[int(len(oracle) * 0.9)]:,}")
+    oracle = sorted(
+        n
+        for _ in range(args.runs)
+        if (n := oracle_samples(0.70, 0.80, alpha, args.look, rng)) is not None
+    )
+    print(
+        f"\nA single bet tuned to the truth (0.80 against >= 0.7, unknowable to a gate): "
+        f"median {oracle[len(oracle) // 2]:,} samples, 90th percentile "
+        f"{oracle[int(len(oracle) * 0.9)]:,}"
+    )
 
 
 if __name__ == "__main__":

@@ -39,11 +39,19 @@ class Cluster:
     api_client: Any
     version: str
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
-                ) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [str(self.bin_dir / "kubectl"), "--kubeconfig", self.kubeconfig, *args],
-            capture_output=True, text=True, input=input, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=60,
+            check=False,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")

@@ -29,18 +29,27 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository holding bench/
 
 
 def _args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.soundness", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.soundness",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--cells", help="comma-separated cell names or prefixes (default: all)")
     p.add_argument("--rollouts", type=int, default=2000, help="rollouts per cell")
     p.add_argument("--quick", action="store_true", help="100 rollouts per cell (smoke test)")
     p.add_argument("--seed", type=int, default=20250101)
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--scrape-interval", type=float, default=1.0, help="seconds (e.g. 15)")
-    p.add_argument("--primed", action="store_true",
-                   help="series exist at 0 from exposure, as the router primes them")
-    p.add_argument("--left-open", action="store_true",
-                   help="Prometheus 3.x ranges (start excluded); default 2.x (inclusive)")
+    p.add_argument(
+        "--primed",
+        action="store_true",
+        help="series exist at 0 from exposure, as the router primes them",
+    )
+    p.add_argument(
+        "--left-open",
+        action="store_true",
+        help="Prometheus 3.x ranges (start excluded); default 2.x (inclusive)",
+    )
     p.add_argument("--arrivals", choices=("poisson", "fixed"), default=None)
     p.add_argument("--failure-limit", type=int, default=None, help="override every cell")
     p.add_argument("--json-out", type=Path)
@@ -53,8 +62,16 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _forward(a: argparse.Namespace) -> list[str]:
     """The run options, for a child process."""
-    out = ["--rollouts", str(a.rollouts), "--seed", str(a.seed), "--workers", str(a.workers),
-           "--scrape-interval", str(a.scrape_interval)]
+    out = [
+        "--rollouts",
+        str(a.rollouts),
+        "--seed",
+        str(a.seed),
+        "--workers",
+        str(a.workers),
+        "--scrape-interval",
+        str(a.scrape_interval),
+    ]
     out += ["--cells", a.cells] if a.cells else []
     out += ["--quick"] if a.quick else []
     out += ["--primed"] if a.primed else []
@@ -65,8 +82,9 @@ def _forward(a: argparse.Namespace) -> list[str]:
 
 
 def _git(tree: Path, *cmd: str) -> str:
-    done = subprocess.run(["git", "-C", str(tree), *cmd], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        ["git", "-C", str(tree), *cmd], capture_output=True, text=True, check=False
+    )
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
@@ -83,11 +101,23 @@ def run_child(a: argparse.Namespace, tree: Path) -> dict[str, Any]:
         raise SystemExit(f"{tree} has no operator/llm_rollout")
     with tempfile.TemporaryDirectory(prefix="soundness-") as tmp:
         out = Path(tmp) / "run.json"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [str(tree / "operator"), str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
-            os.pathsep)}
-        cmd = [sys.executable, "-m", "bench.soundness", *_forward(a), "--child",
-               "--source-tree", str(tree), "--json-out", str(out)]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(tree / "operator"), str(ROOT), os.environ.get("PYTHONPATH", "")]
+            ).rstrip(os.pathsep),
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.soundness",
+            *_forward(a),
+            "--child",
+            "--source-tree",
+            str(tree),
+            "--json-out",
+            str(out),
+        ]
         done = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
         if done.returncode != 0:
             raise SystemExit(f"the run in {tree} failed (exit {done.returncode})")
@@ -106,19 +136,32 @@ def run_here(a: argparse.Namespace) -> dict[str, Any]:
     from bench.soundness import harness, traffic
 
     settings = harness.Settings(
-        seed=a.seed, left_open=a.left_open,
-        scrape=traffic.Scrape(interval=a.scrape_interval, primed=a.primed))
+        seed=a.seed,
+        left_open=a.left_open,
+        scrape=traffic.Scrape(interval=a.scrape_interval, primed=a.primed),
+    )
     rollouts = 100 if a.quick else a.rollouts
-    chosen = [cells.with_overrides(c, failure_limit=a.failure_limit, arrivals=a.arrivals)
-              for c in cells.select(a.cells)]
+    chosen = [
+        cells.with_overrides(c, failure_limit=a.failure_limit, arrivals=a.arrivals)
+        for c in cells.select(a.cells)
+    ]
     tree = engine.parents[1]
-    meta = {"engine": str(engine), "tree": _describe(tree), "plan_takes_now":
-            harness.PLAN_TAKES_NOW, "scrape_interval": a.scrape_interval, "primed": a.primed,
-            "left_open": a.left_open, "seed": a.seed, "rollouts": rollouts,
-            "arrivals": a.arrivals or "poisson", "failure_limit_override": a.failure_limit,
-            "workers": a.workers, "python": platform.python_version(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "fixed_horizon": report.fixed_horizon()}
+    meta = {
+        "engine": str(engine),
+        "tree": _describe(tree),
+        "plan_takes_now": harness.PLAN_TAKES_NOW,
+        "scrape_interval": a.scrape_interval,
+        "primed": a.primed,
+        "left_open": a.left_open,
+        "seed": a.seed,
+        "rollouts": rollouts,
+        "arrivals": a.arrivals or "poisson",
+        "failure_limit_override": a.failure_limit,
+        "workers": a.workers,
+        "python": platform.python_version(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "fixed_horizon": report.fixed_horizon(),
+    }
     run: dict[str, Any] = {"meta": meta, "cells": []}
     print(f"engine {engine} ({meta['tree']}), {rollouts} rollouts per cell", flush=True)
     workers = harness.pool(a.workers)
@@ -151,20 +194,43 @@ def main(argv: list[str] | None = None) -> int:
         current = run_child(a, ROOT)
         with tempfile.TemporaryDirectory(prefix="soundness-base-") as tmp:
             tree = Path(tmp) / "tree"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
-                            str(tree), a.baseline_ref], check=True)
+            subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(ROOT),
+                    "worktree",
+                    "add",
+                    "--detach",
+                    "--quiet",
+                    str(tree),
+                    a.baseline_ref,
+                ],
+                check=True,
+            )
             try:
                 baseline = run_child(a, tree)
             finally:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                                str(tree)], check=False)
-        print("\n" + "\n\n".join(
-            ["== current", report.table(current), "== baseline " + a.baseline_ref,
-             report.table(baseline), "== side by side", report.side_by_side(current, baseline),
-             report.fixed_horizon_text()]))
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                    check=False,
+                )
+        print(
+            "\n"
+            + "\n\n".join(
+                [
+                    "== current",
+                    report.table(current),
+                    "== baseline " + a.baseline_ref,
+                    report.table(baseline),
+                    "== side by side",
+                    report.side_by_side(current, baseline),
+                    report.fixed_horizon_text(),
+                ]
+            )
+        )
         if a.json_out:
-            a.json_out.write_text(json.dumps({"current": current, "baseline": baseline},
-                                             indent=1))
+            a.json_out.write_text(json.dumps({"current": current, "baseline": baseline}, indent=1))
         return 0
     if a.source_tree is not None and not a.child:
         run = run_child(a, a.source_tree)

@@ -16,16 +16,33 @@ from typing import Any
 
 from bench.soundness.traffic import COHORT, Traffic
 
-FEEDBACK_GATE: dict[str, Any] = {"name": "feedback", "kind": "Ratio",
-                                 "metric": "feedback-positive-rate", "min": 0.70,
-                                 "minSamples": 50}
-ERROR_GATE: dict[str, Any] = {"name": "errors", "kind": "Ratio", "metric": "error-rate",
-                              "max": 0.02}
-COMPARE_GATE: dict[str, Any] = {"name": "vs-stable", "kind": "Compare",
-                                "metric": "feedback-positive-rate", "margin": 0.03,
-                                "minSamples": 50}
-EXPERT_GATE: dict[str, Any] = {"name": "experts", "kind": "Threshold",
-                               "metric": "expert-rating", "min": 3.5, "minSamples": 20}
+FEEDBACK_GATE: dict[str, Any] = {
+    "name": "feedback",
+    "kind": "Ratio",
+    "metric": "feedback-positive-rate",
+    "min": 0.70,
+    "minSamples": 50,
+}
+ERROR_GATE: dict[str, Any] = {
+    "name": "errors",
+    "kind": "Ratio",
+    "metric": "error-rate",
+    "max": 0.02,
+}
+COMPARE_GATE: dict[str, Any] = {
+    "name": "vs-stable",
+    "kind": "Compare",
+    "metric": "feedback-positive-rate",
+    "margin": 0.03,
+    "minSamples": 50,
+}
+EXPERT_GATE: dict[str, Any] = {
+    "name": "experts",
+    "kind": "Threshold",
+    "metric": "expert-rating",
+    "min": 3.5,
+    "minSamples": 20,
+}
 
 # P(score = 1..5): means exactly 3.5 (the gate's bound) and 3.75.
 SCORES_AT_BOUND = (0.05, 0.10, 0.30, 0.40, 0.15)
@@ -54,18 +71,27 @@ class Cell:
 
     def spec(self, revision: str) -> dict[str, Any]:
         """The LLMDeployment spec (wire names) with the model at `revision`."""
-        stage: dict[str, Any] = {"name": "beta", "cohorts": [COHORT],
-                                 "minDuration": self.min_duration,
-                                 "maxDuration": self.max_duration,
-                                 "gates": [dict(g) for g in self.gates]}
+        stage: dict[str, Any] = {
+            "name": "beta",
+            "cohorts": [COHORT],
+            "minDuration": self.min_duration,
+            "maxDuration": self.max_duration,
+            "gates": [dict(g) for g in self.gates],
+        }
         if self.percent != 100:
             stage["steps"] = [self.percent]
-        analysis: dict[str, Any] = {"interval": self.interval, "confidence": self.confidence,
-                                    **self.extra_analysis}
+        analysis: dict[str, Any] = {
+            "interval": self.interval,
+            "confidence": self.confidence,
+            **self.extra_analysis,
+        }
         if self.failure_limit is not None:
             analysis["failureLimit"] = self.failure_limit
-        return {"release": {"model": {"name": "llama", "revision": revision}},
-                "stages": [stage], "analysis": analysis}
+        return {
+            "release": {"model": {"name": "llama", "revision": revision}},
+            "stages": [stage],
+            "analysis": analysis,
+        }
 
 
 def _verdict(margin: float) -> str:
@@ -78,32 +104,50 @@ def _verdict(margin: float) -> str:
 def _ratio(p: float, per_30s: float = 20, interval: str = "30s", suffix: str = "") -> Cell:
     correct = _verdict(p - 0.70)
     return Cell(
-        name=f"ratio-p{round(p * 100):03d}{suffix}", group="1 ratio feedback >= 0.70",
-        truth=f"p={p:.2f}, {per_30s:g}/30s, every {interval}", correct=correct,
-        gates=(FEEDBACK_GATE,), interval=interval,
-        traffic=Traffic(feedback=per_30s, positive=p, stable_positive=p))
+        name=f"ratio-p{round(p * 100):03d}{suffix}",
+        group="1 ratio feedback >= 0.70",
+        truth=f"p={p:.2f}, {per_30s:g}/30s, every {interval}",
+        correct=correct,
+        gates=(FEEDBACK_GATE,),
+        interval=interval,
+        traffic=Traffic(feedback=per_30s, positive=p, stable_positive=p),
+    )
 
 
 def _errors(rate: float) -> Cell:
     correct = _verdict(0.02 - rate)
     return Cell(
-        name=f"errors-{round(rate * 1000):03d}", group="2 error-rate <= 0.02",
-        truth=f"5xx={rate:.3f}, 200 req/30s", correct=correct, gates=(ERROR_GATE,),
-        traffic=Traffic(requests=200, errors=rate, stable_errors=rate))
+        name=f"errors-{round(rate * 1000):03d}",
+        group="2 error-rate <= 0.02",
+        truth=f"5xx={rate:.3f}, 200 req/30s",
+        correct=correct,
+        gates=(ERROR_GATE,),
+        traffic=Traffic(requests=200, errors=rate, stable_errors=rate),
+    )
 
 
-def _compare(candidate: float, per_30s: float = 20, interval: str = "30s",
-             suffix: str = "") -> Cell:
+def _compare(
+    candidate: float, per_30s: float = 20, interval: str = "30s", suffix: str = ""
+) -> Cell:
     correct = _verdict(candidate - 0.77)
     return Cell(
-        name=f"compare-{round(candidate * 100):03d}{suffix}", group="3 compare, margin 0.03",
+        name=f"compare-{round(candidate * 100):03d}{suffix}",
+        group="3 compare, margin 0.03",
         truth=f"cand {candidate:.2f} vs stable 0.80, {per_30s:g}/30s each, every {interval}",
-        correct=correct, gates=(COMPARE_GATE,), percent=50, interval=interval,
-        traffic=Traffic(feedback=per_30s, positive=candidate, stable_positive=0.80))
+        correct=correct,
+        gates=(COMPARE_GATE,),
+        percent=50,
+        interval=interval,
+        traffic=Traffic(feedback=per_30s, positive=candidate, stable_positive=0.80),
+    )
 
 
-COMPARE_ERRORS_GATE: dict[str, Any] = {"name": "errors-vs-stable", "kind": "Compare",
-                                       "metric": "error-rate", "margin": 0.01}
+COMPARE_ERRORS_GATE: dict[str, Any] = {
+    "name": "errors-vs-stable",
+    "kind": "Compare",
+    "metric": "error-rate",
+    "margin": 0.01,
+}
 
 
 def _compare_errors(candidate: float) -> Cell:
@@ -113,44 +157,72 @@ def _compare_errors(candidate: float) -> Cell:
     return Cell(
         name=f"compare-errors-{round(candidate * 1000):03d}",
         group="3b compare error-rate, margin 0.01",
-        truth=f"5xx cand {candidate:.3f} vs stable 0.010, 200 req/30s each", correct=correct,
-        gates=(COMPARE_ERRORS_GATE,), percent=50,
-        traffic=Traffic(requests=200, errors=candidate, stable_errors=0.01))
+        truth=f"5xx cand {candidate:.3f} vs stable 0.010, 200 req/30s each",
+        correct=correct,
+        gates=(COMPARE_ERRORS_GATE,),
+        percent=50,
+        traffic=Traffic(requests=200, errors=candidate, stable_errors=0.01),
+    )
 
 
 def _expert(scores: tuple[float, ...]) -> Cell:
     mean = mean_score(scores)
     correct = _verdict(mean - 3.5)
     return Cell(
-        name=f"expert-{round(mean * 100):03d}", group="4 expert-rating >= 3.5",
-        truth=f"mean {mean:.2f} P={list(scores)}, 20/30s", correct=correct,
+        name=f"expert-{round(mean * 100):03d}",
+        group="4 expert-rating >= 3.5",
+        truth=f"mean {mean:.2f} P={list(scores)}, 20/30s",
+        correct=correct,
         gates=(EXPERT_GATE,),
-        traffic=Traffic(experts=20, scores=scores, stable_scores=scores))
+        traffic=Traffic(experts=20, scores=scores, stable_scores=scores),
+    )
 
 
 def _two(p: float) -> Cell:
     correct = _verdict(p - 0.70)
     return Cell(
-        name=f"two-gates-p{round(p * 100):03d}", group="5 feedback + error-rate",
-        truth=f"p={p:.2f} 20/30s, 5xx=0.005 200 req/30s", correct=correct,
+        name=f"two-gates-p{round(p * 100):03d}",
+        group="5 feedback + error-rate",
+        truth=f"p={p:.2f} 20/30s, 5xx=0.005 200 req/30s",
+        correct=correct,
         gates=(FEEDBACK_GATE, ERROR_GATE),
-        traffic=Traffic(feedback=20, positive=p, stable_positive=p, requests=200,
-                        errors=0.005, stable_errors=0.005))
+        traffic=Traffic(
+            feedback=20,
+            positive=p,
+            stable_positive=p,
+            requests=200,
+            errors=0.005,
+            stable_errors=0.005,
+        ),
+    )
 
 
 CELLS: tuple[Cell, ...] = (
-    _ratio(0.68), _ratio(0.70), _ratio(0.75), _ratio(0.80),
-    _ratio(0.70, interval="5s", suffix="-5s"), _ratio(0.80, interval="5s", suffix="-5s"),
-    _ratio(0.70, per_30s=200, suffix="-200"), _ratio(0.80, per_30s=200, suffix="-200"),
+    _ratio(0.68),
+    _ratio(0.70),
+    _ratio(0.75),
+    _ratio(0.80),
+    _ratio(0.70, interval="5s", suffix="-5s"),
+    _ratio(0.80, interval="5s", suffix="-5s"),
+    _ratio(0.70, per_30s=200, suffix="-200"),
+    _ratio(0.80, per_30s=200, suffix="-200"),
     _ratio(0.70, per_30s=200, interval="5s", suffix="-200-5s"),
-    _errors(0.02), _errors(0.025), _errors(0.005),
-    _compare(0.77), _compare(0.80), _compare(0.82),
+    _errors(0.02),
+    _errors(0.025),
+    _errors(0.005),
+    _compare(0.77),
+    _compare(0.80),
+    _compare(0.82),
     # 5 points on the good side of the margin (candidate - stable = +0.02 against -0.03)
-    _compare(0.77, per_30s=200, suffix="-200"), _compare(0.82, per_30s=200, suffix="-200"),
+    _compare(0.77, per_30s=200, suffix="-200"),
+    _compare(0.82, per_30s=200, suffix="-200"),
     _compare(0.77, interval="5s", suffix="-5s"),
-    _compare_errors(0.02), _compare_errors(0.005),
-    _expert(SCORES_AT_BOUND), _expert(SCORES_GOOD),
-    _two(0.70), _two(0.80),
+    _compare_errors(0.02),
+    _compare_errors(0.005),
+    _expert(SCORES_AT_BOUND),
+    _expert(SCORES_GOOD),
+    _two(0.70),
+    _two(0.80),
 )
 BY_NAME = {c.name: c for c in CELLS}
 assert len(BY_NAME) == len(CELLS)
@@ -164,16 +236,16 @@ def select(names: str | None) -> list[Cell]:
         return list(CELLS)
     chosen: list[Cell] = []
     for want in (n.strip() for n in names.split(",") if n.strip()):
-        hits = [c for c in CELLS if c.name == want] or [
-            c for c in CELLS if c.name.startswith(want)]
+        hits = [c for c in CELLS if c.name == want] or [c for c in CELLS if c.name.startswith(want)]
         if not hits:
             raise SystemExit(f"unknown cell {want!r}; cells: {', '.join(BY_NAME)}")
         chosen += [c for c in hits if c not in chosen]
     return chosen
 
 
-def with_overrides(cell: Cell, *, failure_limit: int | None = None,
-                   arrivals: str | None = None) -> Cell:
+def with_overrides(
+    cell: Cell, *, failure_limit: int | None = None, arrivals: str | None = None
+) -> Cell:
     if failure_limit is not None:
         cell = replace(cell, failure_limit=failure_limit)
     if arrivals is not None:

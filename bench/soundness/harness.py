@@ -65,8 +65,11 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def _plan(spec: LLMDeploymentSpec, status: LLMDeploymentStatus, now: datetime,
-          ) -> list[MetricQuery]:
+def _plan(
+    spec: LLMDeploymentSpec,
+    status: LLMDeploymentStatus,
+    now: datetime,
+) -> list[MetricQuery]:
     extra: dict[str, Any] = {"now": now} if PLAN_TAKES_NOW else {}
     return plan_queries(spec, status, traffic.NAMESPACE, traffic.NAME, **extra)
 
@@ -75,19 +78,25 @@ def observe(prom: Prometheus, promql: str, t: float) -> Observation:
     """What Controller._observe hands the engine for one query (parse_instant_vector)."""
     value = prom.answer(promql, t)
     if isinstance(value, Empty):
-        return ObservationError(ObservationErrorKind.EMPTY,
-                                "the query returned no series (no data in the window?)")
+        return ObservationError(
+            ObservationErrorKind.EMPTY, "the query returned no series (no data in the window?)"
+        )
     if isinstance(value, Multiple):
-        return ObservationError(ObservationErrorKind.MULTIPLE_SERIES,
-                                f"the query returned {value.count} series, expected one")
+        return ObservationError(
+            ObservationErrorKind.MULTIPLE_SERIES,
+            f"the query returned {value.count} series, expected one",
+        )
     if math.isnan(value) or math.isinf(value):
-        return ObservationError(ObservationErrorKind.NAN,
-                                f"the query returned {value} (division by zero: no samples?)")
+        return ObservationError(
+            ObservationErrorKind.NAN, f"the query returned {value} (division by zero: no samples?)"
+        )
     return value
 
 
-def _samples(queries: list[MetricQuery], obs: Mapping[str, Observation],
-             ) -> dict[str, float | None]:
+def _samples(
+    queries: list[MetricQuery],
+    obs: Mapping[str, Observation],
+) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for q in queries:
         if str(q.role) != "candidate" or str(q.part) not in COUNT_PARTS:
@@ -107,17 +116,33 @@ def run_rollout(cell: Cell, index: int, settings: Settings) -> Result:
     common: dict[str, Any] = {"name": traffic.NAME}
     if "namespace" in inspect.signature(decide).parameters:  # engines before 2026-12-02
         common["namespace"] = traffic.NAMESPACE
-    first = decide(old, LLMDeploymentStatus(), now=at(-100), generation=1, observations={},
-                   ready_releases=frozenset({stable_id}), **common)
-    d = decide(spec, first.status, now=at(0), generation=2, observations={},
-               ready_releases=ready, **common)
+    first = decide(
+        old,
+        LLMDeploymentStatus(),
+        now=at(-100),
+        generation=1,
+        observations={},
+        ready_releases=frozenset({stable_id}),
+        **common,
+    )
+    d = decide(
+        spec, first.status, now=at(0), generation=2, observations={}, ready_releases=ready, **common
+    )
     if not d.status.exposed:
         raise RuntimeError(f"{cell.name}: candidate not exposed at start: {d.message}")
     stage = spec.stages[0]
     horizon = (stage.max_seconds or 3600.0) + 3 * spec.analysis.interval_seconds
-    prom = traffic.build(rng, cell.traffic, settings.scrape, candidate=candidate_id,
-                         stable=stable_id, percent=cell.percent, horizon=horizon,
-                         left_open=settings.left_open, epoch=T0.timestamp())
+    prom = traffic.build(
+        rng,
+        cell.traffic,
+        settings.scrape,
+        candidate=candidate_id,
+        stable=stable_id,
+        percent=cell.percent,
+        horizon=horizon,
+        left_open=settings.left_open,
+        epoch=T0.timestamp(),
+    )
     status, t, looks = d.status, 0.0, 0
     samples: dict[str, float | None] = {}
     for _ in range(MAX_CALLS):
@@ -134,15 +159,21 @@ def run_rollout(cell: Cell, index: int, settings: Settings) -> Result:
                 looks += 1
                 observations = {q.key: observe(prom, q.promql, t) for q in queries}
                 samples = _samples(queries, observations)
-        d = decide(spec, status, now=now, generation=2, observations=observations,
-                   ready_releases=ready, **common)
+        d = decide(
+            spec,
+            status,
+            now=now,
+            generation=2,
+            observations=observations,
+            ready_releases=ready,
+            **common,
+        )
         status = d.status
         if d.outcome in (Outcome.PROMOTE, Outcome.ROLLBACK):
             break
     else:
         raise RuntimeError(f"{cell.name}: no decision after {MAX_CALLS} calls: {d.message}")
-    return Result(outcome=str(d.outcome), reason=d.reason, seconds=t, looks=looks,
-                  samples=samples)
+    return Result(outcome=str(d.outcome), reason=d.reason, seconds=t, looks=looks, samples=samples)
 
 
 def _chunk(job: tuple[Cell, range, Settings]) -> list[Result]:
@@ -150,13 +181,13 @@ def _chunk(job: tuple[Cell, range, Settings]) -> list[Result]:
     return [run_rollout(cell, i, settings) for i in indices]
 
 
-def run_cell(cell: Cell, rollouts: int, settings: Settings, workers: int,
-             pool: Any = None) -> tuple[list[Result], float]:
+def run_cell(
+    cell: Cell, rollouts: int, settings: Settings, workers: int, pool: Any = None
+) -> tuple[list[Result], float]:
     """Results in index order (independent of `workers`) and the wall time."""
     started = time.monotonic()
     size = max(1, min(25, rollouts // (4 * max(workers, 1)) or 1))
-    jobs = [(cell, range(i, min(i + size, rollouts)), settings)
-            for i in range(0, rollouts, size)]
+    jobs = [(cell, range(i, min(i + size, rollouts)), settings) for i in range(0, rollouts, size)]
     if pool is None:
         results = [r for job in jobs for r in _chunk(job)]
     else:
@@ -195,8 +226,12 @@ def quantiles(values: list[float]) -> dict[str, float | None]:
     half = Z95 * math.sqrt(n) / 2
     lo = max(0, math.floor(n / 2 - half) - 1)
     hi = min(n - 1, math.ceil(n / 2 + half))
-    return {"median": float(np.median(xs)), "median_lo": xs[lo], "median_hi": xs[hi],
-            "p90": float(np.quantile(xs, 0.9))}
+    return {
+        "median": float(np.median(xs)),
+        "median_lo": xs[lo],
+        "median_hi": xs[hi],
+        "p90": float(np.quantile(xs, 0.9)),
+    }
 
 
 def summarize(cell: Cell, results: list[Result], wall: float) -> dict[str, Any]:
@@ -213,19 +248,26 @@ def summarize(cell: Cell, results: list[Result], wall: float) -> dict[str, Any]:
         others[key] = others.get(key, 0) + 1
     gates = sorted({g for r in promoted for g in r.samples})
     return {
-        "cell": cell.name, "group": cell.group, "truth": cell.truth, "correct": cell.correct,
+        "cell": cell.name,
+        "group": cell.group,
+        "truth": cell.truth,
+        "correct": cell.correct,
         "rollouts": n,
-        "promoted": len(promoted), "p_promoted": len(promoted) / n if n else None,
+        "promoted": len(promoted),
+        "p_promoted": len(promoted) / n if n else None,
         "p_promoted_ci": wilson(len(promoted), n),
-        "rolled_back": len(rolled), "p_rolled_back": len(rolled) / n if n else None,
+        "rolled_back": len(rolled),
+        "p_rolled_back": len(rolled) / n if n else None,
         "p_rolled_back_ci": wilson(len(rolled), n),
-        "rollback_reasons": reasons, "other_outcomes": others,
+        "rollback_reasons": reasons,
+        "other_outcomes": others,
         "seconds": quantiles([r.seconds for r in promoted + rolled]),
         "seconds_promoted": quantiles([r.seconds for r in promoted]),
         "looks": quantiles([float(r.looks) for r in results]),
         "samples_at_promotion": {
             g: quantiles([s for r in promoted if (s := r.samples.get(g)) is not None])
-            for g in gates},
+            for g in gates
+        },
         "wall_seconds": wall,
         "spec": cell.spec("2"),
         "traffic": asdict(cell.traffic),
@@ -235,5 +277,10 @@ def summarize(cell: Cell, results: list[Result], wall: float) -> dict[str, Any]:
 def compact(results: list[Result]) -> Iterator[list[Any]]:
     """Per-rollout rows for the JSON file: outcome, reason, seconds, looks, samples."""
     for r in results:
-        yield [r.outcome, r.reason, round(r.seconds, 3), r.looks,
-               {g: None if s is None else round(s, 3) for g, s in r.samples.items()}]
+        yield [
+            r.outcome,
+            r.reason,
+            round(r.seconds, 3),
+            r.looks,
+            {g: None if s is None else round(s, 3) for g, s in r.samples.items()},
+        ]

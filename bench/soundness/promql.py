@@ -26,8 +26,15 @@ class UnsupportedQuery(ValueError):
 
 # --- durations ---------------------------------------------------------------------------
 
-_UNIT_MS = {"y": 365 * 86_400_000, "w": 7 * 86_400_000, "d": 86_400_000, "h": 3_600_000,
-            "m": 60_000, "s": 1000, "ms": 1}
+_UNIT_MS = {
+    "y": 365 * 86_400_000,
+    "w": 7 * 86_400_000,
+    "d": 86_400_000,
+    "h": 3_600_000,
+    "m": 60_000,
+    "s": 1000,
+    "ms": 1,
+}
 _DURATION_PART = re.compile(r"([0-9]+)(ms|y|w|d|h|m|s)")
 _UNIT_ORDER = ["y", "w", "d", "h", "m", "s", "ms"]
 
@@ -109,15 +116,30 @@ class Binary:
 Node = Selector | Number | Call | Sum | Binary
 
 # Lowest first (PromQL: or < and unless < comparisons < + - < * / %).
-PRECEDENCE = {"or": 1, "and": 2, "unless": 2, "==": 3, "!=": 3, ">": 3, "<": 3, ">=": 3,
-              "<=": 3, "+": 4, "-": 4, "*": 5, "/": 5, "%": 5}
+PRECEDENCE = {
+    "or": 1,
+    "and": 2,
+    "unless": 2,
+    "==": 3,
+    "!=": 3,
+    ">": 3,
+    "<": 3,
+    ">=": 3,
+    "<=": 3,
+    "+": 4,
+    "-": 4,
+    "*": 5,
+    "/": 5,
+    "%": 5,
+}
 SET_OPS = frozenset({"or", "and", "unless"})
 COMPARISONS = frozenset({"==", "!=", ">", "<", ">=", "<="})
 FUNCTIONS = frozenset({"increase", "resets", "vector"})
 
 # --- lexer and parser -------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     \s*(?:
       (?P<string>"(?:[^"\\\n]|\\.)*")
     | (?P<braces>\{(?:[^{}"]|"(?:[^"\\\n]|\\.)*")*\})
@@ -126,7 +148,9 @@ _TOKEN = re.compile(r"""
     | (?P<op>==|!=|>=|<=|=~|!~|[=<>+\-*/%^@])
     | (?P<ident>[a-zA-Z_:][a-zA-Z0-9_:]*)
     | (?P<punct>[(){},])
-    )""", re.VERBOSE)
+    )""",
+    re.VERBOSE,
+)
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
 
 
@@ -138,7 +162,7 @@ class _Parser:
         while query[pos:].strip():
             m = _TOKEN.match(query, pos)
             if m is None or m.lastgroup is None:
-                raise self.fail(f"unexpected text at {query[pos:pos + 20]!r}")
+                raise self.fail(f"unexpected text at {query[pos : pos + 20]!r}")
             self.tokens.append((m.lastgroup, m.group(m.lastgroup)))
             pos = m.end()
         self.pos = 0
@@ -239,8 +263,9 @@ class _Parser:
             try:
                 range_ms = parse_duration_ms(body)
             except ValueError:
-                raise self.fail(f"range [{body}] (subqueries and fractions are not "
-                                "understood)") from None
+                raise self.fail(
+                    f"range [{body}] (subqueries and fractions are not understood)"
+                ) from None
         return self.at_modifier(Selector(name, tuple(matchers), range_ms))
 
     def at_modifier(self, node: Node) -> Node:
@@ -253,8 +278,12 @@ class _Parser:
             raise self.fail("@ on anything but a selector")
         return Selector(node.name, node.matchers, node.range_ms, float(self.take("number")))
 
-_MATCHER = re.compile(r"""\s*(?P<label>[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*
-    (?P<value>"(?:[^"\\\n]|\\.)*")\s*(?P<sep>,|$)""", re.VERBOSE)
+
+_MATCHER = re.compile(
+    r"""\s*(?P<label>[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*
+    (?P<value>"(?:[^"\\\n]|\\.)*")\s*(?P<sep>,|$)""",
+    re.VERBOSE,
+)
 
 
 @lru_cache(maxsize=4096)
@@ -265,7 +294,7 @@ def _matchers(braces: str) -> tuple[Matcher, ...]:
     while body[pos:].strip():
         m = _MATCHER.match(body, pos)
         if m is None:
-            raise ValueError(f"bad matchers at {body[pos:pos + 20]!r}")
+            raise ValueError(f"bad matchers at {body[pos : pos + 20]!r}")
         value = _unquote(m.group("value"))
         if m.group("op") in ("=~", "!~"):
             try:

@@ -130,8 +130,15 @@ class Series:
         return float(self.values[i1]) if i1 >= i0 else None
 
 
-def extrapolate(result: float, first_value: float, first_t: int, last_t: int,
-                intervals: int, start_ms: int, end_ms: int) -> float:
+def extrapolate(
+    result: float,
+    first_value: float,
+    first_t: int,
+    last_t: int,
+    intervals: int,
+    start_ms: int,
+    end_ms: int,
+) -> float:
     """Prometheus's extrapolation of a counter's raw increase to the range [start, end]."""
     to_start = (first_t - start_ms) / 1000
     to_end = (end_ms - last_t) / 1000
@@ -150,6 +157,7 @@ def extrapolate(result: float, first_value: float, first_t: int, last_t: int,
 
 # --- the server ------------------------------------------------------------------------------
 
+
 def _div(a: float, b: float) -> float:
     if b == 0:  # Go float division, as Prometheus does it: +-Inf, or NaN for 0/0
         if a == 0 or math.isnan(a):
@@ -159,10 +167,19 @@ def _div(a: float, b: float) -> float:
 
 
 _ARITHMETIC: dict[str, Callable[[float, float], float]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": _div}
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": _div,
+}
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
-    "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt,
-    ">=": operator.ge, "<=": operator.le}
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
+    ">=": operator.ge,
+    "<=": operator.le,
+}
 
 
 def _without_name(labels: Labels) -> Labels:
@@ -172,8 +189,9 @@ def _without_name(labels: Labels) -> Labels:
 class Prometheus:
     """Answers instant queries over a fixed set of series."""
 
-    def __init__(self, series: Sequence[Series] = (), *, left_open: bool = False,
-                 epoch: float = 0.0) -> None:
+    def __init__(
+        self, series: Sequence[Series] = (), *, left_open: bool = False, epoch: float = 0.0
+    ) -> None:
         self.left_open = left_open
         self.epoch = epoch  # the Unix time of simulation time 0
         self._by_name: dict[str, list[Series]] = {}
@@ -191,8 +209,9 @@ class Prometheus:
     def select(self, name: str, matchers: tuple[Matcher, ...]) -> list[Series]:
         key = (name, matchers)
         if key not in self._selected:
-            self._selected[key] = [s for s in self._by_name.get(name, [])
-                                   if all(m.matches(s.labels) for m in matchers)]
+            self._selected[key] = [
+                s for s in self._by_name.get(name, []) if all(m.matches(s.labels) for m in matchers)
+            ]
         return self._selected[key]
 
     def answer(self, promql: str, at_time: float) -> Answer:
@@ -225,8 +244,9 @@ class _Eval:
         if isinstance(node, Selector):
             if node.range_ms is not None:
                 raise self.fail("a range selector outside increase() / resets()")
-            return self.series_values(node, lambda s, t: s.at(t, left_open=self.prom.left_open),
-                                      keep_name=True)
+            return self.series_values(
+                node, lambda s, t: s.at(t, left_open=self.prom.left_open), keep_name=True
+            )
         if isinstance(node, Sum):
             vector = self.vector(node.arg)
             return [({}, math.fsum(v for _, v in vector))] if vector else []
@@ -245,8 +265,9 @@ class _Eval:
             return self.at_ms
         return round((sel.at - self.prom.epoch) * 1000)  # as Prometheus converts @ times
 
-    def series_values(self, sel: Selector, fn: Callable[[Series, int], float | None], *,
-                      keep_name: bool = False) -> Vector:
+    def series_values(
+        self, sel: Selector, fn: Callable[[Series, int], float | None], *, keep_name: bool = False
+    ) -> Vector:
         out: Vector = []
         for s in self.prom.select(sel.name, sel.matchers):
             value = fn(s, self.when(sel))
@@ -268,7 +289,8 @@ class _Eval:
         left_open = self.prom.left_open
         if node.func == "increase":
             return self.series_values(
-                sel, lambda s, t: s.increase(t - span, t, left_open=left_open))
+                sel, lambda s, t: s.increase(t - span, t, left_open=left_open)
+            )
         return self.series_values(sel, lambda s, t: s.resets(t - span, t, left_open=left_open))
 
     def signature(self, labels: Labels, node: Binary) -> tuple[tuple[str, str], ...]:
@@ -326,8 +348,14 @@ class _Eval:
                 if _COMPARE[node.op](v, right[sig]):
                     out.append((labels, v))
                 continue
-            result = dict(sig) if node.on is not None else {
-                k: val for k, val in _without_name(labels).items()
-                if k not in set(node.ignoring or ())}
+            result = (
+                dict(sig)
+                if node.on is not None
+                else {
+                    k: val
+                    for k, val in _without_name(labels).items()
+                    if k not in set(node.ignoring or ())
+                }
+            )
             out.append((result, _ARITHMETIC[node.op](v, right[sig])))
         return out

@@ -30,15 +30,18 @@ def _reasons(s: dict[str, Any]) -> str:
 
 
 def progress_line(s: dict[str, Any]) -> str:
-    return (f"{s['cell']:<16} P(promoted) {_pct(s['p_promoted'])} {_ci(s['p_promoted_ci'])}  "
-            f"P(rolled back) {_pct(s['p_rolled_back'])}  median {_num(s['seconds']['median'])}"
-            f" s  ({s['rollouts']} rollouts, {s['wall_seconds']:.0f} s wall)")
+    return (
+        f"{s['cell']:<16} P(promoted) {_pct(s['p_promoted'])} {_ci(s['p_promoted_ci'])}  "
+        f"P(rolled back) {_pct(s['p_rolled_back'])}  median {_num(s['seconds']['median'])}"
+        f" s  ({s['rollouts']} rollouts, {s['wall_seconds']:.0f} s wall)"
+    )
 
 
 def cell_lines(s: dict[str, Any]) -> list[str]:
     t = s["seconds"]
     samples = "; ".join(
-        f"{g} {_num(q['median'])}/{_num(q['p90'])}" for g, q in s["samples_at_promotion"].items())
+        f"{g} {_num(q['median'])}/{_num(q['p90'])}" for g, q in s["samples_at_promotion"].items()
+    )
     return [
         f"{s['cell']:<16} {s['truth']}  (sound: {s['correct']})",
         f"    P(promoted)   {_pct(s['p_promoted'])} {_ci(s['p_promoted_ci'])}   "
@@ -54,11 +57,14 @@ def cell_lines(s: dict[str, Any]) -> list[str]:
 
 def table(run: dict[str, Any]) -> str:
     meta = run["meta"]
-    head = [f"engine: {meta['engine']}  ({meta['tree']})",
-            f"plan_queries(now=): {meta['plan_takes_now']}; scrape {meta['scrape_interval']} s"
-            f"{', primed' if meta['primed'] else ''}"
-            f"{', left-open ranges' if meta['left_open'] else ''}; seed {meta['seed']}; "
-            f"arrivals {meta['arrivals']}", ""]
+    head = [
+        f"engine: {meta['engine']}  ({meta['tree']})",
+        f"plan_queries(now=): {meta['plan_takes_now']}; scrape {meta['scrape_interval']} s"
+        f"{', primed' if meta['primed'] else ''}"
+        f"{', left-open ranges' if meta['left_open'] else ''}; seed {meta['seed']}; "
+        f"arrivals {meta['arrivals']}",
+        "",
+    ]
     lines: list[str] = []
     group = None
     for s in run["cells"]:
@@ -86,29 +92,35 @@ def side_by_side(current: dict[str, Any], baseline: dict[str, Any]) -> str:
             f"{s['cell']:<16} {_pct(s['p_promoted'])} {_ci(s['p_promoted_ci'])} "
             f"{_pct(b['p_promoted']):>9} {_ci(b['p_promoted_ci'])}   "
             f"{_pct(s['p_rolled_back']):>19} {_pct(b['p_rolled_back']):>7}   "
-            f"{_num(s['seconds']['median']):>12} {_num(b['seconds']['median']):>6}")
+            f"{_num(s['seconds']['median']):>12} {_num(b['seconds']['median']):>6}"
+        )
     return "\n".join(lines)
 
 
-def fixed_horizon(p0: float = 0.70, p1: float = 0.80, power: float = 0.80,
-                  alphas: tuple[float, ...] = (0.05, 0.025)) -> list[dict[str, float]]:
+def fixed_horizon(
+    p0: float = 0.70,
+    p1: float = 0.80,
+    power: float = 0.80,
+    alphas: tuple[float, ...] = (0.05, 0.025),
+) -> list[dict[str, float]]:
     """One-sided one-sample z-test of p0 vs p1: n, and the time at PER_INTERVAL per interval
     (whole analysis intervals, at least minDuration)."""
     z = NormalDist().inv_cdf
     out = []
     for alpha in alphas:
-        root = (z(1 - alpha) * math.sqrt(p0 * (1 - p0)) + z(power) * math.sqrt(p1 * (1 - p1)))
+        root = z(1 - alpha) * math.sqrt(p0 * (1 - p0)) + z(power) * math.sqrt(p1 * (1 - p1))
         n = math.ceil((root / (p1 - p0)) ** 2)
         looks = math.ceil(n / PER_INTERVAL)
         seconds = max(looks * INTERVAL, MIN_DURATION)
         seconds = math.ceil(seconds / INTERVAL) * INTERVAL
-        out.append({"alpha": alpha, "power": power, "p0": p0, "p1": p1, "n": n,
-                    "seconds": seconds})
+        out.append({"alpha": alpha, "power": power, "p0": p0, "p1": p1, "n": n, "seconds": seconds})
     return out
 
 
 def fixed_horizon_text() -> str:
-    rows = [f"  alpha {r['alpha']}: n = {r['n']:.0f} samples -> {r['seconds']:.0f} s at "
-            f"{PER_INTERVAL} per {INTERVAL:.0f} s" for r in fixed_horizon()]
-    return "\n".join(
-        ["fixed-horizon reference: one-sided z-test p=0.70 vs 0.80, power 80%", *rows])
+    rows = [
+        f"  alpha {r['alpha']}: n = {r['n']:.0f} samples -> {r['seconds']:.0f} s at "
+        f"{PER_INTERVAL} per {INTERVAL:.0f} s"
+        for r in fixed_horizon()
+    ]
+    return "\n".join(["fixed-horizon reference: one-sided z-test p=0.70 vs 0.80, power 80%", *rows])

@@ -54,8 +54,9 @@ class Scrape:
     other_cohort_factor: float = 3.0  # `everyone` traffic, in cohort-traffic units
 
 
-def arrivals(rng: np.random.Generator, per_30s: float, t0: float, t1: float,
-             mode: str) -> FloatArray:
+def arrivals(
+    rng: np.random.Generator, per_30s: float, t0: float, t1: float, mode: str
+) -> FloatArray:
     """Sorted event times in (t0, t1] at `per_30s` events per 30 s."""
     if per_30s <= 0 or t1 <= t0:
         return np.empty(0)
@@ -69,7 +70,8 @@ def arrivals(rng: np.random.Generator, per_30s: float, t0: float, t1: float,
     lengths = np.minimum(starts + PER, t1) - starts
     counts = np.round(per_30s * lengths / PER).astype(np.int64)
     times = np.repeat(starts, counts) + rng.uniform(0, 1, int(counts.sum())) * np.repeat(
-        lengths, counts)
+        lengths, counts
+    )
     return np.sort(times)
 
 
@@ -93,8 +95,13 @@ class _Builder:
             return None
         return int(np.searchsorted(self.grid, first, "left"))
 
-    def counter(self, labels: dict[str, str], events: FloatArray, start: int | None,
-                weights: FloatArray | None = None) -> None:
+    def counter(
+        self,
+        labels: dict[str, str],
+        events: FloatArray,
+        start: int | None,
+        weights: FloatArray | None = None,
+    ) -> None:
         if start is None or start >= len(self.grid):
             return
         times = self.grid[start:]
@@ -111,16 +118,28 @@ def _marks(rng: np.random.Generator, n: int, probs: tuple[float, ...]) -> IntArr
     return rng.choice(len(probs), size=n, p=np.asarray(probs) / sum(probs))
 
 
-def _split(rng: np.random.Generator, times: FloatArray, probs: tuple[float, ...],
-           ) -> list[FloatArray]:
+def _split(
+    rng: np.random.Generator,
+    times: FloatArray,
+    probs: tuple[float, ...],
+) -> list[FloatArray]:
     """Times per category, each event's category drawn from `probs`."""
     marks = _marks(rng, len(times), probs)
     return [times[marks == i] for i in range(len(probs))]
 
 
-def _release(b: _Builder, *, release: str, cohort: str, windows: list[tuple[float, float,
-             float]], positive: float, errors: float, scores: tuple[float, ...],
-             t: Traffic, primed_at: float | None) -> None:
+def _release(
+    b: _Builder,
+    *,
+    release: str,
+    cohort: str,
+    windows: list[tuple[float, float, float]],
+    positive: float,
+    errors: float,
+    scores: tuple[float, ...],
+    t: Traffic,
+    primed_at: float | None,
+) -> None:
     """Series of one release in one cohort; `windows` are (t0, t1, share of the rates)."""
     rng, mode = b.rng, t.arrivals
 
@@ -140,13 +159,17 @@ def _release(b: _Builder, *, release: str, cohort: str, windows: list[tuple[floa
     thumbs = _split(rng, stream(t.feedback), (positive, 1 - positive))
     expert = stream(t.experts)
     values = _marks(rng, len(expert), scores).astype(np.float64) + 1.0  # score 1..5
-    expert_ratings = {"positive": expert[values >= 4], "neutral": expert[values == 3],
-                      "negative": expert[values <= 2]}
-    for source, ratings in (("user", {"positive": thumbs[0], "negative": thumbs[1],
-                                      "neutral": np.empty(0)}), ("expert", expert_ratings)):
+    expert_ratings = {
+        "positive": expert[values >= 4],
+        "neutral": expert[values == 3],
+        "negative": expert[values <= 2],
+    }
+    for source, ratings in (
+        ("user", {"positive": thumbs[0], "negative": thumbs[1], "neutral": np.empty(0)}),
+        ("expert", expert_ratings),
+    ):
         for rating, events in ratings.items():
-            labels = {"__name__": "llm_feedback_total", **dep, "source": source,
-                      "rating": rating}
+            labels = {"__name__": "llm_feedback_total", **dep, "source": source, "rating": rating}
             b.counter(labels, events, b.start_index(events * 1000, primed_at))
     if not len(expert) and primed_at is None:
         return
@@ -160,21 +183,53 @@ def _release(b: _Builder, *, release: str, cohort: str, windows: list[tuple[floa
     b.counter({"__name__": "llm_feedback_score_sum", **hist}, expert, start, weights=values)
 
 
-def build(rng: np.random.Generator, t: Traffic, scrape: Scrape, *, candidate: str,
-          stable: str, percent: int, horizon: float, left_open: bool = False,
-          epoch: float = 0.0) -> Prometheus:
+def build(
+    rng: np.random.Generator,
+    t: Traffic,
+    scrape: Scrape,
+    *,
+    candidate: str,
+    stable: str,
+    percent: int,
+    horizon: float,
+    left_open: bool = False,
+    epoch: float = 0.0,
+) -> Prometheus:
     """Every series of one rollout whose candidate is exposed at time 0."""
     b = _Builder(rng, scrape, horizon)
     primed_at = 0.0 if scrape.primed else None
     whole = 100.0 / percent  # the cohort's traffic in units of the candidate's
-    _release(b, release=candidate, cohort=COHORT, windows=[(0.0, horizon, 1.0)],
-             positive=t.positive, errors=t.errors, scores=t.scores, t=t, primed_at=primed_at)
-    _release(b, release=stable, cohort=COHORT,
-             windows=[(-scrape.history, 0.0, whole), (0.0, horizon, whole - 1.0)],
-             positive=t.stable_positive, errors=t.stable_errors, scores=t.stable_scores, t=t,
-             primed_at=-scrape.history if scrape.primed else None)
-    _release(b, release=stable, cohort=OTHER_COHORT,
-             windows=[(-scrape.history, horizon, whole * scrape.other_cohort_factor)],
-             positive=t.stable_positive, errors=t.stable_errors, scores=t.stable_scores, t=t,
-             primed_at=-scrape.history if scrape.primed else None)
+    _release(
+        b,
+        release=candidate,
+        cohort=COHORT,
+        windows=[(0.0, horizon, 1.0)],
+        positive=t.positive,
+        errors=t.errors,
+        scores=t.scores,
+        t=t,
+        primed_at=primed_at,
+    )
+    _release(
+        b,
+        release=stable,
+        cohort=COHORT,
+        windows=[(-scrape.history, 0.0, whole), (0.0, horizon, whole - 1.0)],
+        positive=t.stable_positive,
+        errors=t.stable_errors,
+        scores=t.stable_scores,
+        t=t,
+        primed_at=-scrape.history if scrape.primed else None,
+    )
+    _release(
+        b,
+        release=stable,
+        cohort=OTHER_COHORT,
+        windows=[(-scrape.history, horizon, whole * scrape.other_cohort_factor)],
+        positive=t.stable_positive,
+        errors=t.stable_errors,
+        scores=t.stable_scores,
+        t=t,
+        primed_at=-scrape.history if scrape.primed else None,
+    )
     return Prometheus(b.series, left_open=left_open, epoch=epoch)

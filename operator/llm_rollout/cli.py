@@ -15,8 +15,9 @@ from llm_rollout import GROUP, PLURAL, VERSION
 
 def _client_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="LLMDeployment name")
-    parser.add_argument("-n", "--namespace", default=None,
-                        help="namespace (default: the kubeconfig context's)")
+    parser.add_argument(
+        "-n", "--namespace", default=None, help="namespace (default: the kubeconfig context's)"
+    )
     parser.add_argument("--kubeconfig", default=None)
 
 
@@ -32,8 +33,7 @@ def _api(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def _get(api: Any, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
-                                                           name)
+    obj: dict[str, Any] = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
     return obj
 
 
@@ -47,8 +47,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         try:
             text = render_status(_get(api, namespace, args.name))
         except ApiException as err:
-            print(f"error: {err.status} {err.reason}: LLMDeployment {namespace}/{args.name}",
-                  file=sys.stderr)
+            print(
+                f"error: {err.status} {err.reason}: LLMDeployment {namespace}/{args.name}",
+                file=sys.stderr,
+            )
             return 1
         if args.watch:
             print("\033[2J\033[H" + text, flush=True)  # redraw in place
@@ -70,11 +72,20 @@ def cmd_action(args: argparse.Namespace) -> int:
     api, namespace = _api(args)
     patch = action_patch(action, f"{time.time_ns()}")
     try:
-        api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, args.name, patch,
-                                           _content_type="application/merge-patch+json")
+        api.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            args.name,
+            patch,
+            _content_type="application/merge-patch+json",
+        )
     except ApiException as err:
-        print(f"error: {err.status} {err.reason}: LLMDeployment {namespace}/{args.name}",
-              file=sys.stderr)
+        print(
+            f"error: {err.status} {err.reason}: LLMDeployment {namespace}/{args.name}",
+            file=sys.stderr,
+        )
         return 1
     print(f"llmdeployment {namespace}/{args.name}: {action} requested")
     return 0
@@ -91,13 +102,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
     end = time.time()
     start = end - parse_duration(args.since)
     stages = [s["name"] for s in obj.get("spec", {}).get("stages", [])]
-    timeline = fetch_timeline(args.prometheus_url, namespace, args.name, start=start, end=end,
-                              step=args.step, history=obj.get("status", {}).get("history"),
-                              stage_names=stages)
+    timeline = fetch_timeline(
+        args.prometheus_url,
+        namespace,
+        args.name,
+        start=start,
+        end=end,
+        step=args.step,
+        history=obj.get("status", {}).get("history"),
+        stage_names=stages,
+    )
     if timeline.empty:
-        print(f"error: Prometheus at {args.prometheus_url} has no rollout data for "
-              f"{namespace}/{args.name} in the last {args.since} (is it scraping the "
-              "operator?)", file=sys.stderr)
+        print(
+            f"error: Prometheus at {args.prometheus_url} has no rollout data for "
+            f"{namespace}/{args.name} in the last {args.since} (is it scraping the "
+            "operator?)",
+            file=sys.stderr,
+        )
         return 1
     out = draw(timeline, Path(args.output or f"{args.name}-rollout.png"))
     print(f"wrote {out}")
@@ -167,8 +188,8 @@ def _command_of(argv: Sequence[str]) -> str | None:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole CLI; with `only`, the arguments of no other long-running command."""
     parser = argparse.ArgumentParser(
-        prog="llm-rollout",
-        description="Staged, metric-gated rollouts of LLM application releases.")
+        prog="llm-rollout", description="Staged, metric-gated rollouts of LLM application releases."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     # The long-running commands' modules (kopf, aiohttp, ...) take most of a second to
@@ -180,12 +201,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             module.add_arguments(server)
             server.set_defaults(func=module.run)
 
-    crd = sub.add_parser("crd", help="print the CRDs: LLMDeployment and LLMEvalRun (pipe to "
-                         "kubectl apply -f -)")
+    crd = sub.add_parser(
+        "crd", help="print the CRDs: LLMDeployment and LLMEvalRun (pipe to kubectl apply -f -)"
+    )
     crd.set_defaults(func=cmd_crd)
 
-    va = sub.add_parser("validate", help="check LLMDeployment manifests offline; names the "
-                        "stage, gate and metric at fault")
+    va = sub.add_parser(
+        "validate",
+        help="check LLMDeployment manifests offline; names the stage, gate and metric at fault",
+    )
     va.add_argument("files", nargs="+", metavar="FILE", help="YAML files ('-': stdin)")
     va.set_defaults(func=cmd_validate)
 
@@ -197,26 +221,31 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plot", help="draw a PNG timeline of a rollout from Prometheus")
     _client_args(pl)
-    pl.add_argument("--prometheus-url", default=os.environ.get("PROMETHEUS_URL",
-                                                               "http://localhost:9090"),
-                    help="Prometheus scraping the operator and router (env PROMETHEUS_URL)")
+    pl.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("PROMETHEUS_URL", "http://localhost:9090"),
+        help="Prometheus scraping the operator and router (env PROMETHEUS_URL)",
+    )
     pl.add_argument("--since", default="30m", help="how far back (e.g. 10m, 2h)")
     pl.add_argument("--step", type=float, default=2.0, help="seconds between points")
     pl.add_argument("-o", "--output", default=None, help="PNG path (default NAME-rollout.png)")
     pl.set_defaults(func=cmd_plot)
 
-    helps = {"pause": "hold the rollout where it is",
-             "resume": "continue a paused rollout",
-             "promote": "skip to the next step or stage (--full: make the candidate stable)",
-             "abort": "roll back to stable",
-             "retry": "restart a rolled-back candidate at the first stage"}
+    helps = {
+        "pause": "hold the rollout where it is",
+        "resume": "continue a paused rollout",
+        "promote": "skip to the next step or stage (--full: make the candidate stable)",
+        "abort": "roll back to stable",
+        "retry": "restart a rolled-back candidate at the first stage",
+    }
     for name, text in helps.items():
         p = sub.add_parser(name, help=text)
         _client_args(p)
         if name == "promote":
             p.add_argument("--full", action="store_true", help="promote to stable at once")
-        p.add_argument("--dry-run", action="store_true",
-                       help="print the equivalent kubectl patch instead")
+        p.add_argument(
+            "--dry-run", action="store_true", help="print the equivalent kubectl patch instead"
+        )
         p.set_defaults(func=cmd_action)
     return parser
 

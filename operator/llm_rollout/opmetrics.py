@@ -31,53 +31,104 @@ class OperatorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.phase = Gauge(metric_names.PHASE, "1 for the rollout's current phase, else 0",
-                           [*_ROLLOUT, "phase"], registry=r)
-        self.info = Gauge(metric_names.INFO, "Stable and candidate release of a rollout (1)",
-                          [*_ROLLOUT, "stable", "candidate"], registry=r)
-        self.stage_index = Gauge(metric_names.STAGE_INDEX,
-                                 "Index of the current stage (0-based)", _ROLLOUT, registry=r)
-        self.step_percent = Gauge(metric_names.STEP_PERCENT,
-                                  "Percent of the current stage's cohorts on the candidate",
-                                  [*_ROLLOUT, "stage"], registry=r)
-        self.gate_value = Gauge(metric_names.GATE_VALUE, "Latest value of a gate", _GATE,
-                                registry=r)
-        self.gate_lower = Gauge(metric_names.GATE_INTERVAL_LOWER,
-                                "Lower end of a gate's confidence sequence", _GATE, registry=r)
-        self.gate_upper = Gauge(metric_names.GATE_INTERVAL_UPPER,
-                                "Upper end of a gate's confidence sequence", _GATE, registry=r)
-        self.gate_samples = Gauge(metric_names.GATE_SAMPLES, "Samples behind a gate's value",
-                                  _GATE, registry=r)
-        self.gate_threshold = Gauge(metric_names.GATE_THRESHOLD,
-                                    "A gate's bound (bound=min|max)", [*_GATE, "bound"],
-                                    registry=r)
-        self.gate_verdict = Gauge(metric_names.GATE_VERDICT,
-                                  "1 for a gate's latest verdict, else 0", [*_GATE, "verdict"],
-                                  registry=r)
-        self.decisions = Counter(registered(metric_names.DECISIONS), "Decisions by outcome",
-                                 [*_ROLLOUT, "outcome"], registry=r)
+        self.phase = Gauge(
+            metric_names.PHASE,
+            "1 for the rollout's current phase, else 0",
+            [*_ROLLOUT, "phase"],
+            registry=r,
+        )
+        self.info = Gauge(
+            metric_names.INFO,
+            "Stable and candidate release of a rollout (1)",
+            [*_ROLLOUT, "stable", "candidate"],
+            registry=r,
+        )
+        self.stage_index = Gauge(
+            metric_names.STAGE_INDEX, "Index of the current stage (0-based)", _ROLLOUT, registry=r
+        )
+        self.step_percent = Gauge(
+            metric_names.STEP_PERCENT,
+            "Percent of the current stage's cohorts on the candidate",
+            [*_ROLLOUT, "stage"],
+            registry=r,
+        )
+        self.gate_value = Gauge(
+            metric_names.GATE_VALUE, "Latest value of a gate", _GATE, registry=r
+        )
+        self.gate_lower = Gauge(
+            metric_names.GATE_INTERVAL_LOWER,
+            "Lower end of a gate's confidence sequence",
+            _GATE,
+            registry=r,
+        )
+        self.gate_upper = Gauge(
+            metric_names.GATE_INTERVAL_UPPER,
+            "Upper end of a gate's confidence sequence",
+            _GATE,
+            registry=r,
+        )
+        self.gate_samples = Gauge(
+            metric_names.GATE_SAMPLES, "Samples behind a gate's value", _GATE, registry=r
+        )
+        self.gate_threshold = Gauge(
+            metric_names.GATE_THRESHOLD,
+            "A gate's bound (bound=min|max)",
+            [*_GATE, "bound"],
+            registry=r,
+        )
+        self.gate_verdict = Gauge(
+            metric_names.GATE_VERDICT,
+            "1 for a gate's latest verdict, else 0",
+            [*_GATE, "verdict"],
+            registry=r,
+        )
+        self.decisions = Counter(
+            registered(metric_names.DECISIONS),
+            "Decisions by outcome",
+            [*_ROLLOUT, "outcome"],
+            registry=r,
+        )
         self.analysis_seconds = Histogram(
-            metric_names.ANALYSIS_DURATION, "Time of one analysis (queries + decision)",
-            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
-        self.query_errors = Counter(registered(metric_names.QUERY_ERRORS),
-                                    "Failed metric queries by kind", [*_ROLLOUT, "kind"],
-                                    registry=r)
-        self.condition = Gauge(metric_names.CONDITION,
-                               "1 for a status condition's current status, else 0",
-                               [*_ROLLOUT, "condition", "status"], registry=r)
-        self.step_start = Gauge(metric_names.STEP_START,
-                                "When the current step began (Unix time; pauses shift it)",
-                                _ROLLOUT, registry=r)
+            metric_names.ANALYSIS_DURATION,
+            "Time of one analysis (queries + decision)",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.query_errors = Counter(
+            registered(metric_names.QUERY_ERRORS),
+            "Failed metric queries by kind",
+            [*_ROLLOUT, "kind"],
+            registry=r,
+        )
+        self.condition = Gauge(
+            metric_names.CONDITION,
+            "1 for a status condition's current status, else 0",
+            [*_ROLLOUT, "condition", "status"],
+            registry=r,
+        )
+        self.step_start = Gauge(
+            metric_names.STEP_START,
+            "When the current step began (Unix time; pauses shift it)",
+            _ROLLOUT,
+            registry=r,
+        )
         self.step_max_duration = Gauge(
             metric_names.STEP_MAX_DURATION,
-            "maxDuration of the current stage (each step must advance within it)", _ROLLOUT,
-            registry=r)
-        self.last_analysis = Gauge(metric_names.LAST_ANALYSIS,
-                                   "When the gates were last evaluated (Unix time)", _ROLLOUT,
-                                   registry=r)
-        self.leader = Gauge(metric_names.LEADER,
-                            "1 while this operator replica acts (holds the leader Lease)",
-                            registry=r)
+            "maxDuration of the current stage (each step must advance within it)",
+            _ROLLOUT,
+            registry=r,
+        )
+        self.last_analysis = Gauge(
+            metric_names.LAST_ANALYSIS,
+            "When the gates were last evaluated (Unix time)",
+            _ROLLOUT,
+            registry=r,
+        )
+        self.leader = Gauge(
+            metric_names.LEADER,
+            "1 while this operator replica acts (holds the leader Lease)",
+            registry=r,
+        )
         # Stage name -> maxDuration seconds, per rollout, from the latest spec seen.
         self._max_durations: dict[tuple[str, str], dict[str, float]] = {}
 
@@ -91,22 +142,42 @@ class OperatorMetrics:
                 continue  # admission or the engine reports a bad spec; no metric for it
         self._max_durations[(namespace, name)] = durations
 
-    def observe_status(self, namespace: str, name: str, status: LLMDeploymentStatus,
-                       bounds: dict[str, tuple[float | None, float | None]]) -> None:
+    def observe_status(
+        self,
+        namespace: str,
+        name: str,
+        status: LLMDeploymentStatus,
+        bounds: dict[str, tuple[float | None, float | None]],
+    ) -> None:
         """Export a rollout's status; `bounds` maps gate name -> (min, max)."""
         for phase in Phase:
-            self.phase.labels(namespace, name, phase.value).set(
-                1 if status.phase == phase else 0)
+            self.phase.labels(namespace, name, phase.value).set(1 if status.phase == phase else 0)
         _drop(self.info, namespace, name)  # one series per rollout: old release pairs go
-        self.info.labels(namespace, name, status.stable.id if status.stable else "",
-                         status.candidate.id if status.candidate else "").set(1)
+        self.info.labels(
+            namespace,
+            name,
+            status.stable.id if status.stable else "",
+            status.candidate.id if status.candidate else "",
+        ).set(1)
         self.stage_index.labels(namespace, name).set(status.stage_index)
         current = {(namespace, name, status.stage, g.name) for g in status.gates}
-        for metric in (self.step_percent, self.gate_value, self.gate_lower, self.gate_upper,
-                       self.gate_samples, self.gate_threshold, self.gate_verdict):
-            _drop(metric, namespace, name,
-                  keep=lambda labels: labels[2] == status.stage and (
-                      len(labels) == 3 or tuple(labels[:4]) in current))
+        for metric in (
+            self.step_percent,
+            self.gate_value,
+            self.gate_lower,
+            self.gate_upper,
+            self.gate_samples,
+            self.gate_threshold,
+            self.gate_verdict,
+        ):
+            _drop(
+                metric,
+                namespace,
+                name,
+                keep=lambda labels: (
+                    labels[2] == status.stage and (len(labels) == 3 or tuple(labels[:4]) in current)
+                ),
+            )
         self.step_percent.labels(namespace, name, status.stage).set(status.step_percent)
         # At zero from the start: increase() sees the first Rollback or query error too.
         for outcome in Outcome:
@@ -117,7 +188,8 @@ class OperatorMetrics:
         for cond in status.conditions:
             for value in ConditionStatus:
                 self.condition.labels(namespace, name, cond.type.value, value.value).set(
-                    1 if cond.status == value else 0)
+                    1 if cond.status == value else 0
+                )
         _set_time(self.step_start, namespace, name, status.step_start_time)
         _set_time(self.last_analysis, namespace, name, status.last_analysis_time)
         max_duration = self._max_durations.get((namespace, name), {}).get(status.stage)
@@ -141,21 +213,36 @@ class OperatorMetrics:
                 self.gate_threshold.labels(*labels, "max").set(high)
             for verdict in Verdict:
                 self.gate_verdict.labels(*labels, verdict.value).set(
-                    1 if gate.verdict == verdict else 0)
+                    1 if gate.verdict == verdict else 0
+                )
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop every series of a deleted LLMDeployment."""
-        for metric in (self.phase, self.info, self.stage_index, self.step_percent,
-                       self.gate_value, self.gate_lower, self.gate_upper, self.gate_samples,
-                       self.gate_threshold, self.gate_verdict, self.condition, self.step_start,
-                       self.step_max_duration, self.last_analysis, self.decisions,
-                       self.query_errors):
+        for metric in (
+            self.phase,
+            self.info,
+            self.stage_index,
+            self.step_percent,
+            self.gate_value,
+            self.gate_lower,
+            self.gate_upper,
+            self.gate_samples,
+            self.gate_threshold,
+            self.gate_verdict,
+            self.condition,
+            self.step_start,
+            self.step_max_duration,
+            self.last_analysis,
+            self.decisions,
+            self.query_errors,
+        ):
             _drop(metric, namespace, name)
         self._max_durations.pop((namespace, name), None)
 
 
-def _drop(metric: Gauge | Counter, namespace: str, name: str,
-          keep: Any = lambda _labels: False) -> None:
+def _drop(
+    metric: Gauge | Counter, namespace: str, name: str, keep: Any = lambda _labels: False
+) -> None:
     """Remove a rollout's series of `metric`, except those `keep(labels)` accepts."""
     # prometheus-client has no public way to list a metric's label sets.
     for labels in list(metric._metrics):

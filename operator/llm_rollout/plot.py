@@ -26,10 +26,12 @@ def _sel(namespace: str, name: str) -> str:
     return f'namespace="{namespace}",deployment="{name}"'
 
 
-def query_range(prom_url: str, promql: str, start: float, end: float,
-                step: float) -> list[dict[str, Any]]:
-    params = urllib.parse.urlencode({"query": promql, "start": f"{start:.3f}",
-                                     "end": f"{end:.3f}", "step": f"{step:g}"})
+def query_range(
+    prom_url: str, promql: str, start: float, end: float, step: float
+) -> list[dict[str, Any]]:
+    params = urllib.parse.urlencode(
+        {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+    )
     with urllib.request.urlopen(f"{prom_url}/api/v1/query_range?{params}", timeout=30) as resp:
         body = json.loads(resp.read())
     if body.get("status") != "success":
@@ -62,10 +64,18 @@ class Timeline:
         return not (self.stage or self.gates or self.feedback)
 
 
-def fetch_timeline(prom_url: str, namespace: str, name: str, *, start: float, end: float,
-                   step: float = 1.0, history: list[dict[str, Any]] | None = None,
-                   stage_names: list[str] | None = None,
-                   feedback_window: str = "30s") -> Timeline:
+def fetch_timeline(
+    prom_url: str,
+    namespace: str,
+    name: str,
+    *,
+    start: float,
+    end: float,
+    step: float = 1.0,
+    history: list[dict[str, Any]] | None = None,
+    stage_names: list[str] | None = None,
+    feedback_window: str = "30s",
+) -> Timeline:
     """Everything the picture needs, from Prometheus (and status.history for decisions)."""
     sel = _sel(namespace, name)
     tl = Timeline(namespace, name, start, end)
@@ -75,23 +85,28 @@ def fetch_timeline(prom_url: str, namespace: str, name: str, *, start: float, en
         return _points(results[0]) if results else []
 
     def by(promql: str, *labels: str) -> dict[str, Series]:
-        return {"/".join(r["metric"].get(lb, "") for lb in labels): _points(r)
-                for r in query_range(prom_url, promql, start, end, step)}
+        return {
+            "/".join(r["metric"].get(lb, "") for lb in labels): _points(r)
+            for r in query_range(prom_url, promql, start, end, step)
+        }
 
     tl.stage = one(f"max({metric_names.STAGE_INDEX}{{{sel}}})")
     tl.step_percent = one(f"max({metric_names.STEP_PERCENT}{{{sel}}})")
     tl.gates = by(f"{metric_names.GATE_VALUE}{{{sel}}}", "stage", "gate")
     tl.lower = by(f"{metric_names.GATE_INTERVAL_LOWER}{{{sel}}}", "stage", "gate")
     tl.upper = by(f"{metric_names.GATE_INTERVAL_UPPER}{{{sel}}}", "stage", "gate")
-    for key, series in by(f"{metric_names.GATE_THRESHOLD}{{{sel}}}", "stage", "gate",
-                          "bound").items():
+    for key, series in by(
+        f"{metric_names.GATE_THRESHOLD}{{{sel}}}", "stage", "gate", "bound"
+    ).items():
         gate_key, _, bound = key.rpartition("/")
         tl.thresholds.setdefault(gate_key, {})[bound] = series
     w = feedback_window
     tl.feedback = by(
         f'sum by (release) (increase({metric_names.FEEDBACK}{{{sel},source="user",'
         f'rating="positive"}}[{w}])) / sum by (release) (increase({metric_names.FEEDBACK}'
-        f'{{{sel},source="user"}}[{w}]))', "release")
+        f'{{{sel},source="user"}}[{w}]))',
+        "release",
+    )
     tl.stage_names = dict(enumerate(stage_names or []))
     for entry in history or []:
         if entry.get("decision") == "Hold":
@@ -108,8 +123,14 @@ def fetch_timeline(prom_url: str, namespace: str, name: str, *, start: float, en
     return tl
 
 
-_COLORS = {"Advance": "tab:green", "Promote": "tab:blue", "Rollback": "tab:red",
-           "Start": "tab:gray", "Pause": "tab:orange", "Supersede": "tab:purple"}
+_COLORS = {
+    "Advance": "tab:green",
+    "Promote": "tab:blue",
+    "Rollback": "tab:red",
+    "Start": "tab:gray",
+    "Pause": "tab:orange",
+    "Supersede": "tab:purple",
+}
 
 
 def draw(tl: Timeline, path: Path, *, title: str | None = None) -> Path:
@@ -122,8 +143,7 @@ def draw(tl: Timeline, path: Path, *, title: str | None = None) -> Path:
     order = {name: i for i, name in tl.stage_names.items()}
     gate_keys = sorted(tl.gates, key=lambda k: (order.get(k.split("/")[0], 99), k))
     rows = 2 + len(gate_keys)
-    fig, axes = plt.subplots(rows, 1, figsize=(11, 2.2 * rows + 0.8), sharex=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, 1, figsize=(11, 2.2 * rows + 0.8), sharex=True, squeeze=False)
     ax_list = [a[0] for a in axes]
 
     def rel(series: Series) -> tuple[list[float], list[float]]:
@@ -151,13 +171,19 @@ def draw(tl: Timeline, path: Path, *, title: str | None = None) -> Path:
             lo = dict(tl.lower[key])
             hi = dict(tl.upper[key])
             common = sorted(set(lo) & set(hi))
-            ax.fill_between([t - tl.start for t in common], [lo[t] for t in common],
-                            [hi[t] for t in common], color="tab:blue", alpha=0.15,
-                            label="confidence sequence")
+            ax.fill_between(
+                [t - tl.start for t in common],
+                [lo[t] for t in common],
+                [hi[t] for t in common],
+                color="tab:blue",
+                alpha=0.15,
+                label="confidence sequence",
+            )
         for bound, series in tl.thresholds.get(key, {}).items():
             bx, by_ = rel(series)
-            ax.step(bx, by_, where="post", color="tab:red", linestyle="--",
-                    label=f"threshold ({bound})")
+            ax.step(
+                bx, by_, where="post", color="tab:red", linestyle="--", label=f"threshold ({bound})"
+            )
         ax.set_title(f"gate {key.split('/')[1]} (stage {key.split('/')[0]})")
         ax.legend(loc="best", fontsize=7)
 
@@ -176,8 +202,16 @@ def draw(tl: Timeline, path: Path, *, title: str | None = None) -> Path:
         color = _COLORS.get(label.split()[0], "tab:gray")
         for a in ax_list:
             a.axvline(ts - tl.start, color=color, alpha=0.5, linewidth=1)
-        ax_list[0].annotate(label, (ts - tl.start, 1.0), xycoords=("data", "axes fraction"),
-                            rotation=90, fontsize=7, va="top", ha="right", color=color)
+        ax_list[0].annotate(
+            label,
+            (ts - tl.start, 1.0),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            fontsize=7,
+            va="top",
+            ha="right",
+            color=color,
+        )
 
     when = datetime.fromtimestamp(tl.start, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     fig.suptitle(title or f"Rollout of {tl.namespace}/{tl.name} from {when}")

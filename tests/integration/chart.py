@@ -13,30 +13,43 @@ from tests.conftest import REPO_ROOT, Cluster
 CHART = REPO_ROOT / "charts" / "llm-rollout-operator"
 
 
-def helm(cluster: Cluster, *args: str, check: bool = True,
-         values: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
+def helm(
+    cluster: Cluster, *args: str, check: bool = True, values: dict[str, Any] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the bed's helm; `values` are passed as a values file on stdin."""
     argv = [str(cluster.bin_dir / "helm"), *args]
     if values is not None:
         argv += ["--values", "-"]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False,
-                            input=json.dumps(values) if values is not None else None)
+    result = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        input=json.dumps(values) if values is not None else None,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
     return result
 
 
-def render(cluster: Cluster, values: dict[str, Any], *, namespace: str = "llm-system",
-           release: str = "llmr", extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def render(
+    cluster: Cluster,
+    values: dict[str, Any],
+    *,
+    namespace: str = "llm-system",
+    release: str = "llmr",
+    extra: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
     """`helm template` of the chart: the rendered manifests (no empty documents)."""
-    out = helm(cluster, "template", release, str(CHART), "--namespace", namespace, *extra,
-               values=values).stdout
+    out = helm(
+        cluster, "template", release, str(CHART), "--namespace", namespace, *extra, values=values
+    ).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
 def find(docs: list[dict[str, Any]], kind: str, name_suffix: str = "") -> dict[str, Any]:
-    matches = [d for d in docs if d["kind"] == kind
-               and d["metadata"]["name"].endswith(name_suffix)]
+    matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith(name_suffix)]
     assert len(matches) == 1, f"{kind} *{name_suffix}: {len(matches)} found"
     return matches[0]
 

@@ -20,8 +20,14 @@ def crd(cluster: Cluster) -> None:
     """The LLMDeployment CRD from crds/, installed and established."""
     for path in sorted((REPO_ROOT / "crds").glob("*.yaml")):
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    cluster.kubectl("wait", "--for", "condition=established", "--timeout", "60s",
-                    "crd/llmdeployments.rollout.llmops.io")
+    cluster.kubectl(
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout",
+        "60s",
+        "crd/llmdeployments.rollout.llmops.io",
+    )
 
 
 @pytest.fixture
@@ -44,8 +50,14 @@ def controlled_metrics(prometheus: Prometheus, namespace: str) -> Iterator[Contr
 
 
 @pytest.fixture
-def operator(cluster: Cluster, prometheus: Prometheus, crd: None, namespace: str,
-             tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
+def operator(
+    cluster: Cluster,
+    prometheus: Prometheus,
+    crd: None,
+    namespace: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[OperatorProcess]:
     with running_operator(cluster, prometheus, namespace, tmp_path) as op:
         yield op
         if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:

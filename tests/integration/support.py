@@ -21,8 +21,13 @@ from llm_rollout import GROUP, PLURAL, VERSION
 from llm_rollout.testbed.procs import free_port, stop_pid
 
 
-def wait_for(check: Callable[[], Any], *, timeout: float = 60.0, what: str = "condition",
-             describe: Callable[[], str] = lambda: "") -> Any:
+def wait_for(
+    check: Callable[[], Any],
+    *,
+    timeout: float = 60.0,
+    what: str = "condition",
+    describe: Callable[[], str] = lambda: "",
+) -> Any:
     """Poll until `check()` is truthy; return its value, or fail saying what was awaited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -36,11 +41,27 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 60.0, what: str = "co
 class OperatorProcess:
     """`llm-rollout operator` as a real subprocess, watching one namespace."""
 
-    def __init__(self, cluster: Cluster, prometheus_url: str, namespace: str,
-                 log_dir: Path, extra: list[str] | None = None) -> None:
-        self.argv = [sys.executable, "-m", "llm_rollout.cli", "operator",
-                     "--kubeconfig", cluster.kubeconfig, "--prometheus-url", prometheus_url,
-                     "--namespace", namespace, *(extra or [])]
+    def __init__(
+        self,
+        cluster: Cluster,
+        prometheus_url: str,
+        namespace: str,
+        log_dir: Path,
+        extra: list[str] | None = None,
+    ) -> None:
+        self.argv = [
+            sys.executable,
+            "-m",
+            "llm_rollout.cli",
+            "operator",
+            "--kubeconfig",
+            cluster.kubeconfig,
+            "--prometheus-url",
+            prometheus_url,
+            "--namespace",
+            namespace,
+            *(extra or []),
+        ]
         self.log_path = log_dir / "operator.log"
         self.metrics_port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -49,8 +70,9 @@ class OperatorProcess:
         self.metrics_port = free_port()
         argv = [*self.argv, "--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, env={**os.environ})
+        self.proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ}
+        )
         log.close()
 
     def stop(self) -> None:
@@ -77,10 +99,13 @@ class ControlledMetrics:
 
     def __init__(self, prometheus: Prometheus, target: str) -> None:
         self.registry = CollectorRegistry()
-        self.quality = Gauge("test_quality", "Quality score set by the test",
-                             ["namespace", "release"], registry=self.registry)
-        self.server, self.thread = start_http_server(0, addr="127.0.0.1",
-                                                     registry=self.registry)
+        self.quality = Gauge(
+            "test_quality",
+            "Quality score set by the test",
+            ["namespace", "release"],
+            registry=self.registry,
+        )
+        self.server, self.thread = start_http_server(0, addr="127.0.0.1", registry=self.registry)
         self.prometheus = prometheus
         self.target = target
         prometheus.add_target(target, f"127.0.0.1:{self.server.server_address[1]}")
@@ -90,7 +115,8 @@ class ControlledMetrics:
         operator never sees a gap that only the test's timing made."""
         self.quality.labels(namespace, release).set(value)
         self.prometheus.wait_value(
-            f'test_quality{{namespace="{namespace}", release="{release}"}} == {value}')
+            f'test_quality{{namespace="{namespace}", release="{release}"}} == {value}'
+        )
 
     def close(self) -> None:
         self.prometheus.remove_target(self.target)
@@ -111,7 +137,8 @@ class Rollouts:
 
     def get(self, name: str) -> dict[str, Any]:
         obj: dict[str, Any] = self.api.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name)
+            GROUP, VERSION, self.namespace, PLURAL, name
+        )
         return obj
 
     def status(self, name: str) -> dict[str, Any]:
@@ -119,22 +146,44 @@ class Rollouts:
 
     def patch(self, name: str, patch: dict[str, Any]) -> None:
         self.api.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name, patch,
-            _content_type="application/merge-patch+json")
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            name,
+            patch,
+            _content_type="application/merge-patch+json",
+        )
 
     def describe(self, name: str) -> str:
         status = self.status(name)
-        brief = {k: status.get(k) for k in ("phase", "stage", "step", "message", "gates",
-                                            "candidate", "stable", "exposed")}
-        history = [(h["decision"], h.get("stage"), h.get("reason"))
-                   for h in status.get("history", [])]
+        brief = {
+            k: status.get(k)
+            for k in (
+                "phase",
+                "stage",
+                "step",
+                "message",
+                "gates",
+                "candidate",
+                "stable",
+                "exposed",
+            )
+        }
+        history = [
+            (h["decision"], h.get("stage"), h.get("reason")) for h in status.get("history", [])
+        ]
         return json.dumps(brief, indent=1, default=str) + f"\nhistory: {history}"
 
 
 @contextmanager
-def running_operator(cluster: Cluster, prometheus: Prometheus, namespace: str,
-                     tmp_path: Path, extra: list[str] | None = None
-                     ) -> Iterator[OperatorProcess]:
+def running_operator(
+    cluster: Cluster,
+    prometheus: Prometheus,
+    namespace: str,
+    tmp_path: Path,
+    extra: list[str] | None = None,
+) -> Iterator[OperatorProcess]:
     operator = OperatorProcess(cluster, prometheus.url, namespace, tmp_path, extra)
     operator.start()
     try:

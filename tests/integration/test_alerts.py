@@ -22,21 +22,36 @@ def promtool() -> str:
 
 
 def test_rules_file_is_valid() -> None:
-    result = subprocess.run([promtool(), "check", "rules", str(RULES)], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(RULES)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_unit_tests_pass() -> None:
-    result = subprocess.run([promtool(), "test", "rules", str(TESTS)], capture_output=True,
-                            text=True, timeout=120, check=False, cwd=TESTS.parent)
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(TESTS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=TESTS.parent,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
 def test_every_alert_is_tested_firing_and_not_firing() -> None:
-    alerts = {r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"]
-              for r in g["rules"] if "alert" in r}
+    alerts = {
+        r["alert"]
+        for g in yaml.safe_load(RULES.read_text())["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    }
     firing: set[str] = set()
     quiet: set[str] = set()
     for case in yaml.safe_load(TESTS.read_text())["tests"]:
@@ -44,5 +59,10 @@ def test_every_alert_is_tested_firing_and_not_firing() -> None:
             (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
     assert alerts - firing == set(), "alerts never tested firing"
     assert alerts - quiet == set(), "alerts never tested not firing"
-    assert {"LLMRolloutStuck", "LLMRolloutRolledBack", "LLMRolloutMetricsUnavailable",
-            "LLMRouterErrorRateHigh", "LLMRouterFallbacksRising"} <= alerts
+    assert {
+        "LLMRolloutStuck",
+        "LLMRolloutRolledBack",
+        "LLMRolloutMetricsUnavailable",
+        "LLMRouterErrorRateHigh",
+        "LLMRouterFallbacksRising",
+    } <= alerts

@@ -24,7 +24,10 @@ pytestmark = pytest.mark.integration
 def _testbed(root: Path, *command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "llm_rollout.testbed", *command, "--dir", str(root)],
-        capture_output=True, text=True, timeout=180, check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
 
 
@@ -101,8 +104,9 @@ def test_scrape_adds_a_users_target_to_the_beds_prometheus(bed: Any) -> None:
         assert added.returncode == 0, added.stderr
         listed = _testbed(root, "scrape").stdout
         assert f"mine\t127.0.0.1:{port}" in listed
-        value = wait_for_prometheus_value(bed.state.prometheus_url,
-                                          'users_own_metric{bed_target="mine"}', timeout=30)
+        value = wait_for_prometheus_value(
+            bed.state.prometheus_url, 'users_own_metric{bed_target="mine"}', timeout=30
+        )
         assert value == 42
         assert _testbed(root, "scrape", "remove", "mine").returncode == 0
         assert "mine" not in _testbed(root, "scrape").stdout
@@ -113,26 +117,46 @@ def test_scrape_adds_a_users_target_to_the_beds_prometheus(bed: Any) -> None:
 
 
 def test_kubelet_command_makes_release_deployments_available(
-        bed: Any, cluster: Cluster, namespace: str) -> None:
+    bed: Any, cluster: Cluster, namespace: str
+) -> None:
     root = Path(bed.state.root)
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "assistant-abc", "namespace": namespace,
-                     "labels": {"rollout.llmops.io/deployment": "assistant"}},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "a"}},
-                 "template": {"metadata": {"labels": {"app": "a"}},
-                              "spec": {"containers": [{"name": "app", "image": "app:1"}]}}}}
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "assistant-abc",
+            "namespace": namespace,
+            "labels": {"rollout.llmops.io/deployment": "assistant"},
+        },
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "a"}},
+            "template": {
+                "metadata": {"labels": {"app": "a"}},
+                "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+            },
+        },
+    }
     cluster.kubectl("apply", "-f", "-", input=json.dumps(deployment))
     proc = subprocess.Popen(
         [sys.executable, "-m", "llm_rollout.testbed", "kubelet", namespace, "--dir", str(root)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         available = ""
         while time.monotonic() < deadline:
             available = cluster.kubectl(
-                "get", "deployment", "assistant-abc", "-n", namespace,
-                "-o", "jsonpath={.status.availableReplicas}").stdout.strip()
+                "get",
+                "deployment",
+                "assistant-abc",
+                "-n",
+                namespace,
+                "-o",
+                "jsonpath={.status.availableReplicas}",
+            ).stdout.strip()
             if available == "2":
                 break
             time.sleep(0.3)

@@ -26,8 +26,7 @@ def test_server_version_is_the_one_built(cluster: Cluster) -> None:
 
 def test_rbac_is_enforced(cluster: Cluster, namespace: str) -> None:
     # An unprivileged identity is refused: authorization is RBAC, not AlwaysAllow.
-    result = cluster.kubectl("get", "configmaps", "-n", namespace,
-                             "--as", "someone", check=False)
+    result = cluster.kubectl("get", "configmaps", "-n", namespace, "--as", "someone", check=False)
     assert result.returncode != 0
     assert "forbidden" in result.stderr.lower()
 
@@ -41,8 +40,9 @@ def test_watch_sees_a_change(cluster: Cluster, namespace: str) -> None:
 
     def watch_configmaps() -> None:
         w = watch.Watch()
-        for event in w.stream(core.list_namespaced_config_map, namespace,
-                              resource_version=listed, timeout_seconds=20):
+        for event in w.stream(
+            core.list_namespaced_config_map, namespace, resource_version=listed, timeout_seconds=20
+        ):
             obj: Any = event["object"]
             seen.append((event["type"], obj.metadata.name))
             if obj.metadata.name == "watched" and event["type"] == "MODIFIED":

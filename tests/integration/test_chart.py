@@ -42,17 +42,29 @@ def more_namespaces(cluster: Cluster) -> Iterator[list[str]]:
 @pytest.fixture(scope="module")
 def monitoring_crds(cluster: Cluster) -> Path:
     """ServiceMonitor and PrometheusRule CRDs of prometheus-operator (pinned upstream)."""
-    out = subprocess.run(["bash", str(REPO_ROOT / "hack/upstream-crds.sh")],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        ["bash", str(REPO_ROOT / "hack/upstream-crds.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     crd_dir = Path(out)
-    for name in ("monitoring.coreos.com_servicemonitors.yaml",
-                 "monitoring.coreos.com_prometheusrules.yaml",
-                 "gateway.networking.k8s.io_httproutes.yaml"):
+    for name in (
+        "monitoring.coreos.com_servicemonitors.yaml",
+        "monitoring.coreos.com_prometheusrules.yaml",
+        "gateway.networking.k8s.io_httproutes.yaml",
+    ):
         cluster.kubectl("apply", "--server-side", "-f", str(crd_dir / name))
-    cluster.kubectl("wait", "--for", "condition=established", "--timeout", "60s",
-                    "crd/servicemonitors.monitoring.coreos.com",
-                    "crd/prometheusrules.monitoring.coreos.com",
-                    "crd/httproutes.gateway.networking.k8s.io")
+    cluster.kubectl(
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout",
+        "60s",
+        "crd/servicemonitors.monitoring.coreos.com",
+        "crd/prometheusrules.monitoring.coreos.com",
+        "crd/httproutes.gateway.networking.k8s.io",
+    )
     return crd_dir
 
 
@@ -61,36 +73,59 @@ def value_sets(ns: str, others: list[str]) -> dict[str, Values]:
         "defaults": {},
         "single-replica-minimal": {
             "operator": {"replicas": 1, "leaderElection": {"enabled": False}},
-            "dashboards": {"enabled": False}, "tests": {"enabled": False}},
+            "dashboards": {"enabled": False},
+            "tests": {"enabled": False},
+        },
         "everything-cluster": {
             "image": {"repository": "registry.example/llm-rollout", "digest": DIGEST},
             "crds": {"managed": True},
-            "operator": {"replicas": 3, "allowedPrometheus": ["https://team-prom:9090"],
-                         "extraArgs": ["--verbose"], "podLabels": {"team": "ml"},
-                         "priorityClassName": "system-cluster-critical",
-                         "tolerations": [{"key": "dedicated", "operator": "Exists"}]},
-            "router": {"enabled": True, "replicas": 3, "trustCohortHeader": True,
-                       "service": {"type": "LoadBalancer", "port": 8443}},
-            "serviceMonitor": {"enabled": True, "labels": {"release": "kps"},
-                               "scrapeTimeout": "10s"},
+            "operator": {
+                "replicas": 3,
+                "allowedPrometheus": ["https://team-prom:9090"],
+                "extraArgs": ["--verbose"],
+                "podLabels": {"team": "ml"},
+                "priorityClassName": "system-cluster-critical",
+                "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+            },
+            "router": {
+                "enabled": True,
+                "replicas": 3,
+                "trustCohortHeader": True,
+                "service": {"type": "LoadBalancer", "port": 8443},
+            },
+            "serviceMonitor": {
+                "enabled": True,
+                "labels": {"release": "kps"},
+                "scrapeTimeout": "10s",
+            },
             "prometheusRule": {"enabled": True, "ruleLabels": {"team": "ml-platform"}},
-            "dashboards": {"namespace": others[0],
-                           "annotations": {"grafana_folder": "LLM rollouts"}},
+            "dashboards": {
+                "namespace": others[0],
+                "annotations": {"grafana_folder": "LLM rollouts"},
+            },
             "networkPolicy": {
                 "enabled": True,
                 "metricsFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
-                "egress": {"enabled": True, "apiServerCIDRs": ["10.96.0.1/32"]}},
+                "egress": {"enabled": True, "apiServerCIDRs": ["10.96.0.1/32"]},
+            },
         },
-        "namespaced": {"rbac": {"scope": "namespace", "namespaces": [ns, *others]},
-                       "router": {"enabled": True}, "networkPolicy": {"enabled": True}},
+        "namespaced": {
+            "rbac": {"scope": "namespace", "namespaces": [ns, *others]},
+            "router": {"enabled": True},
+            "networkPolicy": {"enabled": True},
+        },
         "router-own-keys": {
-            "router": {"enabled": True, "replicas": 1, "watchNamespace": others[1],
-                       "feedbackTokenKeys": {"existingSecret": "my-keys", "create": False}}},
+            "router": {
+                "enabled": True,
+                "replicas": 1,
+                "watchNamespace": others[1],
+                "feedbackTokenKeys": {"existingSecret": "my-keys", "create": False},
+            }
+        },
     }
 
 
-SETS = ["defaults", "single-replica-minimal", "everything-cluster", "namespaced",
-        "router-own-keys"]
+SETS = ["defaults", "single-replica-minimal", "everything-cluster", "namespaced", "router-own-keys"]
 
 
 def test_helm_lint_is_clean_with_every_values_set(cluster: Cluster) -> None:
@@ -101,18 +136,39 @@ def test_helm_lint_is_clean_with_every_values_set(cluster: Cluster) -> None:
 
 @pytest.mark.parametrize("which", SETS)
 def test_every_rendered_manifest_is_accepted_by_the_api_server(
-        cluster: Cluster, monitoring_crds: Path, namespace: str, more_namespaces: list[str],
-        tmp_path: Path, which: str) -> None:
+    cluster: Cluster,
+    monitoring_crds: Path,
+    namespace: str,
+    more_namespaces: list[str],
+    tmp_path: Path,
+    which: str,
+) -> None:
     docs = render(cluster, value_sets(namespace, more_namespaces)[which], namespace=namespace)
     kinds = sorted({d["kind"] for d in docs})
     path = write_yaml(tmp_path / "rendered.yaml", docs)
-    result = cluster.kubectl("apply", "--server-side", "--dry-run=server", "--validate=strict",
-                             "--field-manager", "helm-test", "-f", str(path), check=False)
+    result = cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--validate=strict",
+        "--field-manager",
+        "helm-test",
+        "-f",
+        str(path),
+        check=False,
+    )
     assert result.returncode == 0, f"{which} ({kinds}):\n{result.stderr}"
     assert result.stdout.count("(server dry run)") == len(docs)
     if which == "everything-cluster":
-        assert {"ServiceMonitor", "PrometheusRule", "NetworkPolicy", "CustomResourceDefinition",
-                "PodDisruptionBudget", "Secret", "ClusterRole"} <= set(kinds)
+        assert {
+            "ServiceMonitor",
+            "PrometheusRule",
+            "NetworkPolicy",
+            "CustomResourceDefinition",
+            "PodDisruptionBudget",
+            "Secret",
+            "ClusterRole",
+        } <= set(kinds)
 
 
 def test_the_crds_in_crds_dir_render_with_include_crds(cluster: Cluster) -> None:
@@ -124,26 +180,41 @@ def test_the_crds_in_crds_dir_render_with_include_crds(cluster: Cluster) -> None
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({"operator": {"replicas": 0}}, "at '/operator/replicas': minimum: got 0, want 1"),
-    ({"operator": {"leaderElection": {"enabled": False}}},
-     "operator.replicas > 1 needs operator.leaderElection.enabled=true"),
-    ({"operator": {"leaderElection": {"renewDeadline": 20}}},
-     "need retryPeriod x 1.2 < renewDeadline < leaseDuration"),
-    ({"rbac": {"scope": "everywhere"}},
-     "at '/rbac/scope': value must be one of 'cluster', 'namespace'"),
-    ({"rbac": {"namespaces": ["Team_A"]}}, "at '/rbac/namespaces/0'"),
-    ({"operator": {"prometheusUrl": "prometheus:9090"}},
-     "at '/operator/prometheusUrl': 'prometheus:9090' does not match pattern"),
-    ({"operator": {"replica": 2}}, "additional properties 'replica' not allowed"),
-    ({"image": {"digest": "latest"}}, "at '/image/digest'"),
-    ({"router": {"enabled": True, "feedbackTokenKeys": {"create": False}}},
-     "router.feedbackTokenKeys: name an existingSecret or set create=true"),
-    ({"serviceMonitor": {"interval": "30 seconds"}}, "at '/serviceMonitor/interval'"),
-    ({"router": {"service": {"type": "Ingress"}}}, "at '/router/service/type'"),
-], ids=lambda v: str(v)[:40])
-def test_bad_values_are_refused_with_a_clear_message(cluster: Cluster, values: Values,
-                                                     message: str) -> None:
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"operator": {"replicas": 0}}, "at '/operator/replicas': minimum: got 0, want 1"),
+        (
+            {"operator": {"leaderElection": {"enabled": False}}},
+            "operator.replicas > 1 needs operator.leaderElection.enabled=true",
+        ),
+        (
+            {"operator": {"leaderElection": {"renewDeadline": 20}}},
+            "need retryPeriod x 1.2 < renewDeadline < leaseDuration",
+        ),
+        (
+            {"rbac": {"scope": "everywhere"}},
+            "at '/rbac/scope': value must be one of 'cluster', 'namespace'",
+        ),
+        ({"rbac": {"namespaces": ["Team_A"]}}, "at '/rbac/namespaces/0'"),
+        (
+            {"operator": {"prometheusUrl": "prometheus:9090"}},
+            "at '/operator/prometheusUrl': 'prometheus:9090' does not match pattern",
+        ),
+        ({"operator": {"replica": 2}}, "additional properties 'replica' not allowed"),
+        ({"image": {"digest": "latest"}}, "at '/image/digest'"),
+        (
+            {"router": {"enabled": True, "feedbackTokenKeys": {"create": False}}},
+            "router.feedbackTokenKeys: name an existingSecret or set create=true",
+        ),
+        ({"serviceMonitor": {"interval": "30 seconds"}}, "at '/serviceMonitor/interval'"),
+        ({"router": {"service": {"type": "Ingress"}}}, "at '/router/service/type'"),
+    ],
+    ids=lambda v: str(v)[:40],
+)
+def test_bad_values_are_refused_with_a_clear_message(
+    cluster: Cluster, values: Values, message: str
+) -> None:
     result = helm(cluster, "template", "llmr", str(CHART), check=False, values=values)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
@@ -168,8 +239,9 @@ def test_pods_run_locked_down_with_resources_and_probes(cluster: Cluster) -> Non
 
 
 def test_the_dashboard_and_alerts_ship_unchanged(cluster: Cluster) -> None:
-    docs = render(cluster, {"prometheusRule": {"enabled": True,
-                                               "ruleLabels": {"team": "ml-platform"}}})
+    docs = render(
+        cluster, {"prometheusRule": {"enabled": True, "ruleLabels": {"team": "ml-platform"}}}
+    )
     cm = find(docs, "ConfigMap", "-dashboard")
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     shipped = (CHART / "dashboards" / "llm-rollout.json").read_text()
@@ -177,8 +249,9 @@ def test_the_dashboard_and_alerts_ship_unchanged(cluster: Cluster) -> None:
     rule = find(docs, "PrometheusRule")
     source = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
     rendered = rule["spec"]["groups"]
-    assert [r.get("alert") for g in rendered for r in g["rules"]] == \
-        [r.get("alert") for g in source["groups"] for r in g["rules"]]
+    assert [r.get("alert") for g in rendered for r in g["rules"]] == [
+        r.get("alert") for g in source["groups"] for r in g["rules"]
+    ]
     for group_src, group in zip(source["groups"], rendered, strict=True):
         for src, got in zip(group_src["rules"], group["rules"], strict=True):
             assert got["expr"] == src["expr"]
@@ -188,47 +261,79 @@ def test_the_dashboard_and_alerts_ship_unchanged(cluster: Cluster) -> None:
 
 # -- the chart's RBAC, for real ---------------------------------------------------------
 
+
 def apply_rbac(cluster: Cluster, docs: list[dict[str, Any]], tmp_path: Path) -> list[str]:
     """Create the chart's ServiceAccounts and RBAC objects; returns cluster-scoped ones
     (to delete afterwards: namespaces of the bed are never really deleted)."""
     wanted = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
     rbac = [d for d in docs if d["kind"] in wanted]
     cluster.kubectl("apply", "--server-side", "-f", str(write_yaml(tmp_path / "rbac.yaml", rbac)))
-    return [f"{d['kind'].lower()}/{d['metadata']['name']}" for d in rbac
-            if d["kind"].startswith("Cluster")]
+    return [
+        f"{d['kind'].lower()}/{d['metadata']['name']}"
+        for d in rbac
+        if d["kind"].startswith("Cluster")
+    ]
 
 
-def token_kubeconfig(cluster: Cluster, namespace: str, service_account: str,
-                     path: Path) -> str:
+def token_kubeconfig(cluster: Cluster, namespace: str, service_account: str, path: Path) -> str:
     """A kubeconfig that authenticates as the ServiceAccount (TokenRequest API)."""
-    token = cluster.kubectl("create", "token", service_account, "-n", namespace,
-                            "--duration", "1h").stdout.strip()
+    token = cluster.kubectl(
+        "create", "token", service_account, "-n", namespace, "--duration", "1h"
+    ).stdout.strip()
     admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
     config = {
-        "apiVersion": "v1", "kind": "Config", "clusters": admin["clusters"],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
         "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": admin["clusters"][0]["name"],
-                                                "user": "sa", "namespace": namespace}}],
+        "contexts": [
+            {
+                "name": "sa",
+                "context": {
+                    "cluster": admin["clusters"][0]["name"],
+                    "user": "sa",
+                    "namespace": namespace,
+                },
+            }
+        ],
         "current-context": "sa",
     }
     path.write_text(yaml.safe_dump(config))
     return str(path)
 
 
-def chart_operator(cluster: Cluster, prometheus: Prometheus, docs: list[dict[str, Any]],
-                   namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                   ) -> OperatorProcess:
+def chart_operator(
+    cluster: Cluster,
+    prometheus: Prometheus,
+    docs: list[dict[str, Any]],
+    namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> OperatorProcess:
     """The operator with the chart's arguments and environment, as its ServiceAccount."""
     pod = find(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
-    kubeconfig = token_kubeconfig(cluster, namespace, pod["serviceAccountName"],
-                                  tmp_path / "sa-kubeconfig")
+    kubeconfig = token_kubeconfig(
+        cluster, namespace, pod["serviceAccountName"], tmp_path / "sa-kubeconfig"
+    )
     monkeypatch.setenv("POD_NAMESPACE", namespace)
     monkeypatch.setenv("POD_NAME", "llmr-operator-0")
     op = OperatorProcess(cluster, prometheus.url, namespace, tmp_path)
-    op.argv = [sys.executable, "-m", "llm_rollout.cli", *container_args(docs, "-operator"),
-               "--kubeconfig", kubeconfig, "--prometheus-url", prometheus.url,
-               "--leader-elect-lease-duration", "3", "--leader-elect-renew-deadline", "2",
-               "--leader-elect-retry-period", "0.5"]
+    op.argv = [
+        sys.executable,
+        "-m",
+        "llm_rollout.cli",
+        *container_args(docs, "-operator"),
+        "--kubeconfig",
+        kubeconfig,
+        "--prometheus-url",
+        prometheus.url,
+        "--leader-elect-lease-duration",
+        "3",
+        "--leader-elect-renew-deadline",
+        "2",
+        "--leader-elect-retry-period",
+        "0.5",
+    ]
     return op
 
 
@@ -239,40 +344,67 @@ def assert_never_denied(op: OperatorProcess) -> None:
 
 
 def can_i(cluster: Cluster, kubeconfig: str, *args: str) -> bool:
-    result = subprocess.run([str(cluster.bin_dir / "kubectl"), "--kubeconfig", kubeconfig,
-                             "auth", "can-i", *args], capture_output=True, text=True,
-                            timeout=30, check=False)
+    result = subprocess.run(
+        [str(cluster.bin_dir / "kubectl"), "--kubeconfig", kubeconfig, "auth", "can-i", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     return result.stdout.strip() == "yes"
 
 
-def run_rollout(rollouts: Rollouts, metrics: ControlledMetrics, namespace: str,
-                op: OperatorProcess, change: Callable[[dict[str, Any]], None]) -> None:
+def run_rollout(
+    rollouts: Rollouts,
+    metrics: ControlledMetrics,
+    namespace: str,
+    op: OperatorProcess,
+    change: Callable[[dict[str, Any]], None],
+) -> None:
     start_stable(rollouts, metrics, namespace)
     v2 = spec("v2")
     change(v2)
     metrics.set_quality(namespace, rid(v2), 0.95)
     rollouts.patch("bot", {"spec": v2})
-    wait_for(lambda: phase_is(rollouts, "bot", "Promoted", release=rid(v2)), timeout=90,
-             what="v2 promoted by the operator running as the chart's ServiceAccount",
-             describe=lambda: rollouts.describe("bot") + op.log_tail())
+    wait_for(
+        lambda: phase_is(rollouts, "bot", "Promoted", release=rid(v2)),
+        timeout=90,
+        what="v2 promoted by the operator running as the chart's ServiceAccount",
+        describe=lambda: rollouts.describe("bot") + op.log_tail(),
+    )
 
 
 def test_namespace_scoped_rbac_is_enough_for_a_rollout_and_no_more(
-        rollouts: Rollouts, controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
-        cluster: Cluster, prometheus: Prometheus, namespace: str, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    docs = render(cluster, {"rbac": {"scope": "namespace"}, "operator": {"replicas": 1}},
-                  namespace=namespace)
+    rollouts: Rollouts,
+    controlled_metrics: ControlledMetrics,
+    kubelet: KubeletStandIn,
+    cluster: Cluster,
+    prometheus: Prometheus,
+    namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docs = render(
+        cluster, {"rbac": {"scope": "namespace"}, "operator": {"replicas": 1}}, namespace=namespace
+    )
     assert apply_rbac(cluster, docs, tmp_path) == [], "namespace scope: no cluster-wide RBAC"
     assert f"--namespace={namespace}" in container_args(docs, "-operator")
-    cluster.kubectl("create", "secret", "generic", "prom-token", "-n", namespace,
-                    "--from-literal=token=not-checked-by-the-bed")
+    cluster.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "prom-token",
+        "-n",
+        namespace,
+        "--from-literal=token=not-checked-by-the-bed",
+    )
     op = chart_operator(cluster, prometheus, docs, namespace, tmp_path, monkeypatch)
     op.start()
     try:
+
         def with_token(body: dict[str, Any]) -> None:  # exercises `get secrets`
-            body["prometheus"] = {"bearerTokenSecretRef": {"name": "prom-token",
-                                                           "key": "token"}}
+            body["prometheus"] = {"bearerTokenSecretRef": {"name": "prom-token", "key": "token"}}
+
         run_rollout(rollouts, controlled_metrics, namespace, op, with_token)
         events = cluster.kubectl("get", "events", "-n", namespace, "-o", "name").stdout
         assert events.strip(), "decision Events were posted"
@@ -281,43 +413,64 @@ def test_namespace_scoped_rbac_is_enough_for_a_rollout_and_no_more(
         op.stop()
     kubeconfig = str(tmp_path / "sa-kubeconfig")
     assert can_i(cluster, kubeconfig, "patch", "llmdeployments.rollout.llmops.io", "-n", namespace)
-    for denied in (["list", "secrets", "-n", namespace],
-                   ["delete", "llmdeployments.rollout.llmops.io", "-n", namespace],
-                   ["create", "pods", "-n", namespace],
-                   ["get", "llmdeployments.rollout.llmops.io", "-n", "default"],
-                   ["list", "namespaces"],
-                   ["update", "leases/some-other-lease", "-n", namespace]):
+    for denied in (
+        ["list", "secrets", "-n", namespace],
+        ["delete", "llmdeployments.rollout.llmops.io", "-n", namespace],
+        ["create", "pods", "-n", namespace],
+        ["get", "llmdeployments.rollout.llmops.io", "-n", "default"],
+        ["list", "namespaces"],
+        ["update", "leases/some-other-lease", "-n", namespace],
+    ):
         assert not can_i(cluster, kubeconfig, *denied), f"the operator may {denied}"
 
 
 def test_cluster_scoped_rbac_is_enough_for_a_rollout_with_gateway_api_routing(
-        rollouts: Rollouts, controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
-        cluster: Cluster, prometheus: Prometheus, monitoring_crds: Path, namespace: str,
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rollouts: Rollouts,
+    controlled_metrics: ControlledMetrics,
+    kubelet: KubeletStandIn,
+    cluster: Cluster,
+    prometheus: Prometheus,
+    monitoring_crds: Path,
+    namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     release = f"r{uuid.uuid4().hex[:6]}"
-    docs = render(cluster, {"operator": {"replicas": 1}, "router": {"enabled": True}},
-                  namespace=namespace, release=release)
+    docs = render(
+        cluster,
+        {"operator": {"replicas": 1}, "router": {"enabled": True}},
+        namespace=namespace,
+        release=release,
+    )
     cluster_scoped = apply_rbac(cluster, docs, tmp_path)
     # operator and router (bound), eval runner (for users to bind in their namespaces)
-    assert sorted(k.split("/")[0] for k in cluster_scoped) == \
-        ["clusterrole"] * 3 + ["clusterrolebinding"] * 2
+    assert (
+        sorted(k.split("/")[0] for k in cluster_scoped)
+        == ["clusterrole"] * 3 + ["clusterrolebinding"] * 2
+    )
     assert not any(a.startswith("--namespace") for a in container_args(docs, "-operator"))
     op = chart_operator(cluster, prometheus, docs, namespace, tmp_path, monkeypatch)
     op.start()
     try:
+
         def gateway_api(body: dict[str, Any]) -> None:  # exercises httproutes
-            body["routing"] = {"provider": "gateway-api", "gatewayApi": {
-                "parentRefs": [{"name": "gw"}], "hostnames": ["bot.example"]}}
+            body["routing"] = {
+                "provider": "gateway-api",
+                "gatewayApi": {"parentRefs": [{"name": "gw"}], "hostnames": ["bot.example"]},
+            }
+
         run_rollout(rollouts, controlled_metrics, namespace, op, gateway_api)
         routes = cluster.kubectl("get", "httproutes", "-n", namespace, "-o", "name").stdout
         assert "httproute" in routes
         assert_never_denied(op)
         router_sa = find(docs, "Deployment", "-router")["spec"]["template"]["spec"][
-            "serviceAccountName"]
+            "serviceAccountName"
+        ]
         router_kc = token_kubeconfig(cluster, namespace, router_sa, tmp_path / "router-kc")
         assert can_i(cluster, router_kc, "watch", "llmdeployments.rollout.llmops.io", "-A")
-        assert not can_i(cluster, router_kc, "patch", "llmdeployments.rollout.llmops.io",
-                         "-n", namespace)
+        assert not can_i(
+            cluster, router_kc, "patch", "llmdeployments.rollout.llmops.io", "-n", namespace
+        )
         assert not can_i(cluster, router_kc, "get", "secrets", "-n", namespace)
     finally:
         op.stop()
@@ -325,13 +478,16 @@ def test_cluster_scoped_rbac_is_enough_for_a_rollout_with_gateway_api_routing(
             cluster.kubectl("delete", name, "--ignore-not-found")
 
 
-
 def test_install_upgrade_and_uninstall_on_the_real_api_server(
-        cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
     """A real `helm install` (namespace scope: nothing cluster-wide), NOTES rendered,
     the router's generated feedback key kept across `helm upgrade`, then uninstalled."""
-    values: Values = {"rbac": {"scope": "namespace"}, "router": {"enabled": True},
-                      "networkPolicy": {"enabled": True}}
+    values: Values = {
+        "rbac": {"scope": "namespace"},
+        "router": {"enabled": True},
+        "networkPolicy": {"enabled": True},
+    }
     base = ("--namespace", namespace, "--kubeconfig", cluster.kubeconfig, "--skip-crds")
     installed = helm(cluster, "install", "llmr", str(CHART), *base, values=values).stdout
     assert f"Watching: {namespace}" in installed
@@ -339,36 +495,63 @@ def test_install_upgrade_and_uninstall_on_the_real_api_server(
     assert "helm test llmr" in installed
 
     def key() -> str:
-        return cluster.kubectl("get", "secret", "llmr-llm-rollout-operator-router-feedback-keys",
-                               "-n", namespace, "-o", "jsonpath={.data.keys}").stdout
+        return cluster.kubectl(
+            "get",
+            "secret",
+            "llmr-llm-rollout-operator-router-feedback-keys",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.data.keys}",
+        ).stdout
 
     first = key()
     assert len(first) > 40
-    helm(cluster, "upgrade", "llmr", str(CHART), *base,
-         values={**values, "operator": {"replicas": 3}})
+    helm(
+        cluster,
+        "upgrade",
+        "llmr",
+        str(CHART),
+        *base,
+        values={**values, "operator": {"replicas": 3}},
+    )
     assert key() == first, "upgrades keep the generated feedback key (tokens stay valid)"
-    replicas = cluster.kubectl("get", "deployment", "llmr-llm-rollout-operator", "-n",
-                               namespace, "-o", "jsonpath={.spec.replicas}").stdout
+    replicas = cluster.kubectl(
+        "get",
+        "deployment",
+        "llmr-llm-rollout-operator",
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ).stdout
     assert replicas == "3"
-    helm(cluster, "uninstall", "llmr", "--namespace", namespace,
-         "--kubeconfig", cluster.kubeconfig)
-    left = cluster.kubectl("get", "deployments,services,roles", "-n", namespace,
-                           "-o", "name").stdout
+    helm(cluster, "uninstall", "llmr", "--namespace", namespace, "--kubeconfig", cluster.kubeconfig)
+    left = cluster.kubectl(
+        "get", "deployments,services,roles", "-n", namespace, "-o", "name"
+    ).stdout
     assert left.strip() == "", left
     # the key Secret is kept on uninstall (helm.sh/resource-policy: keep)
     assert key() == first
 
 
 def test_namespace_scoped_rbac_runs_eval_suites(
-        rollouts: Rollouts, sims: dict[str, str], kubelet: KubeletStandIn, cluster: Cluster,
-        prometheus: Prometheus, namespace: str, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    rollouts: Rollouts,
+    sims: dict[str, str],
+    kubelet: KubeletStandIn,
+    cluster: Cluster,
+    prometheus: Prometheus,
+    namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """An eval-gated rollout with the operator (and, through the local executor, the eval
     runner) authenticated as the chart's ServiceAccount; the eval runner's own
     ServiceAccount may read its run and patch its status, nothing more."""
     bench = test_evals.Bench(cluster, namespace, sims, rollouts, tmp_path)
-    docs = render(cluster, {"rbac": {"scope": "namespace"}, "operator": {"replicas": 1}},
-                  namespace=namespace)
+    docs = render(
+        cluster, {"rbac": {"scope": "namespace"}, "operator": {"replicas": 1}}, namespace=namespace
+    )
     apply_rbac(cluster, docs, tmp_path)
     op = chart_operator(cluster, prometheus, docs, namespace, tmp_path, monkeypatch)
     op.argv += ["--eval-executor", "local", "--eval-backend-file", str(bench.backend_file)]
@@ -379,9 +562,15 @@ def test_namespace_scoped_rbac_runs_eval_suites(
         v2 = test_evals.spec("v2", sims)
         good = bench.serve(v2, "good")
         bench.rollouts.patch("bot", {"spec": v2})
-        wait_for(lambda: bench.rollouts.status("bot").get("phase") == "Promoted"
-                 and bench.rollouts.status("bot")["stable"]["id"] == good, timeout=120,
-                 what="the eval-gated release promoted", describe=bench.describe)
+        wait_for(
+            lambda: (
+                bench.rollouts.status("bot").get("phase") == "Promoted"
+                and bench.rollouts.status("bot")["stable"]["id"] == good
+            ),
+            timeout=120,
+            what="the eval-gated release promoted",
+            describe=bench.describe,
+        )
         assert bench.run_phase(good) == "Succeeded"
         assert_never_denied(op)
     finally:
@@ -389,9 +578,19 @@ def test_namespace_scoped_rbac_runs_eval_suites(
         op.stop()
     runner = token_kubeconfig(cluster, namespace, "llm-rollout-eval", tmp_path / "eval-kc")
     assert can_i(cluster, runner, "get", "llmevalruns.rollout.llmops.io", "-n", namespace)
-    assert can_i(cluster, runner, "patch", "llmevalruns.rollout.llmops.io", "--subresource",
-                 "status", "-n", namespace)
-    for denied in (["list", "secrets", "-n", namespace],
-                   ["patch", "llmdeployments.rollout.llmops.io", "-n", namespace],
-                   ["create", "pods", "-n", namespace]):
+    assert can_i(
+        cluster,
+        runner,
+        "patch",
+        "llmevalruns.rollout.llmops.io",
+        "--subresource",
+        "status",
+        "-n",
+        namespace,
+    )
+    for denied in (
+        ["list", "secrets", "-n", namespace],
+        ["patch", "llmdeployments.rollout.llmops.io", "-n", namespace],
+        ["create", "pods", "-n", namespace],
+    ):
         assert not can_i(cluster, runner, *denied), f"the eval runner may {denied}"

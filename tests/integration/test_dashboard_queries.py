@@ -45,12 +45,21 @@ class ChatHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps({
-            "id": "c1", "object": "chat.completion", "model": "sim",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "Hello from Acme Cloud."}}],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},
-        }).encode()
+        body = json.dumps(
+            {
+                "id": "c1",
+                "object": "chat.completion",
+                "model": "sim",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "Hello from Acme Cloud."},
+                    }
+                ],
+                "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -74,21 +83,37 @@ def model_server() -> Iterator[str]:
 class RouterProcess:
     """`llm-rollout router --kube` serving the namespace, backends from a file."""
 
-    def __init__(self, cluster: Cluster, namespace: str, backends: dict[str, str],
-                 log_dir: Path) -> None:
+    def __init__(
+        self, cluster: Cluster, namespace: str, backends: dict[str, str], log_dir: Path
+    ) -> None:
         self.port, self.metrics_port = free_port(), free_port()
         self.log_path = log_dir / "router.log"
         self.backend_file = log_dir / "backends.json"
         self.set_backends(backends)
-        argv = [sys.executable, "-m", "llm_rollout.cli", "router", "--kube",
-                "--kubeconfig", cluster.kubeconfig, "--namespace", namespace,
-                "--listen", f"127.0.0.1:{self.port}",
-                "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
-                "--backend-file", str(self.backend_file), "--reload-interval", "0.2"]
+        argv = [
+            sys.executable,
+            "-m",
+            "llm_rollout.cli",
+            "router",
+            "--kube",
+            "--kubeconfig",
+            cluster.kubeconfig,
+            "--namespace",
+            namespace,
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--metrics-listen",
+            f"127.0.0.1:{self.metrics_port}",
+            "--backend-file",
+            str(self.backend_file),
+            "--reload-interval",
+            "0.2",
+        ]
         env = {**os.environ, "LLM_ROLLOUT_FEEDBACK_KEY": "k" * 32}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True, env=env)
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+            )
 
     def set_backends(self, backends: dict[str, str]) -> None:
         tmp = self.backend_file.with_suffix(".tmp")
@@ -101,16 +126,21 @@ class RouterProcess:
 
     def ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/readyz",
-                                        timeout=2) as resp:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2
+            ) as resp:
                 return int(resp.status) == 200
         except (OSError, urllib.error.HTTPError):
             return False
 
-    def post(self, path: str, body: dict[str, Any], headers: dict[str, str]
-             ) -> tuple[int, dict[str, str]]:
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json", **headers})
+    def post(
+        self, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str]]:
+        req = urllib.request.Request(
+            self.url + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", **headers},
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 resp.read()
@@ -131,13 +161,17 @@ def send_traffic(router: RouterProcess, requests: int = 45) -> None:
         headers = {"x-user-id": f"user-{i % 15}"}
         if group:
             headers["x-user-group"] = group
-        status, got = router.post("/v1/chat/completions",
-                                  {"messages": [{"role": "user", "content": "hi"}]}, headers)
+        status, got = router.post(
+            "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}, headers
+        )
         assert status == 200, (status, got)
         token = got.get("x-llm-feedback-token") or got.get("X-Llm-Feedback-Token")
         assert token, got
-        rating: dict[str, Any] = ({"score": 3 + i % 3, "criteria": {"accuracy": 4}}
-                                  if source == "expert" else {"thumbs": "up" if i % 4 else "down"})
+        rating: dict[str, Any] = (
+            {"score": 3 + i % 3, "criteria": {"accuracy": 4}}
+            if source == "expert"
+            else {"thumbs": "up" if i % 4 else "down"}
+        )
         status, _ = router.post("/feedback", {"token": token, "source": source, **rating}, {})
         assert status in (200, 201, 202), status
 
@@ -164,9 +198,16 @@ def query(prometheus: Prometheus, promql: str) -> dict[str, Any]:
 
 
 def test_every_dashboard_query_parses_and_returns_series(
-        rollouts: Rollouts, controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
-        operator: OperatorProcess, cluster: Cluster, prometheus: Prometheus, namespace: str,
-        model_server: str, tmp_path: Path) -> None:
+    rollouts: Rollouts,
+    controlled_metrics: ControlledMetrics,
+    kubelet: KubeletStandIn,
+    operator: OperatorProcess,
+    cluster: Cluster,
+    prometheus: Prometheus,
+    namespace: str,
+    model_server: str,
+    tmp_path: Path,
+) -> None:
     v1 = with_checks(spec("v1"))
     v2 = with_checks(spec("v2", experts_min="1h", max_duration="2h"))
     v2["stages"][0]["gates"].append(RATIO_GATE)
@@ -178,26 +219,41 @@ def test_every_dashboard_query_parses_and_returns_series(
     try:
         controlled_metrics.set_quality(namespace, rid(v1), 0.9)
         rollouts.create(obj("bot", v1))
-        wait_for(lambda: phase_is(rollouts, "bot", "Promoted"), what="v1 promoted",
-                 describe=lambda: rollouts.describe("bot"))
+        wait_for(
+            lambda: phase_is(rollouts, "bot", "Promoted"),
+            what="v1 promoted",
+            describe=lambda: rollouts.describe("bot"),
+        )
         controlled_metrics.set_quality(namespace, rid(v2), 0.9)
         rollouts.patch("bot", {"spec": v2})
-        wait_for(lambda: rollouts.status("bot").get("exposed"), what="v2 exposed to experts",
-                 describe=lambda: rollouts.describe("bot") + operator.log_tail())
-        wait_for(router.ready, timeout=30, what="router ready",
-                 describe=lambda: router.log_path.read_text())
+        wait_for(
+            lambda: rollouts.status("bot").get("exposed"),
+            what="v2 exposed to experts",
+            describe=lambda: rollouts.describe("bot") + operator.log_tail(),
+        )
+        wait_for(
+            router.ready,
+            timeout=30,
+            what="router ready",
+            describe=lambda: router.log_path.read_text(),
+        )
         wait_for(lambda: rollouts.status("bot").get("gates"), what="gates evaluated")
         send_traffic(router, requests=9)  # the experts' requests fall back to stable
         router.set_backends({stable: model_server, candidate: model_server})
         time.sleep(1)  # the router re-reads its backend file every 0.2 s
         send_traffic(router)
-        for ready in (f'llm_feedback_total{{namespace="{namespace}",source="expert"}}',
-                      f'llm_router_fallbacks_total{{namespace="{namespace}"}}',
-                      f'llm_rollout_gate_value{{namespace="{namespace}"}}',
-                      f'llm_rollout_gate_interval_upper{{namespace="{namespace}"}}',
-                      f'llm_rollout_step_max_duration_seconds{{namespace="{namespace}"}}'):
-            wait_for(lambda q=ready: prometheus.query(f"sum({q}) > 0"), timeout=30,
-                     what=f"{ready} scraped")
+        for ready in (
+            f'llm_feedback_total{{namespace="{namespace}",source="expert"}}',
+            f'llm_router_fallbacks_total{{namespace="{namespace}"}}',
+            f'llm_rollout_gate_value{{namespace="{namespace}"}}',
+            f'llm_rollout_gate_interval_upper{{namespace="{namespace}"}}',
+            f'llm_rollout_step_max_duration_seconds{{namespace="{namespace}"}}',
+        ):
+            wait_for(
+                lambda q=ready: prometheus.query(f"sum({q}) > 0"),
+                timeout=30,
+                what=f"{ready} scraped",
+            )
 
         board = grafana.build_dashboard()
         evals_exported = bool(prometheus.query("llm_eval_score"))
@@ -225,12 +281,14 @@ def test_every_dashboard_query_parses_and_returns_series(
         for annotation in board["annotations"]["list"][1:]:
             body = query(prometheus, substitute(annotation["expr"], namespace))
             assert body.get("status") == "success", (annotation["name"], body)
-        decisions = query(prometheus, substitute(board["annotations"]["list"][1]["expr"],
-                                                 namespace))
+        decisions = query(
+            prometheus, substitute(board["annotations"]["list"][1]["expr"], namespace)
+        )
         assert decisions["data"]["result"], "the Start/Advance decisions show as annotations"
 
-        rules = yaml.safe_load((REPO_ROOT / "charts/llm-rollout-operator/files/alerts.yaml")
-                               .read_text())
+        rules = yaml.safe_load(
+            (REPO_ROOT / "charts/llm-rollout-operator/files/alerts.yaml").read_text()
+        )
         for rule in rules["groups"][0]["rules"]:
             body = query(prometheus, rule["expr"])
             assert body.get("status") == "success", (rule["alert"], body)
@@ -241,8 +299,12 @@ def test_every_dashboard_query_parses_and_returns_series(
 
 
 def test_the_dashboard_is_a_valid_grafana_dashboard_model() -> None:
-    result = subprocess.run(["bash", str(REPO_ROOT / "hack" / "grafana-check.sh"),
-                             *(str(p) for p in grafana.OUTPUTS)],
-                            capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(
+        ["bash", str(REPO_ROOT / "hack" / "grafana-check.sh"), *(str(p) for p in grafana.OUTPUTS)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count(": valid") == len(grafana.OUTPUTS)

@@ -12,10 +12,14 @@ from llm_rollout.demo.run import Demo, DemoConfig, summary
 
 
 async def test_demo_promotes_the_good_release_and_rolls_back_the_regressed_one(
-        bed: Any, crd: None, tmp_path: Path) -> None:
-    config = DemoConfig(out_dir=tmp_path, live=False, scenario_timeout=240,
-                        durations={"experts": ("8s", "90s"), "beta": ("4s", "90s"),
-                                   "all": ("4s", "90s")})
+    bed: Any, crd: None, tmp_path: Path
+) -> None:
+    config = DemoConfig(
+        out_dir=tmp_path,
+        live=False,
+        scenario_timeout=240,
+        durations={"experts": ("8s", "90s"), "beta": ("4s", "90s"), "all": ("4s", "90s")},
+    )
     demo = Demo(config, bed=bed)
     try:
         result = await demo.run()
@@ -29,14 +33,26 @@ async def test_demo_promotes_the_good_release_and_rolls_back_the_regressed_one(
     assert (good.phase, regressed.phase) == ("Promoted", "RolledBack")
     assert regressed.stage == "experts"
 
-    moves = [(d["decision"], d.get("stage"), d.get("step"))
-             for d in good.decisions if d["decision"] != "Hold"]
+    moves = [
+        (d["decision"], d.get("stage"), d.get("step"))
+        for d in good.decisions
+        if d["decision"] != "Hold"
+    ]
     assert moves[0][0] == "Start" and moves[-1][0] == "Promote"
     advances = [(stage, step) for decision, stage, step in moves if decision == "Advance"]
-    assert advances == [("experts", 0), ("beta", 0), ("beta", 1), ("all", 0), ("all", 1),
-                        ("all", 2)], moves
+    assert advances == [
+        ("experts", 0),
+        ("beta", 0),
+        ("beta", 1),
+        ("all", 0),
+        ("all", 1),
+        ("all", 2),
+    ], moves
     assert [d["decision"] for d in regressed.decisions if d["decision"] != "Hold"] == [
-        "Start", "Advance", "Rollback"]
+        "Start",
+        "Advance",
+        "Rollback",
+    ]
 
     ids = result.releases
     record = result.record

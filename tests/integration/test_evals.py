@@ -29,16 +29,23 @@ from llm_rollout.sim.toylang import BRANDS, GLOSSARY, SAMPLE_SENTENCES, translat
 from llm_rollout.testbed.kubelet import KubeletStandIn
 from llm_rollout.testbed.procs import free_port, spawn, stop_pid
 
-TERMINOLOGY = ("Score whether the glossary terms are translated as the glossary requires "
-               "and brand names are kept verbatim.")
+TERMINOLOGY = (
+    "Score whether the glossary terms are translated as the glossary requires "
+    "and brand names are kept verbatim."
+)
 ACCURACY = "Score how accurately the answer translates the question into German."
 
 
 def case_line(index: int, sentence: str) -> str:
-    return json.dumps({"id": f"case-{index}", "tags": ["billing"],
-                       "messages": [{"role": "user",
-                                     "content": f"Translate into German: {sentence}"}],
-                       "reference": translate(sentence)}, ensure_ascii=False)
+    return json.dumps(
+        {
+            "id": f"case-{index}",
+            "tags": ["billing"],
+            "messages": [{"role": "user", "content": f"Translate into German: {sentence}"}],
+            "reference": translate(sentence),
+        },
+        ensure_ascii=False,
+    )
 
 
 GOLDEN = "\n".join(case_line(i, s) for i, s in enumerate(SAMPLE_SENTENCES)) + "\n"
@@ -51,10 +58,24 @@ class SimServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log = log_dir / f"{module}-{self.port}.log"
-        self.proc = spawn([sys.executable, "-m", f"llm_rollout.sim.{module}", "--listen",
-                           f"127.0.0.1:{self.port}", *args], log, tied_to_parent=True)
-        wait_for(self._healthy, timeout=20, what=f"{module} on {self.url}",
-                 describe=lambda: log.read_text(errors="replace"))
+        self.proc = spawn(
+            [
+                sys.executable,
+                "-m",
+                f"llm_rollout.sim.{module}",
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                *args,
+            ],
+            log,
+            tied_to_parent=True,
+        )
+        wait_for(
+            self._healthy,
+            timeout=20,
+            what=f"{module} on {self.url}",
+            describe=lambda: log.read_text(errors="replace"),
+        )
 
     def _healthy(self) -> bool:
         try:
@@ -78,16 +99,24 @@ def sims(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     }
     try:
         yield {name: s.url for name, s in servers.items()} | {
-            "dead": f"http://127.0.0.1:{free_port()}"}
+            "dead": f"http://127.0.0.1:{free_port()}"
+        }
     finally:
         for server in servers.values():
             server.stop()
 
 
-def judge(name: str, rubric: str, url: str, model: str = "sim-judge",
-          **extra: Any) -> dict[str, Any]:
-    return {"name": name, "endpoint": f"{url}/v1", "model": model, "rubric": rubric,
-            "scale": {"min": 1, "max": 5}, **extra}
+def judge(
+    name: str, rubric: str, url: str, model: str = "sim-judge", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "endpoint": f"{url}/v1",
+        "model": model,
+        "rubric": rubric,
+        "scale": {"min": 1, "max": 5},
+        **extra,
+    }
 
 
 def suite(sims: dict[str, str], **overrides: Any) -> dict[str, Any]:
@@ -98,11 +127,12 @@ def suite(sims: dict[str, str], **overrides: Any) -> dict[str, Any]:
         "stages": ["experts"],
         "checks": [
             {"name": "brand-names", "type": "preservedNames", "names": list(BRANDS)},
-            {"name": "glossary", "type": "glossary",
-             "glossary": {t: GLOSSARY[t] for t in terms}},
+            {"name": "glossary", "type": "glossary", "glossary": {t: GLOSSARY[t] for t in terms}},
         ],
-        "judges": [judge("accuracy", ACCURACY, sims["judge"]),
-                   judge("terminology", TERMINOLOGY, sims["judge"], weight=2)],
+        "judges": [
+            judge("accuracy", ACCURACY, sims["judge"]),
+            judge("terminology", TERMINOLOGY, sims["judge"], weight=2),
+        ],
         "timeout": "60s",
         "requestTimeout": "5s",
         **overrides,
@@ -110,25 +140,54 @@ def suite(sims: dict[str, str], **overrides: Any) -> dict[str, Any]:
 
 
 EVAL_GATES = [
-    {"name": "terminology", "kind": "Threshold", "metric": "eval-score",
-     "suite": "translation", "criterion": "terminology", "min": 0.8},
-    {"name": "overall", "kind": "Threshold", "metric": "eval-score", "suite": "translation",
-     "criterion": "composite", "min": 0.8},
+    {
+        "name": "terminology",
+        "kind": "Threshold",
+        "metric": "eval-score",
+        "suite": "translation",
+        "criterion": "terminology",
+        "min": 0.8,
+    },
+    {
+        "name": "overall",
+        "kind": "Threshold",
+        "metric": "eval-score",
+        "suite": "translation",
+        "criterion": "composite",
+        "min": 0.8,
+    },
 ]
 
 
-def spec(revision: str, sims: dict[str, str], *, suite_overrides: dict[str, Any] | None = None,
-         gates: list[dict[str, Any]] | None = None,
-         analysis: dict[str, Any] | None = None) -> dict[str, Any]:
+def spec(
+    revision: str,
+    sims: dict[str, str],
+    *,
+    suite_overrides: dict[str, Any] | None = None,
+    gates: list[dict[str, Any]] | None = None,
+    analysis: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
-        "release": {"model": {"name": "acme-translate", "revision": revision},
-                    "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}},
-        "analysis": {"interval": "1s", "window": "60s", "failureLimit": 2, "errorLimit": 3,
-                     **(analysis or {})},
+        "release": {
+            "model": {"name": "acme-translate", "revision": revision},
+            "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}},
+        },
+        "analysis": {
+            "interval": "1s",
+            "window": "60s",
+            "failureLimit": 2,
+            "errorLimit": 3,
+            **(analysis or {}),
+        },
         "evals": [suite(sims, **(suite_overrides or {}))],
         "stages": [
-            {"name": "experts", "cohorts": ["experts"], "minDuration": "1s",
-             "maxDuration": "120s", "gates": EVAL_GATES if gates is None else gates},
+            {
+                "name": "experts",
+                "cohorts": ["experts"],
+                "minDuration": "1s",
+                "maxDuration": "120s",
+                "gates": EVAL_GATES if gates is None else gates,
+            },
             {"name": "beta", "cohorts": ["beta"], "minDuration": "1s"},
             {"name": "all", "cohorts": ["everyone"], "minDuration": "1s"},
         ],
@@ -140,17 +199,31 @@ def rid(body: dict[str, Any]) -> str:
 
 
 def obj(name: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMDeployment",
-            "metadata": {"name": name}, "spec": body}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "LLMDeployment",
+        "metadata": {"name": name},
+        "spec": body,
+    }
 
 
 class Bench:
     """One test's namespace: the dataset, the release URLs, the operator."""
 
-    def __init__(self, cluster: Cluster, namespace: str, sims: dict[str, str],
-                 rollouts: Rollouts, tmp_path: Path) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        namespace: str,
+        sims: dict[str, str],
+        rollouts: Rollouts,
+        tmp_path: Path,
+    ) -> None:
         self.cluster, self.namespace, self.sims, self.rollouts = (
-            cluster, namespace, sims, rollouts)
+            cluster,
+            namespace,
+            sims,
+            rollouts,
+        )
         self.core = client.CoreV1Api(cluster.api_client)
         self.custom = client.CustomObjectsApi(cluster.api_client)
         self.backend_file = tmp_path / "backends.json"
@@ -158,8 +231,9 @@ class Bench:
         self.dataset(GOLDEN)
 
     def dataset(self, text: str, name: str = "golden") -> None:
-        body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name),
-                                  data={"cases.jsonl": text})
+        body = client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=name), data={"cases.jsonl": text}
+        )
         try:
             self.core.create_namespaced_config_map(self.namespace, body)
         except client.ApiException:
@@ -175,7 +249,8 @@ class Bench:
 
     def runs(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "llmevalruns")["items"]
+            GROUP, VERSION, self.namespace, "llmevalruns"
+        )["items"]
         return items
 
     def run(self, release: str) -> dict[str, Any] | None:
@@ -188,8 +263,11 @@ class Bench:
     def start_stable(self, body: dict[str, Any]) -> str:
         release = self.serve(body, "good")
         self.rollouts.create(obj("bot", body))
-        wait_for(lambda: self.rollouts.status("bot").get("phase") == "Promoted",
-                 what="first release promoted", describe=lambda: self.rollouts.describe("bot"))
+        wait_for(
+            lambda: self.rollouts.status("bot").get("phase") == "Promoted",
+            what="first release promoted",
+            describe=lambda: self.rollouts.describe("bot"),
+        )
         return release
 
     def describe(self) -> str:
@@ -198,17 +276,26 @@ class Bench:
 
 
 @pytest.fixture
-def bench(cluster: Cluster, namespace: str, sims: dict[str, str], rollouts: Rollouts,
-          tmp_path: Path) -> Bench:
-    cluster.kubectl("wait", "--for", "condition=established", "--timeout", "60s",
-                    f"crd/llmevalruns.{GROUP}")
+def bench(
+    cluster: Cluster, namespace: str, sims: dict[str, str], rollouts: Rollouts, tmp_path: Path
+) -> Bench:
+    cluster.kubectl(
+        "wait", "--for", "condition=established", "--timeout", "60s", f"crd/llmevalruns.{GROUP}"
+    )
     return Bench(cluster, namespace, sims, rollouts, tmp_path)
 
 
 @pytest.fixture
-def eval_operator(cluster: Cluster, prometheus: Prometheus, crd: None, namespace: str,
-                  bench: Bench, kubelet: KubeletStandIn, tmp_path: Path,
-                  request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
+def eval_operator(
+    cluster: Cluster,
+    prometheus: Prometheus,
+    crd: None,
+    namespace: str,
+    bench: Bench,
+    kubelet: KubeletStandIn,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[OperatorProcess]:
     """The operator with the local eval executor, scraped by the bed's Prometheus."""
     extra = ["--eval-executor", "local", "--eval-backend-file", str(bench.backend_file)]
     with running_operator(cluster, prometheus, namespace, tmp_path, extra) as op:
@@ -224,14 +311,15 @@ def eval_operator(cluster: Cluster, prometheus: Prometheus, crd: None, namespace
 
 
 def operator_metrics(op: OperatorProcess) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{op.metrics_port}/metrics",
-                                timeout=5) as resp:
+    with urllib.request.urlopen(f"http://127.0.0.1:{op.metrics_port}/metrics", timeout=5) as resp:
         return str(resp.read().decode())
 
 
 def history(rollouts: Rollouts) -> list[tuple[str, str, str]]:
-    return [(h["decision"], h.get("stage", ""), h.get("reason", ""))
-            for h in rollouts.status("bot").get("history", [])]
+    return [
+        (h["decision"], h.get("stage", ""), h.get("reason", ""))
+        for h in rollouts.status("bot").get("history", [])
+    ]
 
 
 def conditions(rollouts: Rollouts) -> dict[str, dict[str, Any]]:
@@ -242,16 +330,26 @@ def conditions(rollouts: Rollouts) -> dict[str, dict[str, Any]]:
 
 
 def test_good_release_passes_its_eval_gates_and_is_promoted(
-        bench: Bench, eval_operator: OperatorProcess, prometheus: Prometheus,
-        cluster: Cluster, namespace: str) -> None:
+    bench: Bench,
+    eval_operator: OperatorProcess,
+    prometheus: Prometheus,
+    cluster: Cluster,
+    namespace: str,
+) -> None:
     bench.start_stable(spec("v1", bench.sims))
     v2 = spec("v2", bench.sims)
     good = bench.serve(v2, "good")
     bench.rollouts.patch("bot", {"spec": v2})
 
-    wait_for(lambda: bench.rollouts.status("bot").get("phase") == "Promoted"
-             and bench.rollouts.status("bot")["stable"]["id"] == good, timeout=90,
-             what="the good release promoted", describe=bench.describe)
+    wait_for(
+        lambda: (
+            bench.rollouts.status("bot").get("phase") == "Promoted"
+            and bench.rollouts.status("bot")["stable"]["id"] == good
+        ),
+        timeout=90,
+        what="the good release promoted",
+        describe=bench.describe,
+    )
 
     (run,) = bench.runs()
     assert run["metadata"]["name"] == f"bot-{good}-experts-translation-1"
@@ -265,40 +363,61 @@ def test_good_release_passes_its_eval_gates_and_is_promoted(
     criteria = {c["name"]: c for c in result["criteria"]}
     assert set(criteria) == {"brand-names", "glossary", "accuracy", "terminology"}
     assert criteria["terminology"] == criteria["terminology"] | {
-        "kind": "judge", "score": 1.0, "mean": 5.0, "passRate": 1.0, "count": 10, "invalid": 0}
+        "kind": "judge",
+        "score": 1.0,
+        "mean": 5.0,
+        "passRate": 1.0,
+        "count": 10,
+        "invalid": 0,
+    }
     # the experts stage waited for the suite before advancing (the first analysis comes
     # an interval into the step: the suite may be running then, or already done)
     decisions = history(bench.rollouts)
     assert [d for d in decisions if d[0] == "Advance"][1][1] == "beta"
-    to_beta = next(h for h in bench.rollouts.status("bot")["history"]
-                   if h["decision"] == "Advance" and h.get("stage") == "beta")
+    to_beta = next(
+        h
+        for h in bench.rollouts.status("bot")["history"]
+        if h["decision"] == "Advance" and h.get("stage") == "beta"
+    )
     assert datetime.fromisoformat(to_beta["time"]) >= datetime.fromisoformat(
-        status["completionTime"])
+        status["completionTime"]
+    )
     assert conditions(bench.rollouts)["EvalsSucceeded"]["status"] == "True"
 
     table = cluster.kubectl("get", "llmevalruns", "-n", namespace).stdout
     header, row = table.splitlines()[:2]
-    assert header.split() == ["NAME", "DEPLOYMENT", "RELEASE", "SUITE", "STAGE", "PHASE",
-                              "SCORE", "AGE"]
+    assert header.split() == [
+        "NAME",
+        "DEPLOYMENT",
+        "RELEASE",
+        "SUITE",
+        "STAGE",
+        "PHASE",
+        "SCORE",
+        "AGE",
+    ]
     assert row.split()[1:7] == ["bot", good, "translation", "experts", "Succeeded", "1"]
 
     # the scores are in the real Prometheus, as gates read them
     selector = f'namespace="{namespace}",deployment="bot",release="{good}",suite="translation"'
     assert prometheus.wait_value(f'llm_eval_score{{{selector},criterion="composite"}}') == 1.0
-    assert prometheus.wait_value(
-        f'llm_eval_cases_total{{{selector},result="pass"}}') == 10.0
+    assert prometheus.wait_value(f'llm_eval_cases_total{{{selector},result="pass"}}') == 10.0
 
 
 def test_regressed_release_fails_its_eval_gates_and_is_rolled_back_at_experts(
-        bench: Bench, eval_operator: OperatorProcess, prometheus: Prometheus,
-        namespace: str) -> None:
+    bench: Bench, eval_operator: OperatorProcess, prometheus: Prometheus, namespace: str
+) -> None:
     stable = bench.start_stable(spec("v1", bench.sims))
     v3 = spec("v3-regressed", bench.sims)
     bad = bench.serve(v3, "regressed")
     bench.rollouts.patch("bot", {"spec": v3})
 
-    wait_for(lambda: bench.rollouts.status("bot").get("phase") == "RolledBack", timeout=90,
-             what="the regressed release rolled back", describe=bench.describe)
+    wait_for(
+        lambda: bench.rollouts.status("bot").get("phase") == "RolledBack",
+        timeout=90,
+        what="the regressed release rolled back",
+        describe=bench.describe,
+    )
     status = bench.rollouts.status("bot")
     assert status["stable"]["id"] == stable and status["stage"] == "experts"
     assert {stage for _, stage, _ in history(bench.rollouts) if stage} == {"experts"}
@@ -317,7 +436,8 @@ def test_regressed_release_fails_its_eval_gates_and_is_rolled_back_at_experts(
     failures = run["status"]["failures"]
     assert failures and failures[0]["release"] == bad and failures[0]["result"] == "fail"
     value = prometheus.wait_value(
-        f'llm_eval_score{{namespace="{namespace}",release="{bad}",criterion="terminology"}}')
+        f'llm_eval_score{{namespace="{namespace}",release="{bad}",criterion="terminology"}}'
+    )
     assert value == criteria["terminology"]["score"]
 
 
@@ -325,14 +445,17 @@ def test_regressed_release_fails_its_eval_gates_and_is_rolled_back_at_experts(
 
 BAD_LINES = {
     "not-json": ('{"id": "broken", "messages": [', "dataset line 3: not valid JSON"),
-    "no-messages": ('{"id": "lonely", "reference": "x"}',
-                    "dataset line 3: missing required field 'messages'"),
+    "no-messages": (
+        '{"id": "lonely", "reference": "x"}',
+        "dataset line 3: missing required field 'messages'",
+    ),
 }
 
 
 @pytest.mark.parametrize("kind", list(BAD_LINES))
 def test_a_bad_dataset_line_fails_the_run_with_its_line_number(
-        bench: Bench, eval_operator: OperatorProcess, kind: str) -> None:
+    bench: Bench, eval_operator: OperatorProcess, kind: str
+) -> None:
     line, message = BAD_LINES[kind]
     lines = GOLDEN.splitlines()
     bench.dataset("\n".join([*lines[:2], line, *lines[2:]]) + "\n")
@@ -341,15 +464,23 @@ def test_a_bad_dataset_line_fails_the_run_with_its_line_number(
     release = bench.serve(v2, "good")
     bench.rollouts.patch("bot", {"spec": v2})
 
-    wait_for(lambda: bench.run_phase(release) == "Failed", timeout=60,
-             what="the run failed", describe=bench.describe)
+    wait_for(
+        lambda: bench.run_phase(release) == "Failed",
+        timeout=60,
+        what="the run failed",
+        describe=bench.describe,
+    )
     run = bench.run(release)
     assert run is not None
     assert run["status"]["reason"] == "InvalidDataset"
     assert message in run["status"]["message"]
     # the rollout holds on the failed run (a gate Error), then pauses at errorLimit
-    wait_for(lambda: bench.rollouts.status("bot").get("phase") == "Paused", timeout=60,
-             what="paused after errorLimit", describe=bench.describe)
+    wait_for(
+        lambda: bench.rollouts.status("bot").get("phase") == "Paused",
+        timeout=60,
+        what="paused after errorLimit",
+        describe=bench.describe,
+    )
     cond = conditions(bench.rollouts)["EvalsSucceeded"]
     assert cond["status"] == "False" and cond["reason"] == "InvalidDataset"
     assert message in cond["message"]
@@ -358,11 +489,12 @@ def test_a_bad_dataset_line_fails_the_run_with_its_line_number(
     # nothing is exported for the failed run
     exported = operator_metrics(eval_operator)
     assert f'release="{release}"' not in exported
-    assert 'llm_eval_runs_total{' in exported and 'phase="Failed"' in exported
+    assert "llm_eval_runs_total{" in exported and 'phase="Failed"' in exported
 
 
 def test_judge_failures_are_counted_and_shown_never_passed(
-        bench: Bench, eval_operator: OperatorProcess) -> None:
+    bench: Bench, eval_operator: OperatorProcess
+) -> None:
     sims = bench.sims
     judges = [
         judge("accuracy", ACCURACY, sims["judge"]),
@@ -374,18 +506,30 @@ def test_judge_failures_are_counted_and_shown_never_passed(
     ]
     overrides = {"judges": judges, "maxInvalidRatio": 1.0, "concurrency": 8}
     bench.start_stable(spec("v1", bench.sims, suite_overrides=overrides))
-    v2 = spec("v2", bench.sims, suite_overrides=overrides,
-              gates=[EVAL_GATES[1] | {"criterion": "accuracy"}])
+    v2 = spec(
+        "v2",
+        bench.sims,
+        suite_overrides=overrides,
+        gates=[EVAL_GATES[1] | {"criterion": "accuracy"}],
+    )
     release = bench.serve(v2, "good")
     bench.rollouts.patch("bot", {"spec": v2})
 
-    wait_for(lambda: bench.run_phase(release) == "Succeeded", timeout=60,
-             what="the run finished", describe=bench.describe)
+    wait_for(
+        lambda: bench.run_phase(release) == "Succeeded",
+        timeout=60,
+        what="the run finished",
+        describe=bench.describe,
+    )
     run = bench.run(release)
     assert run is not None
     criteria = {c["name"]: c for c in run["status"]["candidate"]["criteria"]}
-    expected = {"garbage": "malformed", "forbidden": "http_401", "unreachable": "unreachable",
-                "too-high": "out_of_scale"}
+    expected = {
+        "garbage": "malformed",
+        "forbidden": "http_401",
+        "unreachable": "unreachable",
+        "too-high": "out_of_scale",
+    }
     for name, reason in expected.items():
         c = criteria[name]
         assert (c["count"], c["invalid"], c["invalidReasons"]) == (0, 10, {reason: 10}), c
@@ -398,18 +542,34 @@ def test_judge_failures_are_counted_and_shown_never_passed(
     assert cases["invalid"] == 10 and cases["pass"] == 0, "an invalid score is never a pass"
     # the composite weighs only valid judges (the broken ones have weight 0)
     assert run["status"]["composite"] == 1.0
-    wait_for(lambda: bench.rollouts.status("bot").get("phase") == "Promoted", timeout=60,
-             what="promoted on the accuracy gate", describe=bench.describe)
+    wait_for(
+        lambda: bench.rollouts.status("bot").get("phase") == "Promoted",
+        timeout=60,
+        what="promoted on the accuracy gate",
+        describe=bench.describe,
+    )
 
 
 def test_a_missing_judge_secret_is_a_condition_until_it_exists(
-        bench: Bench, eval_operator: OperatorProcess, namespace: str) -> None:
-    keyed = [judge("accuracy", ACCURACY, bench.sims["judge"],
-                   apiKeySecretRef={"name": "judge-key", "key": "token"})]
+    bench: Bench, eval_operator: OperatorProcess, namespace: str
+) -> None:
+    keyed = [
+        judge(
+            "accuracy",
+            ACCURACY,
+            bench.sims["judge"],
+            apiKeySecretRef={"name": "judge-key", "key": "token"},
+        )
+    ]
     overrides = {"judges": keyed}
     bench.start_stable(spec("v1", bench.sims, suite_overrides=overrides))
-    v2 = spec("v2", bench.sims, suite_overrides=overrides, analysis={"errorLimit": 100},
-              gates=[EVAL_GATES[1]])
+    v2 = spec(
+        "v2",
+        bench.sims,
+        suite_overrides=overrides,
+        analysis={"errorLimit": 100},
+        gates=[EVAL_GATES[1]],
+    )
     bench.serve(v2, "good")
     bench.rollouts.patch("bot", {"spec": v2})
 
@@ -417,30 +577,46 @@ def test_a_missing_judge_secret_is_a_condition_until_it_exists(
         cond = conditions(bench.rollouts).get("EvalsSucceeded")
         return cond if cond and cond["reason"] == "SecretMissing" else None
 
-    cond = wait_for(secret_condition, timeout=30, what="EvalsSucceeded=False SecretMissing",
-                    describe=bench.describe)
+    cond = wait_for(
+        secret_condition,
+        timeout=30,
+        what="EvalsSucceeded=False SecretMissing",
+        describe=bench.describe,
+    )
     assert cond["status"] == "False"
     assert f"judge accuracy: API-key Secret {namespace}/judge-key not found" in cond["message"]
     assert bench.runs() == [], "no run is created without its Secret"
 
-    bench.core.create_namespaced_secret(namespace, client.V1Secret(
-        metadata=client.V1ObjectMeta(name="judge-key"), string_data={"token": "s3cret"}))
-    wait_for(lambda: bench.rollouts.status("bot").get("phase") == "Promoted", timeout=60,
-             what="promoted once the Secret exists", describe=bench.describe)
+    bench.core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="judge-key"), string_data={"token": "s3cret"}
+        ),
+    )
+    wait_for(
+        lambda: bench.rollouts.status("bot").get("phase") == "Promoted",
+        timeout=60,
+        what="promoted once the Secret exists",
+        describe=bench.describe,
+    )
     assert conditions(bench.rollouts)["EvalsSucceeded"]["status"] == "True"
 
 
 def test_admission_rejects_undefined_suites_and_stages(
-        bench: Bench, cluster: Cluster, namespace: str) -> None:
+    bench: Bench, cluster: Cluster, namespace: str
+) -> None:
     bad = spec("v1", bench.sims, gates=[EVAL_GATES[0] | {"suite": "no-such-suite"}])
     bad["evals"][0]["stages"] = ["experts", "no-such-stage"]
     bad["evals"][0]["judges"][1]["name"] = "glossary"  # clashes with a check
-    result = cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                             input=json.dumps(obj("bad", bad)), check=False)
+    result = cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=json.dumps(obj("bad", bad)), check=False
+    )
     assert result.returncode != 0
-    for message in ("every eval suite an eval-score gate names must be defined in spec.evals",
-                    "every stage of an eval suite must be defined in spec.stages",
-                    "judge and check names must differ"):
+    for message in (
+        "every eval suite an eval-score gate names must be defined in spec.evals",
+        "every stage of an eval suite must be defined in spec.stages",
+        "judge and check names must differ",
+    ):
         assert message in result.stderr
     suite = bad["evals"][0]["name"]
     assert f'eval suite {suite}: undefined stages ["no-such-stage"]' in result.stderr
@@ -454,10 +630,22 @@ def test_admission_rejects_undefined_suites_and_stages(
 
 
 def test_job_executor_creates_a_valid_job_and_a_run_nobody_executes_times_out(
-        cluster: Cluster, prometheus: Prometheus, crd: None, namespace: str, bench: Bench,
-        kubelet: KubeletStandIn, tmp_path: Path) -> None:
-    extra = ["--eval-executor", "job", "--eval-image", "registry.example/llm-rollout:test",
-             "--eval-service-account", "evals"]
+    cluster: Cluster,
+    prometheus: Prometheus,
+    crd: None,
+    namespace: str,
+    bench: Bench,
+    kubelet: KubeletStandIn,
+    tmp_path: Path,
+) -> None:
+    extra = [
+        "--eval-executor",
+        "job",
+        "--eval-image",
+        "registry.example/llm-rollout:test",
+        "--eval-service-account",
+        "evals",
+    ]
     with running_operator(cluster, prometheus, namespace, tmp_path, extra) as op:
         bench.start_stable(spec("v1", bench.sims))
         v2 = spec("v2", bench.sims, suite_overrides={"timeout": "4s"})
@@ -468,18 +656,26 @@ def test_job_executor_creates_a_valid_job_and_a_run_nobody_executes_times_out(
         def jobs() -> list[Any]:
             return list(batch.list_namespaced_job(namespace).items)
 
-        (job,) = wait_for(jobs, timeout=30, what="the eval Job",
-                          describe=lambda: bench.describe() + op.log_tail())
+        (job,) = wait_for(
+            jobs, timeout=30, what="the eval Job", describe=lambda: bench.describe() + op.log_tail()
+        )
         run = bench.run(release)
         assert run is not None
         assert job.metadata.name == run["metadata"]["name"]
         owner = job.metadata.owner_references[0]
         assert (owner.kind, owner.name, owner.uid) == (
-            "LLMEvalRun", run["metadata"]["name"], run["metadata"]["uid"])
+            "LLMEvalRun",
+            run["metadata"]["name"],
+            run["metadata"]["uid"],
+        )
         container = job.spec.template.spec.containers[0]
         assert container.image == "registry.example/llm-rollout:test"
-        assert container.command == ["llm-rollout", "eval", "--run",
-                                     f"{namespace}/{run['metadata']['name']}"]
+        assert container.command == [
+            "llm-rollout",
+            "eval",
+            "--run",
+            f"{namespace}/{run['metadata']['name']}",
+        ]
         assert job.spec.template.spec.service_account_name == "evals"
         assert container.security_context.read_only_root_filesystem is True
 
@@ -490,9 +686,12 @@ def test_job_executor_creates_a_valid_job_and_a_run_nobody_executes_times_out(
         assert len(bench.runs()) == 1 and len(jobs()) == 1
 
         # no kubelet runs the Job: the run times out, a gate Error, then the pause
-        wait_for(lambda: bench.rollouts.status("bot").get("phase") == "Paused", timeout=60,
-                 what="paused on the timed-out run",
-                 describe=lambda: bench.describe() + op.log_tail())
+        wait_for(
+            lambda: bench.rollouts.status("bot").get("phase") == "Paused",
+            timeout=60,
+            what="paused on the timed-out run",
+            describe=lambda: bench.describe() + op.log_tail(),
+        )
         cond = conditions(bench.rollouts)["EvalsSucceeded"]
         assert (cond["status"], cond["reason"]) == ("False", "TimedOut")
         assert "did not finish within its timeout of 4s" in cond["message"]
@@ -502,15 +701,28 @@ def test_job_manifest_passes_server_side_validation(cluster: Cluster, namespace:
     from llm_rollout.evals.manifests import build_eval_job
     from llm_rollout.evals.settings import EvalSettings
 
-    run = {"metadata": {"name": "bot-abc-experts-translation-1", "namespace": namespace,
-                        "uid": "0f0e0d0c-0000-4000-8000-000000000001"},
-           "spec": {"deployment": "bot", "release": "abc", "stage": "experts",
-                    "suite": {"name": "translation", "stages": ["experts"],
-                              "dataset": {"configMapRef": {"name": "d", "key": "k"}},
-                              "checks": [{"name": "c", "type": "maxLength", "max": 5}]}}}
+    run = {
+        "metadata": {
+            "name": "bot-abc-experts-translation-1",
+            "namespace": namespace,
+            "uid": "0f0e0d0c-0000-4000-8000-000000000001",
+        },
+        "spec": {
+            "deployment": "bot",
+            "release": "abc",
+            "stage": "experts",
+            "suite": {
+                "name": "translation",
+                "stages": ["experts"],
+                "dataset": {"configMapRef": {"name": "d", "key": "k"}},
+                "checks": [{"name": "c", "type": "maxLength", "max": 5}],
+            },
+        },
+    }
     job = build_eval_job(run, EvalSettings(image="example/llm-rollout:1"))
-    result = cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-",
-                             input=json.dumps(job))
+    result = cluster.kubectl(
+        "create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(job)
+    )
     created = json.loads(result.stdout)
     assert created["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert created["metadata"]["ownerReferences"][0]["kind"] == "LLMEvalRun"
@@ -518,7 +730,19 @@ def test_job_manifest_passes_server_side_validation(cluster: Cluster, namespace:
 
 def test_eval_cli_reports_a_missing_run(cluster: Cluster, crd: None, namespace: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "llm_rollout.cli", "eval", "--run", f"{namespace}/nope",
-         "--kubeconfig", cluster.kubeconfig], capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "llm_rollout.cli",
+            "eval",
+            "--run",
+            f"{namespace}/nope",
+            "--kubeconfig",
+            cluster.kubeconfig,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert f"LLMEvalRun {namespace}/nope not found" in result.stderr

@@ -24,18 +24,28 @@ from llm_rollout.statusview import render_status
 def plugin_env(cluster: Cluster) -> dict[str, str]:
     venv_bin = Path(sys.executable).parent
     assert (venv_bin / "kubectl-llm_rollout").exists(), "installed by `pip install -e .`"
-    return {**os.environ, "KUBECONFIG": cluster.kubeconfig,
-            "PATH": f"{cluster.bin_dir}:{venv_bin}:{os.environ.get('PATH', '')}"}
+    return {
+        **os.environ,
+        "KUBECONFIG": cluster.kubeconfig,
+        "PATH": f"{cluster.bin_dir}:{venv_bin}:{os.environ.get('PATH', '')}",
+    }
 
 
 def kubectl(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=60,
-                          env=plugin_env(cluster), check=False)
+    return subprocess.run(
+        ["kubectl", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=plugin_env(cluster),
+        check=False,
+    )
 
 
 def set_status(cluster: Cluster, namespace: str, status: dict[str, Any]) -> None:
     client.CustomObjectsApi(cluster.api_client).patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURAL, "chat", {"status": status})
+        GROUP, VERSION, namespace, PLURAL, "chat", {"status": status}
+    )
 
 
 def test_kubectl_finds_the_plugin(cluster: Cluster) -> None:
@@ -45,8 +55,9 @@ def test_kubectl_finds_the_plugin(cluster: Cluster) -> None:
     assert helped.returncode == 0 and "promote" in helped.stdout
 
 
-def test_status_through_kubectl_shows_the_table(rollouts: Rollouts, cluster: Cluster,
-                                                namespace: str) -> None:
+def test_status_through_kubectl_shows_the_table(
+    rollouts: Rollouts, cluster: Cluster, namespace: str
+) -> None:
     rollouts.create(obj("chat", spec("v1")))
     set_status(cluster, namespace, PROGRESSING["status"])
     shown = kubectl(cluster, "llm-rollout", "status", "chat", "-n", namespace)
@@ -59,14 +70,19 @@ def test_status_through_kubectl_shows_the_table(rollouts: Rollouts, cluster: Clu
     assert missing.returncode == 1 and "404" in missing.stderr
 
 
-def test_status_watch_redraws_when_the_rollout_moves(rollouts: Rollouts, cluster: Cluster,
-                                                     namespace: str) -> None:
+def test_status_watch_redraws_when_the_rollout_moves(
+    rollouts: Rollouts, cluster: Cluster, namespace: str
+) -> None:
     rollouts.create(obj("chat", spec("v1")))
     set_status(cluster, namespace, PROGRESSING["status"])
-    watch = subprocess.Popen(["kubectl", "llm-rollout", "status", "chat", "-n", namespace,
-                              "-w", "--interval", "0.3"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=plugin_env(cluster),
-                             start_new_session=True)
+    watch = subprocess.Popen(
+        ["kubectl", "llm-rollout", "status", "chat", "-n", namespace, "-w", "--interval", "0.3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=plugin_env(cluster),
+        start_new_session=True,
+    )
     try:
         time.sleep(2)
         set_status(cluster, namespace, {"phase": "Promoted", "stage": "all"})
@@ -81,7 +97,8 @@ def test_status_watch_redraws_when_the_rollout_moves(rollouts: Rollouts, cluster
 
 
 def test_actions_through_kubectl_make_the_documented_patches(
-        rollouts: Rollouts, cluster: Cluster, namespace: str) -> None:
+    rollouts: Rollouts, cluster: Cluster, namespace: str
+) -> None:
     rollouts.create(obj("chat", spec("v1")))
     assert kubectl(cluster, "llm-rollout", "pause", "chat", "-n", namespace).returncode == 0
     assert rollouts.get("chat")["spec"]["paused"] is True
@@ -94,8 +111,14 @@ def test_actions_through_kubectl_make_the_documented_patches(
     printed = kubectl(cluster, "llm-rollout", "resume", "chat", "-n", namespace, "--dry-run")
     command = printed.stdout.strip()
     assert command.startswith(f"kubectl patch llmdeployment chat -n {namespace} --type merge")
-    ran = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60,
-                         env=plugin_env(cluster), check=False)
+    ran = subprocess.run(
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=plugin_env(cluster),
+        check=False,
+    )
     assert ran.returncode == 0, ran.stderr
     after = rollouts.get("chat")
     assert after["spec"]["paused"] is False

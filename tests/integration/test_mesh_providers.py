@@ -21,46 +21,73 @@ from llm_rollout.testbed.kubelet import KubeletStandIn
 
 @pytest.fixture(scope="module")
 def upstream_crds(cluster: Cluster) -> Path:
-    out = subprocess.run(["bash", str(REPO_ROOT / "hack/upstream-crds.sh")],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        ["bash", str(REPO_ROOT / "hack/upstream-crds.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     crd_dir = Path(out)
     for name in ("gateway.networking.k8s.io_httproutes.yaml", "istio-crds.yaml"):
         cluster.kubectl("apply", "--server-side", "-f", str(crd_dir / name))
-    cluster.kubectl("wait", "--for", "condition=established", "--timeout", "60s",
-                    "crd/httproutes.gateway.networking.k8s.io",
-                    "crd/virtualservices.networking.istio.io")
+    cluster.kubectl(
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout",
+        "60s",
+        "crd/httproutes.gateway.networking.k8s.io",
+        "crd/virtualservices.networking.istio.io",
+    )
     return crd_dir
 
 
 def _target(namespace: str) -> MeshTarget:
     cohorts = [
-        Cohort(name="experts", match=CohortMatch(headers={"X-User-Group": ["expert"]},
-                                                 users=["alice"])),
+        Cohort(
+            name="experts", match=CohortMatch(headers={"X-User-Group": ["expert"]}, users=["alice"])
+        ),
         Cohort(name="beta", match=CohortMatch(headers={"x-user-group": ["beta"]})),
         Cohort(name="everyone"),
     ]
     # The uid is made up: no LLMDeployment owns these test objects.
-    return MeshTarget(owner=Owner(namespace, "bot", "00000000-0000-0000-0000-000000000001"),
-                      port=8080, cohorts=cohorts, default_cohort="everyone")
+    return MeshTarget(
+        owner=Owner(namespace, "bot", "00000000-0000-0000-0000-000000000001"),
+        port=8080,
+        cohorts=cohorts,
+        default_cohort="everyone",
+    )
 
 
 TABLE = RoutingTable(
-    stable=ReleaseInfo(id="aaaaaaaaaa"), candidate=ReleaseInfo(id="bbbbbbbbbb"),
-    routes=[CohortRoute(cohort="experts", candidate_percent=100),
-            CohortRoute(cohort="beta", candidate_percent=25)])
+    stable=ReleaseInfo(id="aaaaaaaaaa"),
+    candidate=ReleaseInfo(id="bbbbbbbbbb"),
+    routes=[
+        CohortRoute(cohort="experts", candidate_percent=100),
+        CohortRoute(cohort="beta", candidate_percent=25),
+    ],
+)
 
 
 def _create(cluster: Cluster, manifest: dict[str, object]) -> dict[str, object]:
     cluster.kubectl("create", "-f", "-", input=json.dumps(manifest))
     meta = manifest["metadata"]
     assert isinstance(meta, dict)
-    got = cluster.kubectl("get", str(manifest["kind"]).lower(), str(meta["name"]),
-                          "-n", str(meta["namespace"]), "-o", "json").stdout
+    got = cluster.kubectl(
+        "get",
+        str(manifest["kind"]).lower(),
+        str(meta["name"]),
+        "-n",
+        str(meta["namespace"]),
+        "-o",
+        "json",
+    ).stdout
     return dict(json.loads(got))
 
 
 def test_httproute_is_accepted_and_splits_by_cohort(
-        cluster: Cluster, upstream_crds: Path, namespace: str) -> None:
+    cluster: Cluster, upstream_crds: Path, namespace: str
+) -> None:
     [route] = GatewayAPIProvider(parent_refs=[{"name": "gw"}]).render(_target(namespace), TABLE)
     stored = _create(cluster, route)
     rules = stored["spec"]["rules"]  # type: ignore[index]
@@ -68,12 +95,15 @@ def test_httproute_is_accepted_and_splits_by_cohort(
     assert [m["headers"][0]["value"] for m in experts["matches"]] == ["expert", "alice"]
     assert [(b["name"], b["weight"]) for b in experts["backendRefs"]] == [("bot-bbbbbbbbbb", 100)]
     assert [(b["name"], b["weight"]) for b in beta["backendRefs"]] == [
-        ("bot-aaaaaaaaaa", 75), ("bot-bbbbbbbbbb", 25)]
+        ("bot-aaaaaaaaaa", 75),
+        ("bot-bbbbbbbbbb", 25),
+    ]
     assert [(b["name"], b["weight"]) for b in default["backendRefs"]] == [("bot-aaaaaaaaaa", 100)]
 
 
 def test_virtualservice_is_accepted_and_splits_by_cohort(
-        cluster: Cluster, upstream_crds: Path, namespace: str) -> None:
+    cluster: Cluster, upstream_crds: Path, namespace: str
+) -> None:
     [vs] = IstioProvider(hosts=["bot.example.com"]).render(_target(namespace), TABLE)
     stored = _create(cluster, vs)
     http = stored["spec"]["http"]  # type: ignore[index]
@@ -84,7 +114,8 @@ def test_virtualservice_is_accepted_and_splits_by_cohort(
 
 
 def test_invalid_httproute_is_rejected_by_the_upstream_schema(
-        cluster: Cluster, upstream_crds: Path, namespace: str) -> None:
+    cluster: Cluster, upstream_crds: Path, namespace: str
+) -> None:
     [route] = GatewayAPIProvider(parent_refs=[{"name": "gw"}]).render(_target(namespace), TABLE)
     route["spec"]["rules"][0]["backendRefs"][0]["weight"] = -1
     result = cluster.kubectl("create", "-f", "-", input=json.dumps(route), check=False)
@@ -98,35 +129,64 @@ def _exists(cluster: Cluster, kind: str, namespace: str, name: str = "bot") -> b
 
 
 def test_switching_provider_removes_the_previous_providers_objects(
-        cluster: Cluster, upstream_crds: Path, rollouts: Rollouts,
-        controlled_metrics: ControlledMetrics, kubelet: KubeletStandIn,
-        operator: OperatorProcess, namespace: str) -> None:
+    cluster: Cluster,
+    upstream_crds: Path,
+    rollouts: Rollouts,
+    controlled_metrics: ControlledMetrics,
+    kubelet: KubeletStandIn,
+    operator: OperatorProcess,
+    namespace: str,
+) -> None:
     body = spec("v1")
     body["routing"] = {"provider": "istio", "istio": {"hosts": ["bot.example"]}}
     controlled_metrics.set_quality(namespace, rid(body), 0.9)
     rollouts.create(obj("bot", body))
-    wait_for(lambda: _exists(cluster, "virtualservice", namespace), timeout=30,
-             what="the VirtualService", describe=lambda: rollouts.describe("bot"))
+    wait_for(
+        lambda: _exists(cluster, "virtualservice", namespace),
+        timeout=30,
+        what="the VirtualService",
+        describe=lambda: rollouts.describe("bot"),
+    )
     istio_status = rollouts.status("bot").get("routingProvider")
 
     body["routing"] = {"provider": "builtin"}
     rollouts.patch("bot", {"spec": body})
     # A stale VirtualService would keep routing with its old weights.
-    wait_for(lambda: not _exists(cluster, "virtualservice", namespace), timeout=30,
-             what="the VirtualService removed", describe=lambda: rollouts.describe("bot"))
-    wait_for(lambda: rollouts.status("bot").get("routingProvider") == "builtin", timeout=30,
-             what="status says builtin", describe=lambda: rollouts.describe("bot"))
+    wait_for(
+        lambda: not _exists(cluster, "virtualservice", namespace),
+        timeout=30,
+        what="the VirtualService removed",
+        describe=lambda: rollouts.describe("bot"),
+    )
+    wait_for(
+        lambda: rollouts.status("bot").get("routingProvider") == "builtin",
+        timeout=30,
+        what="status says builtin",
+        describe=lambda: rollouts.describe("bot"),
+    )
     assert "deleted VirtualService" in operator.log_tail(200)
     assert istio_status == "istio"
 
-    body["routing"] = {"provider": "gateway-api",
-                       "gatewayApi": {"parentRefs": [{"name": "public"}]}}
+    body["routing"] = {
+        "provider": "gateway-api",
+        "gatewayApi": {"parentRefs": [{"name": "public"}]},
+    }
     rollouts.patch("bot", {"spec": body})
-    wait_for(lambda: _exists(cluster, "httproute", namespace), timeout=30,
-             what="the HTTPRoute", describe=lambda: rollouts.describe("bot"))
+    wait_for(
+        lambda: _exists(cluster, "httproute", namespace),
+        timeout=30,
+        what="the HTTPRoute",
+        describe=lambda: rollouts.describe("bot"),
+    )
     assert not _exists(cluster, "virtualservice", namespace)
     body["routing"] = {"provider": "istio"}
     rollouts.patch("bot", {"spec": body})
-    wait_for(lambda: not _exists(cluster, "httproute", namespace)
-             and _exists(cluster, "virtualservice", namespace), timeout=30,
-             what="HTTPRoute gone, VirtualService back", describe=lambda: rollouts.describe("bot"))
+    wait_for(
+        lambda: (
+            not _exists(cluster, "httproute", namespace)
+            and _exists(cluster, "virtualservice", namespace)
+        ),
+        timeout=30,
+        what="HTTPRoute gone, VirtualService back",
+        describe=lambda: rollouts.describe("bot"),
+    )

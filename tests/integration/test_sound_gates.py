@@ -20,8 +20,7 @@ from llm_rollout.api import LLMDeploymentSpec, release_id
 from llm_rollout.testbed.kubelet import KubeletStandIn
 
 NAME = "gated"
-THUMBS = {"name": "thumbs-up", "kind": "Ratio", "metric": "feedback-positive-rate",
-          "min": 0.7}
+THUMBS = {"name": "thumbs-up", "kind": "Ratio", "metric": "feedback-positive-rate", "min": 0.7}
 
 
 class RouterCounters:
@@ -30,12 +29,16 @@ class RouterCounters:
     def __init__(self, prometheus: Prometheus, target: str) -> None:
         self.registry = CollectorRegistry()
         labels = ["namespace", "deployment", "release", "cohort"]
-        self.feedback = Counter("llm_feedback", "Accepted feedback.",
-                                [*labels, "source", "rating"], registry=self.registry)
-        self.assignments = Counter("llm_router_assignments", "Units placed.", labels,
-                                   registry=self.registry)
-        self.server, self.thread = start_http_server(0, addr="127.0.0.1",
-                                                     registry=self.registry)
+        self.feedback = Counter(
+            "llm_feedback",
+            "Accepted feedback.",
+            [*labels, "source", "rating"],
+            registry=self.registry,
+        )
+        self.assignments = Counter(
+            "llm_router_assignments", "Units placed.", labels, registry=self.registry
+        )
+        self.server, self.thread = start_http_server(0, addr="127.0.0.1", registry=self.registry)
         self.prometheus, self.target = prometheus, target
         self.totals: dict[tuple[str, str, str, str], int] = {}
         prometheus.add_target(target, f"127.0.0.1:{self.server.server_address[1]}")
@@ -49,10 +52,12 @@ class RouterCounters:
             self.assignments.labels(namespace, NAME, release, cohort)
         for metric, series in (("llm_feedback_total", 6), ("llm_router_assignments_total", 3)):
             self.prometheus.wait_value(
-                f'count({metric}{{namespace="{namespace}",release="{release}"}}) == {series}')
+                f'count({metric}{{namespace="{namespace}",release="{release}"}}) == {series}'
+            )
 
-    def add_feedback(self, namespace: str, release: str, cohort: str, *, positive: int,
-                     negative: int) -> None:
+    def add_feedback(
+        self, namespace: str, release: str, cohort: str, *, positive: int, negative: int
+    ) -> None:
         for rating, n in (("positive", positive), ("negative", negative)):
             self.feedback.labels(namespace, NAME, release, cohort, "user", rating).inc(n)
         self._scraped("llm_feedback_total", namespace, release, cohort, positive + negative)
@@ -61,13 +66,14 @@ class RouterCounters:
         self.assignments.labels(namespace, NAME, release, cohort).inc(units)
         self._scraped("llm_router_assignments_total", namespace, release, cohort, units)
 
-    def _scraped(self, metric: str, namespace: str, release: str, cohort: str,
-                 added: int) -> None:
+    def _scraped(self, metric: str, namespace: str, release: str, cohort: str, added: int) -> None:
         """Wait until Prometheus has scraped the counts (the operator must see them)."""
         key = (metric, namespace, release, cohort)
         self.totals[key] = self.totals.get(key, 0) + added
-        selector = (f'{metric}{{namespace="{namespace}",deployment="{NAME}",'
-                    f'release="{release}",cohort="{cohort}"}}')
+        selector = (
+            f'{metric}{{namespace="{namespace}",deployment="{NAME}",'
+            f'release="{release}",cohort="{cohort}"}}'
+        )
         self.prometheus.wait_value(f"sum({selector}) == {self.totals[key]}")
 
     def close(self) -> None:
@@ -87,14 +93,27 @@ def counters(prometheus: Prometheus, namespace: str) -> Iterator[RouterCounters]
 
 def spec(revision: str, **analysis: Any) -> dict[str, Any]:
     return {
-        "release": {"model": {"name": "assistant", "revision": revision},
-                    "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}},
+        "release": {
+            "model": {"name": "assistant", "revision": revision},
+            "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}},
+        },
         "analysis": {"interval": "1s", "window": "30s", **analysis},
         "stages": [
-            {"name": "experts", "cohorts": ["experts"], "minDuration": "3s",
-             "maxDuration": "90s", "gates": [THUMBS]},
-            {"name": "beta", "cohorts": ["beta"], "steps": [50, 100], "minDuration": "3s",
-             "maxDuration": "90s", "gates": [THUMBS]},
+            {
+                "name": "experts",
+                "cohorts": ["experts"],
+                "minDuration": "3s",
+                "maxDuration": "90s",
+                "gates": [THUMBS],
+            },
+            {
+                "name": "beta",
+                "cohorts": ["beta"],
+                "steps": [50, 100],
+                "minDuration": "3s",
+                "maxDuration": "90s",
+                "gates": [THUMBS],
+            },
         ],
     }
 
@@ -104,20 +123,29 @@ def rid(body: dict[str, Any]) -> str:
 
 
 def obj(body: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "rollout.llmops.io/v1alpha1", "kind": "LLMDeployment",
-            "metadata": {"name": NAME}, "spec": body}
+    return {
+        "apiVersion": "rollout.llmops.io/v1alpha1",
+        "kind": "LLMDeployment",
+        "metadata": {"name": NAME},
+        "spec": body,
+    }
 
 
-def start_rollout(rollouts: Rollouts, counters: RouterCounters, namespace: str,
-                  **analysis: Any) -> str:
+def start_rollout(
+    rollouts: Rollouts, counters: RouterCounters, namespace: str, **analysis: Any
+) -> str:
     v1, v2 = spec("v1", **analysis), spec("v2", **analysis)
     counters.prime(namespace, rid(v1))
     counters.prime(namespace, rid(v2))
     rollouts.create(obj(v1))
     wait_for(lambda: rollouts.status(NAME).get("phase") == "Promoted", what="v1 stable")
     rollouts.patch(NAME, {"spec": v2})
-    wait_for(lambda: rollouts.status(NAME).get("exposed") is True, timeout=30,
-             what="v2 exposed to experts", describe=lambda: rollouts.describe(NAME))
+    wait_for(
+        lambda: rollouts.status(NAME).get("exposed") is True,
+        timeout=30,
+        what="v2 exposed to experts",
+        describe=lambda: rollouts.describe(NAME),
+    )
     return rid(v2)
 
 
@@ -127,34 +155,57 @@ def gate(rollouts: Rollouts) -> dict[str, Any]:
 
 
 def test_each_step_judges_its_own_evidence_only(
-        rollouts: Rollouts, counters: RouterCounters, kubelet: KubeletStandIn,
-        operator: OperatorProcess, namespace: str) -> None:
+    rollouts: Rollouts,
+    counters: RouterCounters,
+    kubelet: KubeletStandIn,
+    operator: OperatorProcess,
+    namespace: str,
+) -> None:
     candidate = start_rollout(rollouts, counters, namespace)
     # The experts are delighted: 300 thumbs up of 300.
     counters.add_feedback(namespace, candidate, "experts", positive=300, negative=0)
-    wait_for(lambda: rollouts.status(NAME).get("stage") == "beta", timeout=30,
-             what="experts passed", describe=lambda: rollouts.describe(NAME))
+    wait_for(
+        lambda: rollouts.status(NAME).get("stage") == "beta",
+        timeout=30,
+        what="experts passed",
+        describe=lambda: rollouts.describe(NAME),
+    )
     advance = [h for h in rollouts.status(NAME)["history"] if h["decision"] == "Advance"][-1]
     assert "all gates pass at stage experts" in advance["message"]
 
     # At beta the experts' 300 counts are the previous step's: they must not pass it.
     # With no beta feedback yet, the gate sees no samples however long it waits.
-    wait_for(lambda: gate(rollouts).get("samples") == 0 and
-             rollouts.status(NAME).get("lastAnalysisTime", "") > advance["time"],
-             timeout=20, what="beta analysed", describe=lambda: rollouts.describe(NAME))
-    wait_for(lambda: "Inconclusive" in rollouts.status(NAME)["message"] or
-             "inconclusive" in rollouts.status(NAME)["message"], timeout=10,
-             what="holding at beta", describe=lambda: rollouts.describe(NAME))
+    wait_for(
+        lambda: (
+            gate(rollouts).get("samples") == 0
+            and rollouts.status(NAME).get("lastAnalysisTime", "") > advance["time"]
+        ),
+        timeout=20,
+        what="beta analysed",
+        describe=lambda: rollouts.describe(NAME),
+    )
+    wait_for(
+        lambda: (
+            "Inconclusive" in rollouts.status(NAME)["message"]
+            or "inconclusive" in rollouts.status(NAME)["message"]
+        ),
+        timeout=10,
+        what="holding at beta",
+        describe=lambda: rollouts.describe(NAME),
+    )
     status = rollouts.status(NAME)
-    assert (status["stage"], status["stepPercent"], status["phase"]) == ("beta", 50,
-                                                                       "Progressing")
+    assert (status["stage"], status["stepPercent"], status["phase"]) == ("beta", 50, "Progressing")
     assert gate(rollouts)["verdict"] == "Inconclusive"
 
     # Beta users dislike it: the step's own evidence rolls it back, whatever the
     # experts said.
     counters.add_feedback(namespace, candidate, "beta", positive=10, negative=90)
-    wait_for(lambda: rollouts.status(NAME).get("phase") == "RolledBack", timeout=30,
-             what="rolled back at beta", describe=lambda: rollouts.describe(NAME))
+    wait_for(
+        lambda: rollouts.status(NAME).get("phase") == "RolledBack",
+        timeout=30,
+        what="rolled back at beta",
+        describe=lambda: rollouts.describe(NAME),
+    )
     status = rollouts.status(NAME)
     assert status["stage"] == "beta"
     last = status["history"][-1]
@@ -165,20 +216,32 @@ def test_each_step_judges_its_own_evidence_only(
 
 
 def test_a_split_of_users_the_routing_does_not_explain_holds_then_pauses(
-        rollouts: Rollouts, counters: RouterCounters, kubelet: KubeletStandIn,
-        operator: OperatorProcess, namespace: str) -> None:
+    rollouts: Rollouts,
+    counters: RouterCounters,
+    kubelet: KubeletStandIn,
+    operator: OperatorProcess,
+    namespace: str,
+) -> None:
     candidate = start_rollout(rollouts, counters, namespace, errorLimit=3)
     counters.add_feedback(namespace, candidate, "experts", positive=300, negative=0)
-    wait_for(lambda: rollouts.status(NAME).get("stage") == "beta", timeout=30,
-             what="experts passed", describe=lambda: rollouts.describe(NAME))
+    wait_for(
+        lambda: rollouts.status(NAME).get("stage") == "beta",
+        timeout=30,
+        what="experts passed",
+        describe=lambda: rollouts.describe(NAME),
+    )
     stable = rollouts.status(NAME)["stable"]["id"]
     time.sleep(3)  # the check counts from two analysis intervals into the step
     # Beta at 50%, but the router placed 100 users on the candidate and 400 on stable.
     counters.add_assignments(namespace, candidate, "beta", 100)
     counters.add_assignments(namespace, stable, "beta", 400)
     counters.add_feedback(namespace, candidate, "beta", positive=300, negative=0)
-    wait_for(lambda: rollouts.status(NAME).get("phase") == "Paused", timeout=30,
-             what="paused on the mismatch", describe=lambda: rollouts.describe(NAME))
+    wait_for(
+        lambda: rollouts.status(NAME).get("phase") == "Paused",
+        timeout=30,
+        what="paused on the mismatch",
+        describe=lambda: rollouts.describe(NAME),
+    )
     status = rollouts.status(NAME)
     check = status["sampleRatio"]
     assert check["verdict"] == "Error" and check["expected"] == 0.5

@@ -59,11 +59,15 @@ class ModelServer:
         return f"http://127.0.0.1:{self.port}"
 
     def _record(self, request: web.Request, body: bytes) -> None:
-        self.seen.append({
-            "method": request.method, "path": request.rel_url.raw_path,
-            "query": request.rel_url.raw_query_string, "headers": dict(request.headers),
-            "body": body.decode("utf-8", "replace"),
-        })
+        self.seen.append(
+            {
+                "method": request.method,
+                "path": request.rel_url.raw_path,
+                "query": request.rel_url.raw_query_string,
+                "headers": dict(request.headers),
+                "body": body.decode("utf-8", "replace"),
+            }
+        )
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -71,23 +75,38 @@ class ModelServer:
         body = json.loads(raw or b"{}")
         usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
         if not body.get("stream"):
-            return web.json_response({
-                "id": "c1", "object": "chat.completion", "model": self.release,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": self.answer},
-                             "finish_reason": "stop"}],
-                "usage": usage,
-            })
+            return web.json_response(
+                {
+                    "id": "c1",
+                    "object": "chat.completion",
+                    "model": self.release,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": self.answer},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": usage,
+                }
+            )
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         words = self.answer.split(" ")
         per = max(1, -(-len(words) // self.chunks))
-        pieces = [" ".join(words[i:i + per]) + " " for i in range(0, len(words), per)]
+        pieces = [" ".join(words[i : i + per]) + " " for i in range(0, len(words), per)]
         pieces += [""] * (self.chunks - len(pieces))
         for i, piece in enumerate(pieces[: self.chunks]):
             if self.gated and i > 0:
                 await self.gates[i - 1].wait()
-            event = {"choices": [{"index": 0, "delta": {"content": piece.rstrip(" ") if i ==
-                                  self.chunks - 1 else piece}}]}
+            event = {
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"content": piece.rstrip(" ") if i == self.chunks - 1 else piece},
+                    }
+                ]
+            }
             await resp.write(f"data: {json.dumps(event)}\n\n".encode())
         await resp.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
         await resp.write(b"data: [DONE]\n\n")
@@ -99,8 +118,9 @@ class ModelServer:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         for i in range(2):
-            await resp.write(f'data: {{"choices":[{{"delta":{{"content":"part{i} "}}}}]}}\n\n'
-                             .encode())
+            await resp.write(
+                f'data: {{"choices":[{{"delta":{{"content":"part{i} "}}}}]}}\n\n'.encode()
+            )
         await asyncio.sleep(0.05)
         assert request.transport is not None
         request.transport.abort()
@@ -140,18 +160,33 @@ def deployment(
         "routes": [{"cohort": c, "candidatePercent": p} for c, p in (routes or {}).items()]
     }
     if stable:
-        routing["stable"] = {"id": stable, "model": "m-small", "modelRevision": "r1",
-                             "promptVersion": "p1", "knowledgeBase": "kb-2024"}
+        routing["stable"] = {
+            "id": stable,
+            "model": "m-small",
+            "modelRevision": "r1",
+            "promptVersion": "p1",
+            "knowledgeBase": "kb-2024",
+        }
     if candidate:
-        routing["candidate"] = {"id": candidate, "model": "m-small", "modelRevision": "r2",
-                                "promptVersion": "p2", "knowledgeBase": "kb-2025"}
+        routing["candidate"] = {
+            "id": candidate,
+            "model": "m-small",
+            "modelRevision": "r2",
+            "promptVersion": "p2",
+            "knowledgeBase": "kb-2025",
+        }
     return {
-        "apiVersion": "rollout.llmops.io/v1alpha1", "kind": "LLMDeployment",
+        "apiVersion": "rollout.llmops.io/v1alpha1",
+        "kind": "LLMDeployment",
         "metadata": {"namespace": ns, "name": name},
         "spec": {
-            "cohorts": cohorts if cohorts is not None else [
-                {"name": "experts", "match": {"headers": {"x-user-group": ["expert"]},
-                                              "users": ["alice"]}},
+            "cohorts": cohorts
+            if cohorts is not None
+            else [
+                {
+                    "name": "experts",
+                    "match": {"headers": {"x-user-group": ["expert"]}, "users": ["alice"]},
+                },
                 {"name": "beta", "match": {"headers": {"x-beta": ["1", "true"]}}},
             ],
             "defaultCohort": "all",

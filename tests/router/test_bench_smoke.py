@@ -19,8 +19,14 @@ NGINX = "/usr/sbin/nginx"
 def test_quick_benchmark_answers_everywhere_and_loses_no_feedback(tmp_path: Path) -> None:
     with_nginx = os.access(NGINX, os.X_OK)  # `make test` installs it (hack/install-deps.sh)
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, str(REPO / "bench" / "router_bench.py"), "--quick",
-           "--json-out", str(out), *([] if with_nginx else ["--no-nginx"])]
+    cmd = [
+        sys.executable,
+        str(REPO / "bench" / "router_bench.py"),
+        "--quick",
+        "--json-out",
+        str(out),
+        *([] if with_nginx else ["--no-nginx"]),
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
 

@@ -32,13 +32,15 @@ async def test_checks_and_usage_are_counted_on_either_path(
 ) -> None:
     stable = await model_servers("stable1", answer=answer)
     router = await make_router(
-        [deployment(candidate=None, checks=CHECKS)], {f"{NS}/{NAME}/stable1": stable.url},
+        [deployment(candidate=None, checks=CHECKS)],
+        {f"{NS}/{NAME}/stable1": stable.url},
         settings=RouterSettings(inline_analysis_bytes=inline_bytes),
     )
     async with aiohttp.ClientSession() as s:
         for stream in (False, True):
-            async with s.post(router.url + CHAT, json={**BODY, "stream": stream},
-                              headers={"x-user-id": "u1"}) as r:
+            async with s.post(
+                router.url + CHAT, json={**BODY, "stream": stream}, headers={"x-user-id": "u1"}
+            ) as r:
                 assert r.status == 200
                 await r.read()
     await router.settle()

@@ -26,9 +26,10 @@ class Clock:
 
 
 async def ask(router: RunningRouter, user: str = "u1", **headers: str) -> dict[str, str]:
-    async with aiohttp.ClientSession() as s, s.post(
-        router.url + CHAT, json=BODY, headers={"x-user-id": user, **headers}
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(router.url + CHAT, json=BODY, headers={"x-user-id": user, **headers}) as r,
+    ):
         await r.read()
         return {k.lower(): v for k, v in r.headers.items()}
 
@@ -61,10 +62,16 @@ async def test_accepted_feedback_is_counted_and_logged_once(setup, caplog) -> No
     h = await ask(router, "alice")  # an expert: reaches the candidate
     token = h["x-llm-feedback-token"]
     caplog.set_level(logging.INFO, logger="llm_rollout.feedback")
-    code, data = await feedback(router, {
-        "token": token, "score": 4, "source": "expert",
-        "criteria": {"accuracy": 5, "tone": 2}, "comment": "good, a bit curt",
-    })
+    code, data = await feedback(
+        router,
+        {
+            "token": token,
+            "score": 4,
+            "source": "expert",
+            "criteria": {"accuracy": 5, "tone": 2},
+            "comment": "good, a bit curt",
+        },
+    )
     assert code == 202 and data["requestId"] == h["x-request-id"]
     code, _ = await feedback(router, {"token": token, "thumbs": "down"})  # user, same request
     assert code == 202
@@ -73,8 +80,13 @@ async def test_accepted_feedback_is_counted_and_logged_once(setup, caplog) -> No
     line = json.loads(records[0].getMessage())
     assert line["requestId"] == h["x-request-id"]
     assert (line["namespace"], line["deployment"], line["cohort"]) == (NS, NAME, "experts")
-    assert line["release"] == {"id": "cand2", "model": "m-small", "modelRevision": "r2",
-                               "promptVersion": "p2", "knowledgeBase": "kb-2025"}
+    assert line["release"] == {
+        "id": "cand2",
+        "model": "m-small",
+        "modelRevision": "r2",
+        "promptVersion": "p2",
+        "knowledgeBase": "kb-2025",
+    }
     assert line["score"] == 4 and line["criteria"] == {"accuracy": 5, "tone": 2}
     assert line["comment"] == "good, a bit curt" and line["source"] == "expert"
     assert line["userHash"] and "alice" not in records[0].getMessage()
@@ -84,8 +96,10 @@ async def test_accepted_feedback_is_counted_and_logged_once(setup, caplog) -> No
     labels = {"namespace": NS, "deployment": NAME, "release": "cand2", "cohort": "experts"}
     assert sample(text, "llm_feedback_total", source="expert", rating="positive", **labels) == 1
     assert sample(text, "llm_feedback_total", source="user", rating="negative", **labels) == 1
-    assert sample(text, "llm_feedback_score_count", source="expert", criterion="overall",
-                  **labels) == 1
+    assert (
+        sample(text, "llm_feedback_score_count", source="expert", criterion="overall", **labels)
+        == 1
+    )
     assert sample(text, "llm_feedback_score_sum", criterion="tone", **labels) == 2
     assert sample(text, "llm_feedback_score_bucket", criterion="accuracy", le="4.0") == 0
     assert sample(text, "llm_feedback_score_bucket", criterion="accuracy", le="5.0") == 1
@@ -169,8 +183,9 @@ async def test_oversize_and_non_json(setup) -> None:
     assert code == 413
     code, _ = await feedback(router, None, data="score=4", headers={"Content-Type": "text/plain"})
     assert code == 415
-    code, data = await feedback(router, None, data="{not json",
-                                headers={"Content-Type": "application/json"})
+    code, data = await feedback(
+        router, None, data="{not json", headers={"Content-Type": "application/json"}
+    )
     assert code == 400 and data["field"] == ""
     text = await router.scrape()
     for reason in ("too_large", "unsupported_media_type", "invalid"):

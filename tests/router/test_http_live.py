@@ -57,9 +57,18 @@ async def test_config_file_change_applies_within_a_second(model_servers, tmp_pat
     backends = tmp_path / "backends.yaml"
     backends.write_text(f"{NS}/{NAME}/stable1: {stable.url}\n")
     port = free_port()
-    args = args_for("--listen", f"127.0.0.1:{port}", "--config", str(config),
-                    "--backend-file", str(backends), "--backend",
-                    f"{NS}/{NAME}/cand2={cand.url}", "--reload-interval", "0.1")
+    args = args_for(
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--config",
+        str(config),
+        "--backend-file",
+        str(backends),
+        "--backend",
+        f"{NS}/{NAME}/cand2={cand.url}",
+        "--reload-interval",
+        "0.1",
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(serve(args, stop))
     url = f"http://127.0.0.1:{port}"
@@ -96,12 +105,14 @@ async def test_online_checks_and_usage_are_counted(model_servers, make_router) -
         {"name": "brand", "type": "preservedNames", "names": ["ACME Widget"]},
         {"name": "json", "type": "validJson"},
     ]
-    router = await make_router([deployment(candidate=None, checks=checks)],
-                               {f"{NS}/{NAME}/stable1": stable.url})
+    router = await make_router(
+        [deployment(candidate=None, checks=checks)], {f"{NS}/{NAME}/stable1": stable.url}
+    )
     async with aiohttp.ClientSession() as s:
         for stream in (False, True):
-            async with s.post(router.url + CHAT, json={**BODY, "stream": stream},
-                              headers={"x-user-id": "u1"}) as r:
+            async with s.post(
+                router.url + CHAT, json={**BODY, "stream": stream}, headers={"x-user-id": "u1"}
+            ) as r:
                 await r.read()
         async with s.get(router.url + "/v1/models", headers={"x-user-id": "u1"}) as r:
             await r.read()  # not a completion: not checked
@@ -129,16 +140,28 @@ async def test_process_drains_streams_on_sigterm(model_servers, tmp_path: Path) 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "operator")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "llm_rollout.router.main", "--listen", f"127.0.0.1:{port}",
-        "--config", str(config), "--backend", f"{NS}/{NAME}/stable1={stable.url}",
-        "--token-key-file", str(keyfile), "--shutdown-grace", "10", env=env,
+        sys.executable,
+        "-m",
+        "llm_rollout.router.main",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--config",
+        str(config),
+        "--backend",
+        f"{NS}/{NAME}/stable1={stable.url}",
+        "--token-key-file",
+        str(keyfile),
+        "--shutdown-grace",
+        "10",
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(url)
-        async with aiohttp.ClientSession() as s, s.post(
-            url + CHAT, json={**BODY, "stream": True}, headers={"x-user-id": "u1"}
-        ) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(url + CHAT, json={**BODY, "stream": True}, headers={"x-user-id": "u1"}) as r,
+        ):
             first = await asyncio.wait_for(r.content.readany(), 5)
             assert b"data:" in first
             proc.send_signal(signal.SIGTERM)

@@ -98,18 +98,25 @@ async def test_unsticky_requests_are_counted(model_servers, make_router) -> None
     router = await make_router([deployment(candidate=None)], {f"{NS}/{NAME}/stable1": stable.url})
     code, h, _ = await post(router.url + CHAT)
     assert code == 200 and h["x-llm-release"] == "stable1"
-    assert sample(await router.scrape(), "llm_router_unsticky_requests_total",
-                  namespace=NS, deployment=NAME) == 1
+    assert (
+        sample(
+            await router.scrape(),
+            "llm_router_unsticky_requests_total",
+            namespace=NS,
+            deployment=NAME,
+        )
+        == 1
+    )
 
 
 async def test_streaming_is_passed_through_chunk_by_chunk(model_servers, make_router) -> None:
-    stable = await model_servers("stable1", gated=True, chunks=4,
-                                 answer="one two three four")
+    stable = await model_servers("stable1", gated=True, chunks=4, answer="one two three four")
     router = await make_router([deployment(candidate=None)], {f"{NS}/{NAME}/stable1": stable.url})
     received: list[str] = []
-    async with aiohttp.ClientSession() as s, s.post(
-        router.url + CHAT, json={**BODY, "stream": True}, headers={"x-user-id": "u1"}
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(router.url + CHAT, json={**BODY, "stream": True}, headers={"x-user-id": "u1"}) as r,
+    ):
         assert r.status == 200
         assert r.headers["Content-Type"].startswith("text/event-stream")
         buf = b""
@@ -170,12 +177,12 @@ async def test_502_when_nothing_is_reachable(make_router) -> None:
 
 async def test_unresolved_release_falls_back(model_servers, make_router) -> None:
     stable = await model_servers("stable1")
-    router = await make_router([deployment(routes={"all": 100})],
-                               {f"{NS}/{NAME}/stable1": stable.url})
+    router = await make_router(
+        [deployment(routes={"all": 100})], {f"{NS}/{NAME}/stable1": stable.url}
+    )
     code, h, _ = await post(router.url + CHAT, **{"x-user-id": "u1"})
     assert code == 200 and h["x-llm-release"] == "stable1"
-    assert sample(await router.scrape(), "llm_router_upstream_errors_total",
-                  kind="unresolved") == 1
+    assert sample(await router.scrape(), "llm_router_upstream_errors_total", kind="unresolved") == 1
 
 
 async def test_backend_dying_midstream_truncates_the_client_stream(
@@ -184,9 +191,10 @@ async def test_backend_dying_midstream_truncates_the_client_stream(
     stable = await model_servers("stable1")
     router = await make_router([deployment(candidate=None)], {f"{NS}/{NAME}/stable1": stable.url})
     got = b""
-    async with aiohttp.ClientSession() as s, s.post(
-        router.url + "/v1/die", json=BODY, headers={"x-user-id": "u1"}
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(router.url + "/v1/die", json=BODY, headers={"x-user-id": "u1"}) as r,
+    ):
         assert r.status == 200
         try:
             async for chunk in r.content.iter_any():
@@ -207,8 +215,9 @@ async def test_backend_dying_midstream_truncates_the_client_stream(
 async def test_unknown_deployment_is_404(model_servers, make_router) -> None:
     stable = await model_servers("stable1")
     objs = [deployment(candidate=None), deployment(candidate=None, name="other")]
-    router = await make_router(objs, {f"{NS}/{NAME}/stable1": stable.url,
-                                      f"{NS}/other/stable1": stable.url})
+    router = await make_router(
+        objs, {f"{NS}/{NAME}/stable1": stable.url, f"{NS}/other/stable1": stable.url}
+    )
     code, _, data = await post(router.url + CHAT)  # two served: must say which
     assert code == 404 and data["error"] == "unknown deployment"
     code, _, _ = await post(router.url + CHAT, **{"x-llm-deployment": "team/nope"})
@@ -222,8 +231,9 @@ async def test_unknown_deployment_is_404(model_servers, make_router) -> None:
 async def test_path_prefix_selects_and_is_stripped(model_servers, make_router) -> None:
     stable = await model_servers("stable1")
     objs = [deployment(candidate=None), deployment(candidate=None, name="other")]
-    router = await make_router(objs, {f"{NS}/{NAME}/stable1": stable.url,
-                                      f"{NS}/other/stable1": stable.url})
+    router = await make_router(
+        objs, {f"{NS}/{NAME}/stable1": stable.url, f"{NS}/other/stable1": stable.url}
+    )
     code, _, data = await post(f"{router.url}{PATH_PREFIX}team/other/v1/a%2Fb?x=1&y=%2F")
     assert code == 200
     assert data["path"] == "/v1/a%2Fb" and data["query"] == "x=1&y=%2F"
@@ -236,9 +246,15 @@ async def test_headers_in_and_out(model_servers, make_router) -> None:
     router = await make_router([deployment(candidate=None)], {f"{NS}/{NAME}/stable1": stable.url})
     code, h, data = await post(
         router.url + "/v1/echo",
-        **{"x-request-id": "req-123", "Authorization": "Bearer t", "Connection": "x-secret",
-           "x-secret": "drop me", "Proxy-Authorization": "Basic z", "x-llm-deployment":
-           f"{NS}/{NAME}", "x-user-id": "u1"},
+        **{
+            "x-request-id": "req-123",
+            "Authorization": "Bearer t",
+            "Connection": "x-secret",
+            "x-secret": "drop me",
+            "Proxy-Authorization": "Basic z",
+            "x-llm-deployment": f"{NS}/{NAME}",
+            "x-user-id": "u1",
+        },
     )
     assert code == 200
     seen = {k.lower(): v for k, v in data["headers"].items()}
@@ -258,8 +274,11 @@ async def test_oversize_body_is_413(model_servers, make_router) -> None:
     from llm_rollout.router import RouterSettings
 
     stable = await model_servers("stable1")
-    router = await make_router([deployment(candidate=None)], {f"{NS}/{NAME}/stable1": stable.url},
-                               settings=RouterSettings(max_body_bytes=1000))
+    router = await make_router(
+        [deployment(candidate=None)],
+        {f"{NS}/{NAME}/stable1": stable.url},
+        settings=RouterSettings(max_body_bytes=1000),
+    )
     code, _, data = await post(router.url + CHAT, {"messages": "x" * 2000})
     assert code == 413 and "1000" in data["error"]
     assert stable.seen == []

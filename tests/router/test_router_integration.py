@@ -36,17 +36,27 @@ def ensure_crd(api_client: Any) -> None:
         if exc.status != 404:
             raise
     schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    ext.create_custom_resource_definition({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": name},
-        "spec": {
-            "group": GROUP, "scope": "Namespaced",
-            "names": {"kind": "LLMDeployment", "plural": PLURAL, "singular": "llmdeployment"},
-            "versions": [{"name": VERSION, "served": True, "storage": True,
-                          "subresources": {"status": {}},
-                          "schema": {"openAPIV3Schema": schema}}],
-        },
-    })
+    ext.create_custom_resource_definition(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": name},
+            "spec": {
+                "group": GROUP,
+                "scope": "Namespaced",
+                "names": {"kind": "LLMDeployment", "plural": PLURAL, "singular": "llmdeployment"},
+                "versions": [
+                    {
+                        "name": VERSION,
+                        "served": True,
+                        "storage": True,
+                        "subresources": {"status": {}},
+                        "schema": {"openAPIV3Schema": schema},
+                    }
+                ],
+            },
+        }
+    )
     api = client.CustomObjectsApi(api_client)
     deadline = time.monotonic() + 30
     while True:  # established
@@ -60,9 +70,10 @@ def ensure_crd(api_client: Any) -> None:
 
 
 async def release_of(url: str, user: str) -> str:
-    async with aiohttp.ClientSession() as s, s.post(
-        url + CHAT, json=BODY, headers={"x-user-id": user}
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(url + CHAT, json=BODY, headers={"x-user-id": user}) as r,
+    ):
         await r.read()
         return r.headers.get("x-llm-release", str(r.status))
 
@@ -89,21 +100,25 @@ async def test_routing_follows_the_api_server(cluster, namespace, model_servers)
     obj = deployment(routes={"all": 0}, ns=namespace)
     obj["apiVersion"] = f"{GROUP}/{VERSION}"
     status = obj.pop("status")
-    await asyncio.to_thread(api.create_namespaced_custom_object, GROUP, VERSION, namespace,
-                            PLURAL, obj)
+    await asyncio.to_thread(
+        api.create_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, obj
+    )
 
     def set_status(routing_status: dict[str, Any]) -> None:
-        api.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, NAME,
-                                                  {"status": routing_status})
+        api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, NAME, {"status": routing_status}
+        )
 
     await asyncio.to_thread(set_status, status)
     state = RouterState()
-    backends = StaticBackends.from_specs([f"{namespace}/{NAME}/stable1={stable.url}",
-                                          f"{namespace}/{NAME}/cand2={cand.url}"])
+    backends = StaticBackends.from_specs(
+        [f"{namespace}/{NAME}/stable1={stable.url}", f"{namespace}/{NAME}/cand2={cand.url}"]
+    )
     router = Router(state, backends, TokenSigner([KEY]))
     runner, port = await start_app(router.make_app())
-    source = KubeSource(state, cluster.api_client, namespace=namespace, group=GROUP,
-                        watch_seconds=5)
+    source = KubeSource(
+        state, cluster.api_client, namespace=namespace, group=GROUP, watch_seconds=5
+    )
     source.start()
     url = f"http://127.0.0.1:{port}"
     try:
@@ -111,8 +126,9 @@ async def test_routing_follows_the_api_server(cluster, namespace, model_servers)
         status["routing"]["routes"] = [{"cohort": "all", "candidatePercent": 100}]
         await asyncio.to_thread(set_status, status)
         await eventually(lambda: release_of(url, "u1"), "cand2", within=5)
-        await asyncio.to_thread(api.delete_namespaced_custom_object, GROUP, VERSION, namespace,
-                                PLURAL, NAME)
+        await asyncio.to_thread(
+            api.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, NAME
+        )
         await eventually(lambda: release_of(url, "u1"), "404", within=5)
     finally:
         source.stop()
@@ -130,8 +146,15 @@ async def test_prometheus_answers_the_presets(prometheus, model_servers, make_ro
         {f"{ns}/{NAME}/stable1": stable.url, f"{ns}/{NAME}/cand2": cand.url},
     )
     # start 0: the counts since the epoch, i.e. all of them
-    values = TemplateValues(namespace=ns, name=NAME, release="cand2", stable_release="stable1",
-                            cohorts=("experts",), window="5m", start="0")
+    values = TemplateValues(
+        namespace=ns,
+        name=NAME,
+        release="cand2",
+        stable_release="stable1",
+        cohorts=("experts",),
+        window="5m",
+        start="0",
+    )
 
     async def value(query: str) -> float:
         return float(await asyncio.to_thread(prometheus.wait_value, query, 30.0))
@@ -144,8 +167,11 @@ async def test_prometheus_answers_the_presets(prometheus, model_servers, make_ro
         assert await value(f'sum(llm_feedback_total{{namespace="{ns}"}})') == 0
         async with aiohttp.ClientSession() as s:
             for i in range(10):
-                async with s.post(router.url + CHAT, json=BODY, headers={
-                        "x-user-id": f"u{i}", "x-user-group": "expert"}) as r:
+                async with s.post(
+                    router.url + CHAT,
+                    json=BODY,
+                    headers={"x-user-id": f"u{i}", "x-user-group": "expert"},
+                ) as r:
                     await r.read()
                     token = r.headers["x-llm-feedback-token"]
                 body = {"token": token, "score": 5 if i < 8 else 2, "source": "expert"}
@@ -157,12 +183,15 @@ async def test_prometheus_answers_the_presets(prometheus, model_servers, make_ro
             await asyncio.sleep(0.5)
 
         # expert-rating counts each score: cumulative buckets of 8 fives and 2 twos
-        buckets = [await value(render(template, values))
-                   for _, template in PRESETS["expert-rating"].buckets]
+        buckets = [
+            await value(render(template, values))
+            for _, template in PRESETS["expert-rating"].buckets
+        ]
         assert buckets == [0, 2, 2, 2, 10]
         positive = PRESETS["feedback-positive-rate"]
-        share = await value(f"({render(positive.success, values)}) / "
-                            f"({render(positive.total, values)})")
+        share = await value(
+            f"({render(positive.success, values)}) / ({render(positive.total, values)})"
+        )
         assert share == pytest.approx(0.8, rel=1e-6)
         errors = PRESETS["error-rate"]
         assert await value(render(errors.success, values)) == 0

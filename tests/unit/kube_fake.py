@@ -61,8 +61,14 @@ class FakeKube:
         return obj
 
     def find(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        return next((o for (_, k, ns, n), o in self.objects.items()
-                     if (k, ns, n) == (kind, namespace, name)), None)
+        return next(
+            (
+                o
+                for (_, k, ns, n), o in self.objects.items()
+                if (k, ns, n) == (kind, namespace, name)
+            ),
+            None,
+        )
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [o for (_, k, _, _), o in self.objects.items() if k == kind]
@@ -77,8 +83,9 @@ class FakeKube:
 
     # -- the KubeAPI contract -----------------------------------------------------------
 
-    async def apply(self, manifest: dict[str, Any], *,
-                    manager: str = "llm-rollout-operator") -> dict[str, Any]:
+    async def apply(
+        self, manifest: dict[str, Any], *, manager: str = "llm-rollout-operator"
+    ) -> dict[str, Any]:
         kind, meta = manifest["kind"], manifest["metadata"]
         if kind in self.unserved:
             self._refuse(404, f"the server could not find the requested resource ({kind})")
@@ -90,56 +97,81 @@ class FakeKube:
             self._refuse(422, f"{kind} {meta['name']}: spec: Required value")
         merged = _merge(current or {}, manifest)
         if current is None or merged.get("spec") != current.get("spec"):
-            merged["metadata"]["generation"] = (
-                (current or {}).get("metadata", {}).get("generation", 0) + 1)
+            merged["metadata"]["generation"] = (current or {}).get("metadata", {}).get(
+                "generation", 0
+            ) + 1
         self.writes.append(("apply", kind, meta["name"]))
         return copy.deepcopy(self.put(merged))
 
-    async def get(self, api_version: str, kind: str, namespace: str,
-                  name: str) -> dict[str, Any] | None:
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
         obj = self.objects.get((api_version, kind, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    async def get_path(self, path: str, *,
-                       query: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    async def get_path(
+        self, path: str, *, query: list[tuple[str, str]] | None = None
+    ) -> dict[str, Any]:
         return {"items": []}
 
-    async def list(self, api_version: str, kind: str, namespace: str,
-                   label_selector: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(o) for (v, k, ns, _), o in sorted(self.objects.items())
-                if (v, k, ns) == (api_version, kind, namespace)
-                and _matches(o["metadata"].get("labels") or {}, label_selector)]
+    async def list(
+        self, api_version: str, kind: str, namespace: str, label_selector: str
+    ) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(o)
+            for (v, k, ns, _), o in sorted(self.objects.items())
+            if (v, k, ns) == (api_version, kind, namespace)
+            and _matches(o["metadata"].get("labels") or {}, label_selector)
+        ]
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         self.writes.append(("delete", kind, name))
         return self.objects.pop((api_version, kind, namespace, name), None) is not None
 
-    async def replace_status(self, obj: dict[str, Any],
-                             status: dict[str, Any]) -> dict[str, Any]:
+    async def replace_status(self, obj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         key = self._key(obj)
         current = self.objects[key]
-        if self.conflict_once or (obj["metadata"].get("resourceVersion")
-                                  != current["metadata"]["resourceVersion"]):
+        if self.conflict_once or (
+            obj["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]
+        ):
             self.conflict_once = False
-            self._refuse(409, "the object has been modified; please apply your changes "
-                              "to the latest version and try again")
+            self._refuse(
+                409,
+                "the object has been modified; please apply your changes "
+                "to the latest version and try again",
+            )
         self.writes.append(("status", obj["kind"], obj["metadata"]["name"]))
         return copy.deepcopy(self.put({**current, "status": copy.deepcopy(status)}))
 
-    async def create(self, manifest: dict[str, Any], *,
-                     dry_run: bool = False) -> dict[str, Any] | None:
+    async def create(
+        self, manifest: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any] | None:
         if self._key(manifest) in self.objects:
             return None
         return manifest if dry_run else copy.deepcopy(self.put(copy.deepcopy(manifest)))
 
-    async def patch_status(self, api_version: str, kind: str, namespace: str, name: str,
-                           status: dict[str, Any], *,
-                           resource_version: str | None = None) -> dict[str, Any]:
+    async def patch_status(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
         current = self.objects[(api_version, kind, namespace, name)]
         merged = _merge(current, {"status": status})
         return copy.deepcopy(self.put(merged))
 
-    async def event(self, owner: dict[str, Any], *, reason: str, message: str,
-                    warning: bool = False) -> None:
-        self.events.append({"reason": reason, "message": message, "warning": warning,
-                            "object": owner["metadata"]["name"]})
+    async def event(
+        self, owner: dict[str, Any], *, reason: str, message: str, warning: bool = False
+    ) -> None:
+        self.events.append(
+            {
+                "reason": reason,
+                "message": message,
+                "warning": warning,
+                "object": owner["metadata"]["name"],
+            }
+        )

@@ -97,12 +97,14 @@ def test_durations() -> None:
 
 
 def test_sum_matchers_and_escapes() -> None:
-    prom = Prometheus([
-        series(every(10, [0, 10, 20]), cohort="beta", code="200"),
-        series(every(10, [0, 1, 2]), cohort="beta", code="503"),
-        series(every(10, [0, 100, 200]), cohort="beta2", code="500"),
-        series(every(10, [0, 5, 10]), cohort='we"ird\\', code="500"),
-    ])
+    prom = Prometheus(
+        [
+            series(every(10, [0, 10, 20]), cohort="beta", code="200"),
+            series(every(10, [0, 1, 2]), cohort="beta", code="503"),
+            series(every(10, [0, 100, 200]), cohort="beta2", code="500"),
+            series(every(10, [0, 5, 10]), cohort='we"ird\\', code="500"),
+        ]
+    )
     q = 'sum(increase(c_total{job="x",cohort=~"beta"}[20s]))'
     assert prom.answer(q, 20) == pytest.approx(22)  # anchored: not beta2
     q = 'sum(increase(c_total{cohort=~"beta|beta2",code=~"5.."}[20s]))'
@@ -112,16 +114,19 @@ def test_sum_matchers_and_escapes() -> None:
     q = 'sum(increase(c_total{cohort!="beta2",code!~"5.."}[20s]))'
     assert prom.answer(q, 20) == pytest.approx(20)
     assert prom.answer('sum(increase(c_total{cohort="none"}[20s]))', 20) == Empty(
-        'sum(increase(c_total{cohort="none"}[20s]))')
+        'sum(increase(c_total{cohort="none"}[20s]))'
+    )
     assert isinstance(prom.answer("sum(increase(other_total[1m]))", 20), Empty)
 
 
 def test_division() -> None:
-    prom = Prometheus([
-        series(every(10, [0, 10, 20]), part="sum"),
-        series(every(10, [0, 4, 8]), part="count"),
-        series(every(10, [3, 3, 3]), part="flat"),
-    ])
+    prom = Prometheus(
+        [
+            series(every(10, [0, 10, 20]), part="sum"),
+            series(every(10, [0, 4, 8]), part="count"),
+            series(every(10, [3, 3, 3]), part="flat"),
+        ]
+    )
     sel = 'sum(increase(c_total{{part="{}"}}[20s]))'
     assert prom.answer(f"{sel.format('sum')} / {sel.format('count')}", 20) == pytest.approx(2.5)
     zero = prom.answer(f"{sel.format('flat')} / {sel.format('flat')}", 20)
@@ -130,18 +135,21 @@ def test_division() -> None:
     assert isinstance(prom.answer(f"{sel.format('sum')} / {sel.format('none')}", 20), Empty)
 
 
-@pytest.mark.parametrize("query", [
-    'histogram_quantile(0.95, sum by (le) (rate(x_bucket{a="b"}[5m])))',
-    "sum(rate(x[5m]))",
-    "sum(increase(x[5m] offset 1m))",
-    "sum(increase(x[5m:1m]))",
-    "max(increase(x[5m]))",
-    "sum(x) > bool 0",
-    "sum(x) / on() group_left sum(y)",
-    "-sum(x)",
-    'sum(increase(x{a="b}[5m]))',
-    "sum(increase(x[1.5m]))",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        'histogram_quantile(0.95, sum by (le) (rate(x_bucket{a="b"}[5m])))',
+        "sum(rate(x[5m]))",
+        "sum(increase(x[5m] offset 1m))",
+        "sum(increase(x[5m:1m]))",
+        "max(increase(x[5m]))",
+        "sum(x) > bool 0",
+        "sum(x) / on() group_left sum(y)",
+        "-sum(x)",
+        'sum(increase(x{a="b}[5m]))',
+        "sum(increase(x[1.5m]))",
+    ],
+)
 def test_unsupported_queries_fail_loudly(query: str) -> None:
     with pytest.raises(UnsupportedQuery, match="promsim cannot answer"):
         parse(query)
@@ -151,17 +159,22 @@ def test_exact_count_since_start() -> None:
     # The engine's count since the step began (`@` its start, 1000 s here): the counter now
     # minus then, a series born later counting from 0, increase() after a reset.
     epoch = 1_000_000.0
-    prom = Prometheus([
-        series(every(10, [5, 6, 8, 9, 12, 15]), r="old"),  # 0..50 s
-        series(every(10, [1, 3, 4], start=30), r="new"),  # born at 30 s
-        series(every(10, [5, 7, 2, 4, 6, 9]), r="reset"),
-    ], epoch=epoch)
+    prom = Prometheus(
+        [
+            series(every(10, [5, 6, 8, 9, 12, 15]), r="old"),  # 0..50 s
+            series(every(10, [1, 3, 4], start=30), r="new"),  # born at 30 s
+            series(every(10, [5, 7, 2, 4, 6, 9]), r="reset"),
+        ],
+        epoch=epoch,
+    )
 
     def count(r: str, start: float, at: float) -> float | Empty | Multiple:
         sel = f'c_total{{r="{r}"}}'
         window = f"[{round(at - start)}s]"
-        q = (f"(sum({sel}) - (sum({sel} @ {epoch + start:.3f}) or vector(0))) and on() "
-             f"(sum(resets({sel}{window})) == 0) or sum(increase({sel}{window}))")
+        q = (
+            f"(sum({sel}) - (sum({sel} @ {epoch + start:.3f}) or vector(0))) and on() "
+            f"(sum(resets({sel}{window})) == 0) or sum(increase({sel}{window}))"
+        )
         return prom.answer(q, at)
 
     assert count("old", 10, 50) == 15 - 6
@@ -171,46 +184,73 @@ def test_exact_count_since_start() -> None:
     assert count("none", 10, 50) == Empty(
         '(sum(c_total{r="none"}) - (sum(c_total{r="none"} @ 1000010.000) or vector(0))) '
         'and on() (sum(resets(c_total{r="none"}[40s])) == 0) or '
-        'sum(increase(c_total{r="none"}[40s]))')
+        'sum(increase(c_total{r="none"}[40s]))'
+    )
     assert prom.answer('c_total{r=~"old|new"}', 50) == Multiple('c_total{r=~"old|new"}', 2)
     assert prom.answer('increase(c_total{r="old"}[20s])', 50) == pytest.approx(6)
     assert prom.answer('sum(c_total{r="old"}) - 2 * 3', 50) == 9  # precedence
-    assert prom.answer('sum(resets(c_total[1m]))', 50) == 1
-    assert prom.answer('sum(c_total{r="old"}) > 100', 50) == Empty(
-        'sum(c_total{r="old"}) > 100')
+    assert prom.answer("sum(resets(c_total[1m]))", 50) == 1
+    assert prom.answer('sum(c_total{r="old"}) > 100', 50) == Empty('sum(c_total{r="old"}) > 100')
 
 
 def test_traffic_series_appear_at_first_event_and_count_exactly() -> None:
     rng = np.random.default_rng(1)
-    t = traffic.Traffic(feedback=20, positive=0.5, requests=30, errors=0.1, experts=10,
-                        scores=(0.2, 0.2, 0.2, 0.2, 0.2), arrivals="fixed")
-    prom = traffic.build(rng, t, traffic.Scrape(interval=1.0), candidate="c", stable="s",
-                         percent=50, horizon=400)
-    cand = [s for s in prom._by_name["llm_feedback_total"]
-            if s.labels["release"] == "c" and s.labels["source"] == "user"]
+    t = traffic.Traffic(
+        feedback=20,
+        positive=0.5,
+        requests=30,
+        errors=0.1,
+        experts=10,
+        scores=(0.2, 0.2, 0.2, 0.2, 0.2),
+        arrivals="fixed",
+    )
+    prom = traffic.build(
+        rng, t, traffic.Scrape(interval=1.0), candidate="c", stable="s", percent=50, horizon=400
+    )
+    cand = [
+        s
+        for s in prom._by_name["llm_feedback_total"]
+        if s.labels["release"] == "c" and s.labels["source"] == "user"
+    ]
     assert {s.labels["rating"] for s in cand} == {"positive", "negative"}
     for s in cand:
         assert s.values[0] >= 1  # its first sample already holds its first event
     total = sum(float(s.values[-1]) for s in cand)
     assert total == pytest.approx(20 * 400 / 30, abs=1)
-    buckets = {s.labels["le"]: s for s in prom._by_name["llm_feedback_score_bucket"]
-               if s.labels["release"] == "c"}
+    buckets = {
+        s.labels["le"]: s
+        for s in prom._by_name["llm_feedback_score_bucket"]
+        if s.labels["release"] == "c"
+    }
     assert list(buckets) == list(traffic.SCORE_BUCKETS)
     assert len({int(s.times[0]) for s in buckets.values()}) == 1  # one histogram child
-    q = ('sum(increase(llm_router_requests_total{release="c",cohort=~"beta"}[100s]))')
+    q = 'sum(increase(llm_router_requests_total{release="c",cohort=~"beta"}[100s]))'
     assert prom.answer(q, 400) == pytest.approx(100, abs=3)
     # The stable release also serves `everyone`; the candidate only the exposed cohort.
-    assert not [s for s in prom._by_name["llm_router_requests_total"]
-                if s.labels["release"] == "c" and s.labels["cohort"] != "beta"]
+    assert not [
+        s
+        for s in prom._by_name["llm_router_requests_total"]
+        if s.labels["release"] == "c" and s.labels["cohort"] != "beta"
+    ]
 
 
 def test_primed_series_exist_from_exposure() -> None:
     rng = np.random.default_rng(2)
     t = traffic.Traffic(feedback=20, requests=30, errors=0.0)
-    prom = traffic.build(rng, t, traffic.Scrape(interval=15.0, primed=True), candidate="c",
-                         stable="s", percent=100, horizon=120)
-    codes = {s.labels["code"]: s for s in prom._by_name["llm_router_requests_total"]
-             if s.labels["release"] == "c"}
+    prom = traffic.build(
+        rng,
+        t,
+        traffic.Scrape(interval=15.0, primed=True),
+        candidate="c",
+        stable="s",
+        percent=100,
+        horizon=120,
+    )
+    codes = {
+        s.labels["code"]: s
+        for s in prom._by_name["llm_router_requests_total"]
+        if s.labels["release"] == "c"
+    }
     assert set(codes) == {"200", "502"}  # what the router primes; no 5xx happened
     assert float(codes["502"].values[-1]) == 0
     assert int(codes["502"].times[0]) < 15_000 and int(codes["200"].times[0]) < 15_000

@@ -35,7 +35,8 @@ spec:
 
 
 def test_a_valid_manifest_passes_and_other_kinds_are_skipped(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "good.yaml"
     path.write_text(GOOD)
     assert main(["validate", str(path)]) == 0
@@ -44,7 +45,8 @@ def test_a_valid_manifest_passes_and_other_kinds_are_skipped(
 
 
 def test_an_invalid_manifest_names_the_item_at_fault(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
     good.write_text(GOOD)
     bad.write_text(BAD)
@@ -56,7 +58,8 @@ def test_an_invalid_manifest_names_the_item_at_fault(
 
 
 def test_a_gate_with_an_undefined_metric_is_named_with_the_metric(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD.replace("[experts, vip]", "[experts]"))
     assert main(["validate", str(bad)]) == 1

@@ -11,8 +11,7 @@ from llm_rollout.routing.table import ReleaseInfo
 
 
 def info(rid: str) -> ReleaseInfo:
-    return ReleaseInfo(id=rid, model="m", model_revision=rid, prompt_version="",
-                       knowledge_base="")
+    return ReleaseInfo(id=rid, model="m", model_revision=rid, prompt_version="", knowledge_base="")
 
 
 def dep(rid: str, role: str) -> dict[str, Any]:
@@ -25,12 +24,14 @@ def test_roles_after_a_promotion() -> None:
     assert release_role("v1", status) == "retired"
     listed = [dep("v1", "stable"), dep("v2", "candidate"), dep("v3", "candidate")]
     assert plan_roles(listed, status) == [
-        ("bot-v1", "retired"), ("bot-v2", "retired"), ("bot-v3", "stable")]
+        ("bot-v1", "retired"),
+        ("bot-v2", "retired"),
+        ("bot-v3", "stable"),
+    ]
 
 
 def test_a_running_candidate_is_candidate_a_rolled_back_one_retired() -> None:
-    running = LLMDeploymentStatus(phase=Phase.PROGRESSING, stable=info("v1"),
-                                  candidate=info("v2"))
+    running = LLMDeploymentStatus(phase=Phase.PROGRESSING, stable=info("v1"), candidate=info("v2"))
     assert release_role("v2", running) == "candidate"
     paused = running.model_copy(update={"phase": Phase.PAUSED})
     assert release_role("v2", paused) == "candidate"
@@ -39,8 +40,7 @@ def test_a_running_candidate_is_candidate_a_rolled_back_one_retired() -> None:
 
 
 def test_labels_already_right_need_no_write() -> None:
-    status = LLMDeploymentStatus(phase=Phase.PROGRESSING, stable=info("v1"),
-                                 candidate=info("v2"))
+    status = LLMDeploymentStatus(phase=Phase.PROGRESSING, stable=info("v1"), candidate=info("v2"))
     assert plan_roles([dep("v1", "stable"), dep("v2", "candidate")], status) == []
 
 
@@ -48,7 +48,9 @@ def test_a_release_applied_this_reconcile_counts_even_if_not_listed() -> None:
     status = LLMDeploymentStatus(phase=Phase.PROMOTED, stable=info("v2"))
     applied = {"bot-v2": ("v2", "candidate")}  # applied before decide() promoted it
     assert plan_roles([dep("v1", "stable")], status, applied) == [
-        ("bot-v1", "retired"), ("bot-v2", "stable")]
+        ("bot-v1", "retired"),
+        ("bot-v2", "stable"),
+    ]
 
 
 def test_objects_without_a_release_label_are_left_alone() -> None:

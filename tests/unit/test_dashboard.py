@@ -26,7 +26,7 @@ def test_template_variables_and_annotations() -> None:
     assert names == ["Annotations & Alerts", "Decisions", "Rollbacks"]
     for annotation in board["annotations"]["list"][1:]:
         assert "llm_rollout_decisions_total" in annotation["expr"]
-        assert '$namespace' in annotation["expr"] and '$deployment' in annotation["expr"]
+        assert "$namespace" in annotation["expr"] and "$deployment" in annotation["expr"]
 
 
 def test_every_rollout_query_filters_on_namespace_and_deployment() -> None:
@@ -44,13 +44,22 @@ def test_every_rollout_query_filters_on_namespace_and_deployment() -> None:
 def test_the_issue_asks_for_these_panels() -> None:
     board = grafana.build_dashboard()
     exprs = "\n".join(e for _t, _r, e in grafana.panel_queries(board))
-    for metric in ("llm_rollout_stage_index", "llm_rollout_step_percent", "llm_rollout_phase",
-                   "llm_rollout_gate_value", "llm_rollout_gate_threshold",
-                   "llm_rollout_gate_interval_lower", "llm_rollout_gate_interval_upper",
-                   "llm_feedback_total", "llm_feedback_score_sum", "llm_eval_score",
-                   "llm_router_requests_total", "llm_router_request_duration_seconds_bucket",
-                   "llm_router_time_to_first_token_seconds_bucket",
-                   "llm_router_fallbacks_total"):
+    for metric in (
+        "llm_rollout_stage_index",
+        "llm_rollout_step_percent",
+        "llm_rollout_phase",
+        "llm_rollout_gate_value",
+        "llm_rollout_gate_threshold",
+        "llm_rollout_gate_interval_lower",
+        "llm_rollout_gate_interval_upper",
+        "llm_feedback_total",
+        "llm_feedback_score_sum",
+        "llm_eval_score",
+        "llm_router_requests_total",
+        "llm_router_request_duration_seconds_bucket",
+        "llm_router_time_to_first_token_seconds_bucket",
+        "llm_router_fallbacks_total",
+    ):
         assert metric in exprs, metric
     assert "sum by (release, cohort)" in exprs  # feedback and ratings by release and cohort
 

@@ -127,8 +127,17 @@ def test_an_inconclusive_look_does_not_reset_the_failure_count() -> None:
 
 def test_a_pass_resets_the_failure_count_of_a_value_gate() -> None:
     gate = {"name": "latency", "kind": "Threshold", "metric": "latency-p95", "max": 2.0}
-    drv = started(stages=[{"name": "experts", "cohorts": ["experts"], "minDuration": "5m",
-                           "maxDuration": "10m", "gates": [gate]}])
+    drv = started(
+        stages=[
+            {
+                "name": "experts",
+                "cohorts": ["experts"],
+                "minDuration": "5m",
+                "maxDuration": "10m",
+                "gates": [gate],
+            }
+        ]
+    )
 
     def latency(v: float) -> ObsFn:
         return lambda q: v if q.part is Part.VALUE else 100.0
@@ -281,5 +290,3 @@ def test_missing_observations_are_errors() -> None:
     )
     assert d.status.gates[0].verdict is Verdict.ERROR
     assert "missing" in d.status.gates[0].message
-
-

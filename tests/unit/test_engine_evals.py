@@ -25,8 +25,13 @@ SUITE: dict[str, Any] = {
     "checks": [{"name": "short", "type": "maxLength", "max": 100}],
     "timeout": "10m",
 }
-EVAL_GATE = {"name": "golden", "kind": "Threshold", "metric": "eval-score", "suite": "golden",
-             "min": 0.8}
+EVAL_GATE = {
+    "name": "golden",
+    "kind": "Threshold",
+    "metric": "eval-score",
+    "suite": "golden",
+    "min": 0.8,
+}
 
 
 def with_evals(drv: Driver, **suite: Any) -> None:
@@ -46,23 +51,47 @@ def run_name(drv: Driver, suite: str = "golden", stage: str = "experts") -> str:
     return eval_run_name(NAME, drv.status.candidate.id, stage, suite, drv.status.attempt)
 
 
-def step(drv: Driver, dt: float = 0.0, fn: ObsFn = GOOD,
-         evals: dict[str, EvalRunState] | None = None, action: ManualAction | None = None,
-         ) -> Decision:
+def step(
+    drv: Driver,
+    dt: float = 0.0,
+    fn: ObsFn = GOOD,
+    evals: dict[str, EvalRunState] | None = None,
+    action: ManualAction | None = None,
+) -> Decision:
     drv.t += dt
-    d = decide(drv.spec, drv.status, now=at(drv.t), name=NAME,
-               generation=drv.generation, observations=observe(drv.spec, drv.status, fn, at(drv.t)),
-               ready_releases=frozenset(drv.ready), action=action, evals=evals)
+    d = decide(
+        drv.spec,
+        drv.status,
+        now=at(drv.t),
+        name=NAME,
+        generation=drv.generation,
+        observations=observe(drv.spec, drv.status, fn, at(drv.t)),
+        ready_releases=frozenset(drv.ready),
+        action=action,
+        evals=evals,
+    )
     drv.status = d.status
     drv.decisions.append(d)
     return d
 
 
-def state(drv: Driver, phase: EvalPhase, *, created: float = 0.0,
-          completed: float | None = None, **kw: Any) -> dict[str, EvalRunState]:
-    return {"golden": EvalRunState(
-        run=run_name(drv), phase=phase, created=at(created),
-        completed=at(completed) if completed is not None else None, **kw)}
+def state(
+    drv: Driver,
+    phase: EvalPhase,
+    *,
+    created: float = 0.0,
+    completed: float | None = None,
+    **kw: Any,
+) -> dict[str, EvalRunState]:
+    return {
+        "golden": EvalRunState(
+            run=run_name(drv),
+            phase=phase,
+            created=at(created),
+            completed=at(completed) if completed is not None else None,
+            **kw,
+        )
+    }
 
 
 def condition(d: Decision) -> tuple[str, str]:
@@ -89,7 +118,11 @@ def test_runs_are_required_once_the_candidate_is_exposed_at_a_stage_with_suites(
     candidate = release_id(drv.spec)
     assert request.name == f"{NAME}-{candidate}-experts-golden-1" == run_name(drv)
     assert (request.stage, request.release, request.model, request.attempt) == (
-        "experts", candidate, "llama", 1)
+        "experts",
+        candidate,
+        "llama",
+        1,
+    )
     assert request.suite.name == "golden" and request.stable_release is None
 
 
@@ -122,8 +155,9 @@ def test_each_attempt_gets_its_own_runs() -> None:
 
 def test_long_names_are_shortened_deterministically() -> None:
     long = eval_run_name("d" * 240, "abcdef0123", "experts", "golden", 1)
-    assert len(long) == 253 and long == eval_run_name("d" * 240, "abcdef0123", "experts",
-                                                      "golden", 1)
+    assert len(long) == 253 and long == eval_run_name(
+        "d" * 240, "abcdef0123", "experts", "golden", 1
+    )
     assert long != eval_run_name("d" * 240, "abcdef0123", "experts", "golden", 2)
 
 
@@ -136,7 +170,8 @@ def test_the_stage_holds_until_its_runs_finished_even_when_gates_pass() -> None:
     assert d.outcome is Outcome.HOLD and d.reason == "WaitingForEvals"
     assert "golden (pending)" in d.message
     assert [(e.suite, e.run, e.phase) for e in d.status.evals] == [
-        ("golden", run_name(drv), EvalPhase.PENDING)]
+        ("golden", run_name(drv), EvalPhase.PENDING)
+    ]
     assert condition(d) == ("Unknown", "EvalsRunning")
     d = step(drv, 60, evals=state(drv, EvalPhase.RUNNING, created=1))
     assert d.outcome is Outcome.HOLD and d.reason == "WaitingForEvals"
@@ -161,9 +196,13 @@ def test_gates_still_fail_while_runs_are_pending() -> None:
 
 
 def test_a_suite_only_stage_advances_once_its_runs_succeeded() -> None:
-    drv = started(stages=[{"name": "experts", "cohorts": ["experts"], "minDuration": "1m"},
-                          {"name": "all", "cohorts": ["everyone", "beta"]}],
-                  evals=[SUITE])
+    drv = started(
+        stages=[
+            {"name": "experts", "cohorts": ["experts"], "minDuration": "1m"},
+            {"name": "all", "cohorts": ["everyone", "beta"]},
+        ],
+        evals=[SUITE],
+    )
     d = step(drv, 61)
     assert d.outcome is Outcome.HOLD and d.reason == "WaitingForEvals"
     assert d.requeue_after is not None and d.requeue_after <= 30
@@ -191,8 +230,9 @@ def test_empty_eval_series_are_not_missing_right_after_the_runs_finished() -> No
 
 def test_a_failed_run_is_an_error_and_pauses_at_error_limit() -> None:
     drv = evals_started()
-    failed = state(drv, EvalPhase.FAILED, reason="InvalidDataset",
-                   message="dataset line 3: not valid JSON")
+    failed = state(
+        drv, EvalPhase.FAILED, reason="InvalidDataset", message="dataset line 3: not valid JSON"
+    )
     d = step(drv, 30, evals=failed)
     assert d.outcome is Outcome.HOLD and d.reason == "EvalFailed"
     assert "eval suite golden" in d.message and "dataset line 3: not valid JSON" in d.message
@@ -207,8 +247,10 @@ def test_a_failed_run_is_an_error_and_pauses_at_error_limit() -> None:
 
 
 def test_a_failed_run_rolls_back_when_the_policy_says_so() -> None:
-    drv = started(evals=[SUITE], analysis={"interval": "30s", "errorLimit": 2,
-                                           "onMetricsUnavailable": "Rollback"})
+    drv = started(
+        evals=[SUITE],
+        analysis={"interval": "30s", "errorLimit": 2, "onMetricsUnavailable": "Rollback"},
+    )
     failed = state(drv, EvalPhase.FAILED, reason="JudgeInvalid", message="judge x: 8 of 8")
     step(drv, 30, evals=failed)
     d = step(drv, 30, evals=failed)
@@ -228,9 +270,14 @@ def test_a_run_past_its_timeout_is_an_error() -> None:
 
 def test_a_run_that_cannot_be_created_is_reported_with_its_reason() -> None:
     drv = evals_started()
-    missing = {"golden": EvalRunState(run=run_name(drv), phase=EvalPhase.FAILED,
-                                      reason="SecretMissing",
-                                      message="judge a: API-key Secret team/key not found")}
+    missing = {
+        "golden": EvalRunState(
+            run=run_name(drv),
+            phase=EvalPhase.FAILED,
+            reason="SecretMissing",
+            message="judge a: API-key Secret team/key not found",
+        )
+    }
     d = step(drv, 30, evals=missing)
     c = d.status.condition(ConditionType.EVALS_SUCCEEDED)
     assert c is not None and (c.status.value, c.reason) == ("False", "SecretMissing")
@@ -310,9 +357,15 @@ def test_llm_rollout_status_shows_the_stage_runs() -> None:
     from llm_rollout.statusview import render_status
 
     drv = evals_started()
-    step(drv, 30, evals=state(drv, EvalPhase.FAILED, reason="InvalidDataset",
-                              message="dataset line 3: not valid JSON"))
-    text = render_status({"metadata": {"namespace": NS, "name": NAME},
-                          "status": drv.status.to_patch()})
+    step(
+        drv,
+        30,
+        evals=state(
+            drv, EvalPhase.FAILED, reason="InvalidDataset", message="dataset line 3: not valid JSON"
+        ),
+    )
+    text = render_status(
+        {"metadata": {"namespace": NS, "name": NAME}, "status": drv.status.to_patch()}
+    )
     assert "EVALS (stage experts; kubectl get llmevalruns)" in text
     assert f"golden  {run_name(drv)}  Failed  dataset line 3: not valid JSON" in text

@@ -267,16 +267,32 @@ def test_gate_bounds_for_dashboards_include_compare_margins() -> None:
     from llm_rollout.api import LLMDeploymentSpec
     from llm_rollout.engine.gates import gate_bounds
 
-    spec = LLMDeploymentSpec.model_validate({
-        "release": {"model": {"name": "m"}},
-        "stages": [{"name": "all", "cohorts": ["everyone"], "gates": [
-            {"name": "t", "kind": "Threshold", "metric": "expert-rating", "min": 3.5},
-            {"name": "c", "kind": "Compare", "metric": "feedback-positive-rate",
-             "margin": 0.03},
-            {"name": "e", "kind": "Compare", "metric": "error-rate", "margin": 0.01},
-        ]}]})
+    spec = LLMDeploymentSpec.model_validate(
+        {
+            "release": {"model": {"name": "m"}},
+            "stages": [
+                {
+                    "name": "all",
+                    "cohorts": ["everyone"],
+                    "gates": [
+                        {"name": "t", "kind": "Threshold", "metric": "expert-rating", "min": 3.5},
+                        {
+                            "name": "c",
+                            "kind": "Compare",
+                            "metric": "feedback-positive-rate",
+                            "margin": 0.03,
+                        },
+                        {"name": "e", "kind": "Compare", "metric": "error-rate", "margin": 0.01},
+                    ],
+                }
+            ],
+        }
+    )
     assert gate_bounds(spec, spec.stages[0]) == {
-        "t": (3.5, None), "c": (-0.03, None), "e": (None, 0.01)}
+        "t": (3.5, None),
+        "c": (-0.03, None),
+        "e": (None, 0.01),
+    }
 
 
 def score_obs(gate_name: str, counts: dict[int, float]) -> dict[str, Observation]:

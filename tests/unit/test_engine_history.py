@@ -9,8 +9,13 @@ from llm_rollout.engine.history import record
 
 
 def entry(decision: str, n: int, reason: str = "") -> HistoryEntry:
-    return HistoryEntry(time=at(n), decision=decision, release="r", reason=reason or decision,
-                        message=f"{decision} {n}")
+    return HistoryEntry(
+        time=at(n),
+        decision=decision,
+        release="r",
+        reason=reason or decision,
+        message=f"{decision} {n}",
+    )
 
 
 def test_under_the_bound_nothing_is_dropped() -> None:
@@ -61,10 +66,19 @@ def test_a_superseding_release_starts_a_rollout_a_revert_does_not() -> None:
 def test_a_long_rollout_keeps_its_start_on_the_real_engine() -> None:
     # Seven stages of three steps, every step held once before it passes: far more
     # notable decisions than the bound.
-    stages = [{"name": f"s{i}", "cohorts": ["everyone"], "steps": [10, 50, 100],
-               "minDuration": "30s", "maxDuration": "1h",
-               "gates": [{"name": "g", "kind": "Threshold", "metric": "feedback-positive-rate",
-                          "min": 0.6}]} for i in range(7)]
+    stages = [
+        {
+            "name": f"s{i}",
+            "cohorts": ["everyone"],
+            "steps": [10, 50, 100],
+            "minDuration": "30s",
+            "maxDuration": "1h",
+            "gates": [
+                {"name": "g", "kind": "Threshold", "metric": "feedback-positive-rate", "min": 0.6}
+            ],
+        }
+        for i in range(7)
+    ]
     drv = started(stages=stages)
     first = drv.status.history[-1]
     assert first.decision == "Start"

@@ -392,9 +392,16 @@ def _reject(drv: Driver, dt: float, action: ManualAction | None = None) -> Decis
     """One reconcile where the API server rejects the spec's release (as the controller
     calls mark_failed instead of decide)."""
     drv.t += dt
-    d = mark_failed(drv.spec, drv.status, now=at(drv.t), generation=drv.generation,
-                    reason="ReleaseRejected", message="spec.template.spec.containers[0].image: "
-                    "Required value", ready_releases=frozenset(drv.ready), action=action)
+    d = mark_failed(
+        drv.spec,
+        drv.status,
+        now=at(drv.t),
+        generation=drv.generation,
+        reason="ReleaseRejected",
+        message="spec.template.spec.containers[0].image: Required value",
+        ready_releases=frozenset(drv.ready),
+        action=action,
+    )
     drv.status = d.status
     return d
 
@@ -522,5 +529,3 @@ def test_fewer_steps_clamp_the_step_index() -> None:
     drv.apply(respec(drv.spec, stages=stages))
     d = drv.call(1)
     assert d.status.step_index == 0 and d.status.step_percent == 100
-
-

@@ -32,8 +32,7 @@ def test_count_queries_range_over_the_step_and_value_queries_over_the_window() -
         {"name": "rating", "kind": "Threshold", "metric": "expert-rating", "min": 3.5},
     ]
     drv = started(stages=[{"name": "s", "cohorts": ["everyone"], "gates": gates}])
-    queries = {q.key: q.promql for q in plan_queries(drv.spec, drv.status, NS, NAME,
-                                                      now=at(157.9))}
+    queries = {q.key: q.promql for q in plan_queries(drv.spec, drv.status, NS, NAME, now=at(157.9))}
     assert queries["feedback/feedback-positive-rate/candidate/total"].endswith("[157s]))")
     latency = queries["latency/latency-p95/candidate/value"]
     assert "[5m]" in latency and "histogram_quantile" in latency
@@ -73,8 +72,9 @@ def test_cohorts_are_cumulative_across_stages() -> None:
     # beta at 50%: then the check counts the users of beta alone, from 60 s + 2 x 30 s
     queries = plan_queries(drv.spec, drv.status, NS, NAME, now=at(130))
     ratio = [q for q in queries if q.gate == "@sample-ratio"]
-    assert all(q.promql.count("@ 1735732920.000") == 1 and "[10s]" in q.promql
-               for q in ratio), ratio
+    assert all(q.promql.count("@ 1735732920.000") == 1 and "[10s]" in q.promql for q in ratio), (
+        ratio
+    )
     assert [q.role for q in ratio] == [Role.CANDIDATE, Role.STABLE]
     assert all("beta" in string_literals(q.promql) for q in ratio)
     assert all("experts|beta" not in string_literals(q.promql) for q in ratio)
@@ -124,8 +124,10 @@ def test_composite_components_get_their_own_keys_and_parameters() -> None:
     assert keys == [
         query_key("mix", "eval-score", Role.CANDIDATE, Part.VALUE, 0),
         query_key("mix", "eval-score", Role.CANDIDATE, Part.VALUE, 1),
-        *(query_key("mix", "expert-rating", Role.CANDIDATE, Part.BUCKET, 2, float(le))
-          for le in range(1, 6)),
+        *(
+            query_key("mix", "expert-rating", Role.CANDIDATE, Part.BUCKET, 2, float(le))
+            for le in range(1, 6)
+        ),
     ]
     assert len(set(keys)) == len(keys)
     lits = [string_literals(q.promql) for q in queries]

@@ -133,8 +133,17 @@ def test_no_analysis_at_the_start_of_a_step() -> None:
 def test_analyses_follow_the_configured_interval() -> None:
     # Driven by requeue_after, as the operator is: one look per interval (plus the one
     # at the end of minDuration), not 10% more.
-    drv = started(stages=[{"name": "experts", "cohorts": ["experts"], "minDuration": "5m",
-                           "maxDuration": "50m", "gates": [FB_GATE]}])
+    drv = started(
+        stages=[
+            {
+                "name": "experts",
+                "cohorts": ["experts"],
+                "minDuration": "5m",
+                "maxDuration": "50m",
+                "gates": [FB_GATE],
+            }
+        ]
+    )
     looks = 0
     while drv.t < 3100 and drv.status.phase is Phase.PROGRESSING:
         dt = drv.decisions[-1].requeue_after
@@ -151,8 +160,17 @@ def test_analyses_follow_the_configured_interval() -> None:
 
 def test_a_pass_after_max_duration_rolls_back() -> None:
     # maxDuration is the limit for getting a pass: one that comes after it is too late.
-    drv = started(stages=[{"name": "experts", "cohorts": ["experts"], "minDuration": "2m30s",
-                           "maxDuration": "50m", "gates": [FB_GATE]}])
+    drv = started(
+        stages=[
+            {
+                "name": "experts",
+                "cohorts": ["experts"],
+                "minDuration": "2m30s",
+                "maxDuration": "50m",
+                "gates": [FB_GATE],
+            }
+        ]
+    )
     drv.call(2990, UNSURE)
     assert drv.decisions[-1].outcome is Outcome.HOLD
     d = drv.call(40, GOOD)  # at 3030 s, 30 s past maxDuration, all gates pass

@@ -18,10 +18,21 @@ def split(candidate: float, stable: float, rest: ObsFn = GOOD) -> ObsFn:
 
 
 STAGES = [
-    {"name": "experts", "cohorts": ["experts"], "minDuration": "1m", "maxDuration": "10m",
-     "gates": [FB_GATE]},
-    {"name": "beta", "cohorts": ["beta"], "steps": [50, 100], "minDuration": "2m",
-     "maxDuration": "10m", "gates": [FB_GATE]},
+    {
+        "name": "experts",
+        "cohorts": ["experts"],
+        "minDuration": "1m",
+        "maxDuration": "10m",
+        "gates": [FB_GATE],
+    },
+    {
+        "name": "beta",
+        "cohorts": ["beta"],
+        "steps": [50, 100],
+        "minDuration": "2m",
+        "maxDuration": "10m",
+        "gates": [FB_GATE],
+    },
 ]
 
 
@@ -73,7 +84,8 @@ def test_no_check_at_full_steps_without_data_or_when_turned_off() -> None:
     assert d.status.sample_ratio is not None
     assert d.status.sample_ratio.verdict is Verdict.INCONCLUSIVE and d.outcome is Outcome.HOLD
     assert d.reason != "SampleRatioMismatch"
-    drv.spec = respec(drv.spec, analysis={"interval": "30s", "failureLimit": 2,
-                                          "sampleRatioCheck": False})
+    drv.spec = respec(
+        drv.spec, analysis={"interval": "30s", "failureLimit": 2, "sampleRatioCheck": False}
+    )
     d = drv.call(30, split(100, 400))
     assert d.status.sample_ratio is None and d.reason != "SampleRatioMismatch"

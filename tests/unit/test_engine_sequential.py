@@ -157,8 +157,11 @@ def test_no_data_says_nothing() -> None:
 
 
 def test_intervals_narrow_with_evidence() -> None:
-    widths = [upper_bound(Counts.bernoulli(0.9 * n, n), 0.05) -
-              lower_bound(Counts.bernoulli(0.9 * n, n), 0.05) for n in (100, 1000, 100_000)]
+    widths = [
+        upper_bound(Counts.bernoulli(0.9 * n, n), 0.05)
+        - lower_bound(Counts.bernoulli(0.9 * n, n), 0.05)
+        for n in (100, 1000, 100_000)
+    ]
     assert widths[0] > widths[1] > widths[2]
     assert widths[2] < 0.01  # still narrowing at a hundred thousand samples
 
@@ -243,9 +246,12 @@ def test_normal_mixture_radius_is_where_the_mixture_reaches_one_over_alpha(
     total = 0.0
     for i in range(steps + 1):
         lam = i * h
-        value = math.exp(lam * s - lam * lam * information / 2) * 2 * math.exp(
-            -precision * lam * lam / 2
-        ) / math.sqrt(2 * math.pi / precision)
+        value = (
+            math.exp(lam * s - lam * lam * information / 2)
+            * 2
+            * math.exp(-precision * lam * lam / 2)
+            / math.sqrt(2 * math.pi / precision)
+        )
         total += value * (0.5 if i in (0, steps) else 1.0)
     assert total * h == pytest.approx(1 / alpha, rel=1e-4)
     # One-sided: between the two-sided boundaries at 2 alpha and at alpha.

@@ -23,21 +23,36 @@ from llm_rollout.heuristics import CheckResult
 
 
 def make_suite(**overrides: Any) -> EvalSuite:
-    return EvalSuite.model_validate({
-        "name": "s", "stages": ["experts"],
-        "dataset": {"configMapRef": {"name": "d", "key": "k"}},
-        "checks": [{"name": "brand", "type": "preservedNames", "names": ["Acme"]}],
-        "judges": [
-            {"name": "accuracy", "endpoint": "http://j/v1", "model": "m", "rubric": "r"},
-            {"name": "tone", "endpoint": "http://j/v1", "model": "m", "rubric": "r",
-             "scale": {"min": 0, "max": 10}, "weight": 3},
-        ],
-        **overrides,
-    })
+    return EvalSuite.model_validate(
+        {
+            "name": "s",
+            "stages": ["experts"],
+            "dataset": {"configMapRef": {"name": "d", "key": "k"}},
+            "checks": [{"name": "brand", "type": "preservedNames", "names": ["Acme"]}],
+            "judges": [
+                {"name": "accuracy", "endpoint": "http://j/v1", "model": "m", "rubric": "r"},
+                {
+                    "name": "tone",
+                    "endpoint": "http://j/v1",
+                    "model": "m",
+                    "rubric": "r",
+                    "scale": {"min": 0, "max": 10},
+                    "weight": 3,
+                },
+            ],
+            **overrides,
+        }
+    )
 
 
-def outcome(i: int, *, brand: bool = True, accuracy: float | InvalidScore = 5,
-            tone: float | InvalidScore = 10, error: CallError | None = None) -> CaseOutcome:
+def outcome(
+    i: int,
+    *,
+    brand: bool = True,
+    accuracy: float | InvalidScore = 5,
+    tone: float | InvalidScore = 10,
+    error: CallError | None = None,
+) -> CaseOutcome:
     case = Case(f"c{i}", ({"role": "user", "content": "x"},), line=i)
     if error is not None:
         return CaseOutcome(case, "r1", error=error)
@@ -45,9 +60,14 @@ def outcome(i: int, *, brand: bool = True, accuracy: float | InvalidScore = 5,
     def score(v: float | InvalidScore) -> JudgeScore | InvalidScore:
         return v if isinstance(v, InvalidScore) else JudgeScore(v, "because")
 
-    return CaseOutcome(case, "r1", answer="a", seconds=0.5 + i,
-                       checks=[CheckResult("brand", brand, "" if brand else "lost 'Acme'")],
-                       scores={"accuracy": score(accuracy), "tone": score(tone)})
+    return CaseOutcome(
+        case,
+        "r1",
+        answer="a",
+        seconds=0.5 + i,
+        checks=[CheckResult("brand", brand, "" if brand else "lost 'Acme'")],
+        scores={"accuracy": score(accuracy), "tone": score(tone)},
+    )
 
 
 MALFORMED = InvalidScore("malformed", "no JSON")
@@ -57,14 +77,21 @@ def test_case_results_in_order_of_precedence() -> None:
     suite = make_suite()
     assert case_result(suite, outcome(0)) == (CaseResult.PASS, "", "")
     assert case_result(suite, outcome(0, error=CallError("timeout", "slow")))[0] is (
-        CaseResult.ERROR)
+        CaseResult.ERROR
+    )
     assert case_result(suite, outcome(0, brand=False, accuracy=MALFORMED)) == (
-        CaseResult.FAIL, "brand", "lost 'Acme'")
+        CaseResult.FAIL,
+        "brand",
+        "lost 'Acme'",
+    )
     result, criterion, detail = case_result(suite, outcome(0, accuracy=MALFORMED, tone=2))
     assert (result, criterion) == (CaseResult.FAIL, "tone")  # a real failure wins
     assert detail == "score 2 below the pass threshold: because"
     assert case_result(suite, outcome(0, accuracy=MALFORMED)) == (
-        CaseResult.INVALID, "accuracy", "malformed: no JSON")
+        CaseResult.INVALID,
+        "accuracy",
+        "malformed: no JSON",
+    )
     # 0.75 on 1..5 is 4: a 4 passes, a 3 fails
     assert case_result(suite, outcome(0, accuracy=4))[0] is CaseResult.PASS
     assert case_result(suite, outcome(0, accuracy=3))[0] is CaseResult.FAIL
@@ -81,11 +108,21 @@ def test_aggregate_per_criterion_and_counts() -> None:
     ]
     result = aggregate(suite, "r1", outcomes)
     assert result.release == "r1"
-    assert (result.cases.total, result.cases.passed, result.cases.fail, result.cases.invalid,
-            result.cases.error) == (5, 1, 1, 2, 1)
+    assert (
+        result.cases.total,
+        result.cases.passed,
+        result.cases.fail,
+        result.cases.invalid,
+        result.cases.error,
+    ) == (5, 1, 1, 2, 1)
     brand, accuracy, tone = result.criteria
     assert (brand.name, brand.kind, brand.count, brand.score, brand.pass_rate) == (
-        "brand", CriterionKind.CHECK, 4, 0.75, 0.75)
+        "brand",
+        CriterionKind.CHECK,
+        4,
+        0.75,
+        0.75,
+    )
     assert (accuracy.count, accuracy.invalid, accuracy.mean) == (2, 2, 4.0)
     assert accuracy.score == 0.75  # (4 - 1) / (5 - 1)
     assert accuracy.pass_rate == 0.25  # one 5 among four judged: invalid is never a pass
@@ -103,8 +140,9 @@ def test_composite_is_none_when_a_weighted_criterion_has_no_score() -> None:
     assert result.criterion("tone") is not None and result.criterion("tone").score is None  # type: ignore[union-attr]
     assert result.composite is None
     # ... unless it weighs nothing
-    unweighted = make_suite(judges=[j.model_dump(by_alias=True) | {"weight": 0}
-                                    for j in suite.judges])
+    unweighted = make_suite(
+        judges=[j.model_dump(by_alias=True) | {"weight": 0} for j in suite.judges]
+    )
     assert composite(unweighted, result.criteria) == 1.0  # the brand check alone
 
 
@@ -114,8 +152,11 @@ def test_run_problems() -> None:
     assert run_problem(suite, fine) is None
     down = aggregate(suite, "r1", [outcome(i, error=CallError("timeout", "t")) for i in range(3)])
     assert run_problem(suite, down) == ("NoAnswers", "release r1 answered none of 3 cases")
-    flaky = aggregate(suite, "r1", [outcome(0), *(outcome(i, error=CallError("http_503", "x"))
-                                                  for i in range(1, 4))])
+    flaky = aggregate(
+        suite,
+        "r1",
+        [outcome(0), *(outcome(i, error=CallError("http_503", "x")) for i in range(1, 4))],
+    )
     reason, message = run_problem(suite, flaky) or ("", "")
     assert reason == "ReleaseErrors" and "no answer to 3 of 4 cases" in message
     garbled = aggregate(suite, "r1", [outcome(i, tone=MALFORMED) for i in range(4)])

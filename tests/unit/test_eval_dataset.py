@@ -13,36 +13,52 @@ def line(**fields: object) -> str:
     return json.dumps(fields)
 
 
-GOOD = line(id="a", messages=[{"role": "system", "content": "be brief"},
-                              {"role": "user", "content": "hello"}],
-            reference="hallo", tags=["greeting"])
+GOOD = line(
+    id="a",
+    messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}],
+    reference="hallo",
+    tags=["greeting"],
+)
 
 
 def test_cases_with_all_fields_and_the_input_shorthand() -> None:
     text = "\n".join([GOOD, "", "   ", line(id=7, input="bye")]) + "\n"
     a, b = parse_dataset(text)
-    assert a == Case("a", ({"role": "system", "content": "be brief"},
-                           {"role": "user", "content": "hello"}), "hallo", ("greeting",), 1)
+    assert a == Case(
+        "a",
+        ({"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}),
+        "hallo",
+        ("greeting",),
+        1,
+    )
     assert a.input_text == "hello"
     assert (b.id, b.messages, b.reference, b.tags, b.line) == (
-        "7", ({"role": "user", "content": "bye"},), None, (), 4)
+        "7",
+        ({"role": "user", "content": "bye"},),
+        None,
+        (),
+        4,
+    )
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    ('{"id": "x", "messages": [', "not valid JSON"),
-    ("[1, 2]", "a case must be a JSON object"),
-    (line(messages=[{"role": "user", "content": "x"}]), "missing required field 'id'"),
-    (line(id="", input="x"), "missing required field 'id'"),
-    (line(id=True, input="x"), "missing required field 'id'"),
-    (line(id="x", reference="r"), "missing required field 'messages'"),
-    (line(id="x", messages=[]), "'messages' must be a non-empty list"),
-    (line(id="x", messages=["hi"]), "messages[0] must be an object"),
-    (line(id="x", messages=[{"content": "hi"}]), "messages[0] lacks a 'role'"),
-    (line(id="x", messages=[{"role": "user", "content": 3}]), "lacks a string 'content'"),
-    (line(id="x", input="i", reference=5), "'reference' must be a string"),
-    (line(id="x", input="i", tags="a"), "'tags' must be a list of strings"),
-    (line(id="a", input="again"), "duplicate case id 'a' (first on line 1)"),
-])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ('{"id": "x", "messages": [', "not valid JSON"),
+        ("[1, 2]", "a case must be a JSON object"),
+        (line(messages=[{"role": "user", "content": "x"}]), "missing required field 'id'"),
+        (line(id="", input="x"), "missing required field 'id'"),
+        (line(id=True, input="x"), "missing required field 'id'"),
+        (line(id="x", reference="r"), "missing required field 'messages'"),
+        (line(id="x", messages=[]), "'messages' must be a non-empty list"),
+        (line(id="x", messages=["hi"]), "messages[0] must be an object"),
+        (line(id="x", messages=[{"content": "hi"}]), "messages[0] lacks a 'role'"),
+        (line(id="x", messages=[{"role": "user", "content": 3}]), "lacks a string 'content'"),
+        (line(id="x", input="i", reference=5), "'reference' must be a string"),
+        (line(id="x", input="i", tags="a"), "'tags' must be a list of strings"),
+        (line(id="a", input="again"), "duplicate case id 'a' (first on line 1)"),
+    ],
+)
 def test_a_bad_line_is_named_by_its_number(bad: str, message: str) -> None:
     text = "\n".join([GOOD, "", bad, line(id="z", input="never read")])
     with pytest.raises(DatasetError) as err:

@@ -30,33 +30,61 @@ SUITE: dict[str, Any] = {
     "dataset": {"configMapRef": {"name": "golden", "key": "cases.jsonl"}},
     "stages": ["experts"],
     "checks": [{"name": "brand", "type": "preservedNames", "names": ["Acme"]}],
-    "judges": [{"name": "accuracy", "endpoint": "http://judge/v1", "model": "m",
-                "rubric": "r", "apiKeySecretRef": {"name": "k", "key": "t"}}],
+    "judges": [
+        {
+            "name": "accuracy",
+            "endpoint": "http://judge/v1",
+            "model": "m",
+            "rubric": "r",
+            "apiKeySecretRef": {"name": "k", "key": "t"},
+        }
+    ],
 }
 
 
 def spec_with(suite: dict[str, Any] | None = None, **top: Any) -> dict[str, Any]:
-    return {"release": {"model": {"name": "m"}}, "evals": [copy.deepcopy(suite or SUITE)],
-            **top}
+    return {"release": {"model": {"name": "m"}}, "evals": [copy.deepcopy(suite or SUITE)], **top}
 
 
 # --- the API ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda s: s["evals"][0].update(stages=["nope"]), 'undefined stages ["nope"]'),
-    (lambda s: s["evals"][0].update(stages=["experts", "experts"]), "stage names must be"),
-    (lambda s: s["evals"].append(copy.deepcopy(SUITE)), "eval suite names must be unique"),
-    (lambda s: s["evals"][0].update(checks=[], judges=[]), "needs checks or judges"),
-    (lambda s: s["evals"][0]["judges"][0].update(name="brand"), "names must differ"),
-    (lambda s: s["evals"][0]["judges"][0].update(name="composite"), "reserved"),
-    (lambda s: s["evals"][0]["judges"][0].update(scale={"min": 5, "max": 5}),
-     "scale min must be < max"),
-    (lambda s: s["evals"][0]["judges"][0].update(endpoint="judge:80"), "should match pattern"),
-    (lambda s: s.update(stages=[{"name": "experts", "cohorts": ["experts"], "gates": [
-        {"name": "g", "kind": "Threshold", "metric": "eval-score", "suite": "other",
-         "min": 0.5}]}]), "undefined eval suite other"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s["evals"][0].update(stages=["nope"]), 'undefined stages ["nope"]'),
+        (lambda s: s["evals"][0].update(stages=["experts", "experts"]), "stage names must be"),
+        (lambda s: s["evals"].append(copy.deepcopy(SUITE)), "eval suite names must be unique"),
+        (lambda s: s["evals"][0].update(checks=[], judges=[]), "needs checks or judges"),
+        (lambda s: s["evals"][0]["judges"][0].update(name="brand"), "names must differ"),
+        (lambda s: s["evals"][0]["judges"][0].update(name="composite"), "reserved"),
+        (
+            lambda s: s["evals"][0]["judges"][0].update(scale={"min": 5, "max": 5}),
+            "scale min must be < max",
+        ),
+        (lambda s: s["evals"][0]["judges"][0].update(endpoint="judge:80"), "should match pattern"),
+        (
+            lambda s: s.update(
+                stages=[
+                    {
+                        "name": "experts",
+                        "cohorts": ["experts"],
+                        "gates": [
+                            {
+                                "name": "g",
+                                "kind": "Threshold",
+                                "metric": "eval-score",
+                                "suite": "other",
+                                "min": 0.5,
+                            }
+                        ],
+                    }
+                ]
+            ),
+            "undefined eval suite other",
+        ),
+    ],
+)
 def test_validators_mirror_the_cel_rules(change: Any, message: str) -> None:
     raw = spec_with()
     change(raw)
@@ -65,9 +93,24 @@ def test_validators_mirror_the_cel_rules(change: Any, message: str) -> None:
 
 
 def test_a_gate_may_name_a_suite_without_spec_evals_for_external_eval_pipelines() -> None:
-    raw = {"release": {"model": {"name": "m"}}, "stages": [{"name": "s", "cohorts": [
-        "everyone"], "gates": [{"name": "g", "kind": "Threshold", "metric": "eval-score",
-                                "suite": "from-elsewhere", "min": 0.5}]}]}
+    raw = {
+        "release": {"model": {"name": "m"}},
+        "stages": [
+            {
+                "name": "s",
+                "cohorts": ["everyone"],
+                "gates": [
+                    {
+                        "name": "g",
+                        "kind": "Threshold",
+                        "metric": "eval-score",
+                        "suite": "from-elsewhere",
+                        "min": 0.5,
+                    }
+                ],
+            }
+        ],
+    }
     assert LLMDeploymentSpec.model_validate(raw).evals == []
 
 
@@ -75,9 +118,14 @@ def test_suites_at_a_stage_and_defaults() -> None:
     spec = LLMDeploymentSpec.model_validate(spec_with())
     (suite,) = spec.suites_at("experts")
     assert spec.suites_at("beta") == []
-    assert (suite.sample, suite.timeout_seconds, suite.request_timeout_seconds,
-            suite.concurrency, suite.pass_threshold, suite.max_invalid_ratio) == (
-        0, 900, 60, 4, 0.75, 0.5)
+    assert (
+        suite.sample,
+        suite.timeout_seconds,
+        suite.request_timeout_seconds,
+        suite.concurrency,
+        suite.pass_threshold,
+        suite.max_invalid_ratio,
+    ) == (0, 900, 60, 4, 0.75, 0.5)
     assert suite.criteria() == ["brand", "accuracy"]
 
 
@@ -85,8 +133,7 @@ def test_crd_rules_and_defaults_for_evals() -> None:
     root = crdgen.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     messages = {r["message"] for r in root["x-kubernetes-validations"]}
     assert "every stage of an eval suite must be defined in spec.stages" in messages
-    assert ("every eval suite an eval-score gate names must be defined in spec.evals"
-            in messages)
+    assert "every eval suite an eval-score gate names must be defined in spec.evals" in messages
     raw = spec_with()
     defaulted = apply_defaults(root, raw)
     assert LLMDeploymentSpec.model_validate(defaulted) == LLMDeploymentSpec.model_validate(raw)
@@ -98,7 +145,10 @@ def test_the_llmevalrun_crd() -> None:
     assert crd["metadata"]["name"] == f"llmevalruns.{GROUP}"
     names = crd["spec"]["names"]
     assert (names["kind"], names["plural"], names["shortNames"]) == (
-        "LLMEvalRun", "llmevalruns", ["llmeval"])
+        "LLMEvalRun",
+        "llmevalruns",
+        ["llmeval"],
+    )
     version = crd["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
@@ -115,8 +165,15 @@ OWNER = Owner("team", "bot", "uid-1")
 
 def request(name: str = "bot-abc-experts-golden-1") -> EvalRunRequest:
     suite = LLMDeploymentSpec.model_validate(spec_with()).evals[0]
-    return EvalRunRequest(name=name, suite=suite, stage="experts", release="abc",
-                          model="m", attempt=1, stable_release="def")
+    return EvalRunRequest(
+        name=name,
+        suite=suite,
+        stage="experts",
+        release="abc",
+        model="m",
+        attempt=1,
+        stable_release="def",
+    )
 
 
 def run_object(name: str = "bot-abc-experts-golden-1") -> dict[str, Any]:
@@ -135,7 +192,12 @@ def test_the_eval_run_object() -> None:
     assert meta["labels"][f"{GROUP}/suite"] == "golden"
     spec = LLMEvalRunSpec.model_validate(run["spec"])
     assert (spec.deployment, spec.release, spec.stable_release, spec.port, spec.model) == (
-        "bot", "abc", "def", 9000, "m")
+        "bot",
+        "abc",
+        "def",
+        9000,
+        "m",
+    )
     assert spec.suite.name == "golden" and spec.suite.judges[0].name == "accuracy"
     schema = crdgen.eval_run_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert conforms(schema["properties"]["spec"], run["spec"], ".spec") == []
@@ -147,19 +209,23 @@ def test_the_job() -> None:
     assert job["metadata"]["name"] == "bot-abc-experts-golden-1"
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"]) == (
-        "LLMEvalRun", "bot-abc-experts-golden-1", "run-uid")
+        "LLMEvalRun",
+        "bot-abc-experts-golden-1",
+        "run-uid",
+    )
     spec = job["spec"]
     assert spec["backoffLimit"] == 1 and spec["activeDeadlineSeconds"] == 900 + 60
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == "evals"
     (container,) = pod["containers"]
     assert container["image"] == "img:1"
-    assert container["command"] == ["llm-rollout", "eval", "--run",
-                                    "team/bot-abc-experts-golden-1"]
+    assert container["command"] == ["llm-rollout", "eval", "--run", "team/bot-abc-experts-golden-1"]
     assert container["resources"]["limits"] == {"memory": "1Gi"}
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert {"name": "LLM_ROLLOUT_EVAL_EXECUTOR",
-            "value": "job/bot-abc-experts-golden-1"} in container["env"]
+    assert {
+        "name": "LLM_ROLLOUT_EVAL_EXECUTOR",
+        "value": "job/bot-abc-experts-golden-1",
+    } in container["env"]
     assert spec["template"]["metadata"]["labels"] == job["metadata"]["labels"]
 
 
@@ -173,14 +239,29 @@ def test_long_run_names_make_short_job_names_and_label_values() -> None:
 
 
 def test_executors() -> None:
-    settings = EvalSettings(executor="local", python="/py", kubeconfig="/kc",
-                            backends=("team/bot/abc=http://127.0.0.1:1",),
-                            backend_file="/b.yaml")
+    settings = EvalSettings(
+        executor="local",
+        python="/py",
+        kubeconfig="/kc",
+        backends=("team/bot/abc=http://127.0.0.1:1",),
+        backend_file="/b.yaml",
+    )
     local = make_executor(None, settings)  # type: ignore[arg-type]
     assert isinstance(local, LocalExecutor)
     assert local.argv("team", "run-1") == [
-        "/py", "-m", "llm_rollout.cli", "eval", "--run", "team/run-1", "--kubeconfig", "/kc",
-        "--backend", "team/bot/abc=http://127.0.0.1:1", "--backend-file", "/b.yaml"]
+        "/py",
+        "-m",
+        "llm_rollout.cli",
+        "eval",
+        "--run",
+        "team/run-1",
+        "--kubeconfig",
+        "/kc",
+        "--backend",
+        "team/bot/abc=http://127.0.0.1:1",
+        "--backend-file",
+        "/b.yaml",
+    ]
     assert isinstance(make_executor(None, EvalSettings()), JobExecutor)  # type: ignore[arg-type]
 
 
@@ -188,32 +269,61 @@ def test_operator_flags() -> None:
     from llm_rollout.cli import build_parser
     from llm_rollout.controller.main import settings_from_args
 
-    args = build_parser().parse_args([
-        "operator", "--kubeconfig", "/kc", "--eval-executor", "local",
-        "--eval-backend-file", "/b.json", "--eval-backend", "a/b/c=http://x:1",
-        "--eval-image", "img:2"])
+    args = build_parser().parse_args(
+        [
+            "operator",
+            "--kubeconfig",
+            "/kc",
+            "--eval-executor",
+            "local",
+            "--eval-backend-file",
+            "/b.json",
+            "--eval-backend",
+            "a/b/c=http://x:1",
+            "--eval-image",
+            "img:2",
+        ]
+    )
     evals = settings_from_args(args).evals
-    assert (evals.executor, evals.kubeconfig, evals.backend_file, evals.backends,
-            evals.image) == ("local", "/kc", "/b.json", ("a/b/c=http://x:1",), "img:2")
+    assert (evals.executor, evals.kubeconfig, evals.backend_file, evals.backends, evals.image) == (
+        "local",
+        "/kc",
+        "/b.json",
+        ("a/b/c=http://x:1",),
+        "img:2",
+    )
     assert settings_from_args(build_parser().parse_args(["operator"])).evals.executor == "job"
 
 
 # --- exported metrics --------------------------------------------------------------------
 
 
-def finished(release: str, phase: str, *, composite: float | None, completed: str,
-             stable: str | None = None, suite: str = "golden") -> dict[str, Any]:
+def finished(
+    release: str,
+    phase: str,
+    *,
+    composite: float | None,
+    completed: str,
+    stable: str | None = None,
+    suite: str = "golden",
+) -> dict[str, Any]:
     def result(rel: str, score: float | None) -> dict[str, Any]:
-        return {"release": rel, "cases": {"total": 4, "pass": 3, "fail": 1},
-                "criteria": [{"name": "accuracy", "kind": "judge", "score": score,
-                              "count": 4}],
-                "composite": score}
+        return {
+            "release": rel,
+            "cases": {"total": 4, "pass": 3, "fail": 1},
+            "criteria": [{"name": "accuracy", "kind": "judge", "score": score, "count": 4}],
+            "composite": score,
+        }
 
     run = run_object()
     run["spec"]["release"] = release
     run["spec"]["suite"]["name"] = suite
-    run["status"] = {"phase": phase, "completionTime": completed,
-                     "candidate": result(release, composite), "composite": composite}
+    run["status"] = {
+        "phase": phase,
+        "completionTime": completed,
+        "candidate": result(release, composite),
+        "composite": composite,
+    }
     if stable:
         run["status"]["stable"] = result(stable, 0.5)
     return run
@@ -225,20 +335,28 @@ def label_set(base: dict[str, str], **labels: str) -> frozenset[tuple[str, str]]
 
 def exported(registry: CollectorRegistry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     text = generate_latest(registry).decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_metrics_export_the_latest_succeeded_run_and_nothing_of_failed_ones() -> None:
     registry = CollectorRegistry()
     collector = EvalResultsCollector(registry)
-    collector.update("team", "bot", [
-        finished("r1", "Succeeded", composite=0.6, completed="2026-01-01T10:00:00Z"),
-        finished("r1", "Succeeded", composite=0.9, completed="2026-01-01T11:00:00Z",
-                 stable="r0"),
-        finished("r2", "Failed", composite=0.1, completed="2026-01-01T12:00:00Z"),
-        run_object(),  # not finished: skipped
-    ])
+    collector.update(
+        "team",
+        "bot",
+        [
+            finished("r1", "Succeeded", composite=0.6, completed="2026-01-01T10:00:00Z"),
+            finished(
+                "r1", "Succeeded", composite=0.9, completed="2026-01-01T11:00:00Z", stable="r0"
+            ),
+            finished("r2", "Failed", composite=0.1, completed="2026-01-01T12:00:00Z"),
+            run_object(),  # not finished: skipped
+        ],
+    )
     samples = exported(registry)
     base = {"namespace": "team", "deployment": "bot", "suite": "golden"}
     assert samples[("llm_eval_score", label_set(base, release="r1", criterion="composite"))] == 0.9
@@ -252,6 +370,7 @@ def test_metrics_export_the_latest_succeeded_run_and_nothing_of_failed_ones() ->
 
 
 def test_run_status_reads_what_the_runner_writes() -> None:
-    status = LLMEvalRunStatus.from_object({"phase": "Succeeded", "kopf": {"x": 1},
-                                           "completionTime": "2026-01-01T10:00:00Z"})
+    status = LLMEvalRunStatus.from_object(
+        {"phase": "Succeeded", "kopf": {"x": 1}, "completionTime": "2026-01-01T10:00:00Z"}
+    )
     assert status.finished and status.completion_time == datetime(2026, 1, 1, 10, tzinfo=UTC)

@@ -41,10 +41,12 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
 async def servers() -> AsyncIterator[dict[str, str]]:
     runners = []
     urls = {}
-    for name, app in {"good": ModelServer("good").app(),
-                      "regressed": ModelServer("regressed").app(),
-                      "judge": Judge(Behavior()).app(),
-                      "keyed": Judge(Behavior(), api_key="k3y").app()}.items():
+    for name, app in {
+        "good": ModelServer("good").app(),
+        "regressed": ModelServer("regressed").app(),
+        "judge": Judge(Behavior()).app(),
+        "keyed": Judge(Behavior(), api_key="k3y").app(),
+    }.items():
         runner, urls[name] = await serve(app)
         runners.append(runner)
     yield urls
@@ -60,10 +62,14 @@ def test_good_translations_keep_brands_and_use_the_glossary() -> None:
         out = translate(f"Translate into German: {sentence}")
         assert out == translate(sentence), "the instruction is not translated"
         assert all(b in out for b in BRANDS if b in sentence)
-        assert all(GLOSSARY[t] in out for t in ("invoice", "report", "account")
-                   if f" {t} " in f" {sentence.lower()} ")
+        assert all(
+            GLOSSARY[t] in out
+            for t in ("invoice", "report", "account")
+            if f" {t} " in f" {sentence.lower()} "
+        )
     assert translate("Acme Cloud stores your invoice in the billing dashboard.") == (
-        "Acme Cloud speichert Ihr Rechnung in die Abrechnungsübersicht.")
+        "Acme Cloud speichert Ihr Rechnung in die Abrechnungsübersicht."
+    )
 
 
 def test_regressed_translations_lose_brands_and_terms() -> None:
@@ -80,21 +86,26 @@ def test_regressed_translations_lose_brands_and_terms() -> None:
 async def test_model_server_answers_like_openai(servers: dict[str, str]) -> None:
     messages = [{"role": "user", "content": "Translate into German: Open the invoice."}]
     async with httpx.AsyncClient() as http:
-        plain = (await http.post(release_chat_url(servers["good"]),
-                                 json={"model": "x", "messages": messages})).json()
+        plain = (
+            await http.post(
+                release_chat_url(servers["good"]), json={"model": "x", "messages": messages}
+            )
+        ).json()
         assert plain["object"] == "chat.completion" and plain["model"] == "x"
-        assert plain["choices"][0]["message"] == {"role": "assistant",
-                                                  "content": "Öffnen die Rechnung."}
-        assert plain["usage"]["total_tokens"] == (plain["usage"]["prompt_tokens"]
-                                                  + plain["usage"]["completion_tokens"])
+        assert plain["choices"][0]["message"] == {
+            "role": "assistant",
+            "content": "Öffnen die Rechnung.",
+        }
+        assert plain["usage"]["total_tokens"] == (
+            plain["usage"]["prompt_tokens"] + plain["usage"]["completion_tokens"]
+        )
         body = {"messages": messages, "stream": True, "stream_options": {"include_usage": True}}
         streamed = await http.post(release_chat_url(servers["good"]), json=body)
         assert streamed.headers["content-type"].startswith("text/event-stream")
         events = [e.removeprefix("data: ") for e in streamed.text.split("\n\n") if e]
         assert events[-1] == "[DONE]"
         chunks = [json.loads(e) for e in events[:-1]]
-        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks
-                       if c["choices"])
+        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
         assert text == "Öffnen die Rechnung."
         assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == plain["usage"]
         bad = await http.post(release_chat_url(servers["good"]), json={"messages": []})
@@ -106,8 +117,10 @@ async def test_model_server_answers_like_openai(servers: dict[str, str]) -> None
 
 
 def prompt(rubric: str, question: str, answer: str, reference: str = "(none)") -> str:
-    return (f"[Rubric]\n{rubric}\n\n[Scale]\nAn integer from 1 (worst) to 5 (best).\n\n"
-            f"[Question]\n{question}\n\n[Reference answer]\n{reference}\n\n[Answer]\n{answer}")
+    return (
+        f"[Rubric]\n{rubric}\n\n[Scale]\nAn integer from 1 (worst) to 5 (best).\n\n"
+        f"[Question]\n{question}\n\n[Reference answer]\n{reference}\n\n[Answer]\n{answer}"
+    )
 
 
 def test_judge_scores_terminology_and_accuracy() -> None:
@@ -158,7 +171,8 @@ async def test_client_retries_transient_errors_only() -> None:
             assert calls[-1] == 401 and len(calls) == 4
             with pytest.raises(CallError) as err:
                 await ChatClient(http, backoff=0.01, attempts=2).complete(
-                    "http://127.0.0.1:9/v1/chat/completions", model="m", messages=[])
+                    "http://127.0.0.1:9/v1/chat/completions", model="m", messages=[]
+                )
             assert err.value.kind == "unreachable"
     finally:
         await runner.cleanup()
@@ -185,25 +199,53 @@ async def test_client_rejects_answers_that_are_not_chat_completions() -> None:
 
 def suite_for(servers: dict[str, str], **overrides: Any) -> EvalSuite:
     def judge(name: str, rubric: str, **extra: Any) -> dict[str, Any]:
-        return {"name": name, "endpoint": f"{servers['judge']}/v1", "model": "sim-judge",
-                "rubric": rubric, **extra}
+        return {
+            "name": name,
+            "endpoint": f"{servers['judge']}/v1",
+            "model": "sim-judge",
+            "rubric": rubric,
+            **extra,
+        }
 
-    return EvalSuite.model_validate({
-        "name": "translation", "stages": ["experts"],
-        "dataset": {"configMapRef": {"name": "d", "key": "k"}},
-        "checks": [{"name": "brands", "type": "preservedNames", "names": list(BRANDS)},
-                   {"name": "glossary", "type": "glossary",
-                    "glossary": {"invoice": "Rechnung", "report": "Bericht"}}],
-        "judges": [judge("accuracy", "Is it accurate?"),
-                   judge("terminology", "Are glossary terms and brand names kept?"),
-                   {"name": "keyed", "endpoint": f"{servers['keyed']}/v1", "model": "j",
-                    "rubric": "Is it accurate?", "weight": 0}],
-        **overrides,
-    })
+    return EvalSuite.model_validate(
+        {
+            "name": "translation",
+            "stages": ["experts"],
+            "dataset": {"configMapRef": {"name": "d", "key": "k"}},
+            "checks": [
+                {"name": "brands", "type": "preservedNames", "names": list(BRANDS)},
+                {
+                    "name": "glossary",
+                    "type": "glossary",
+                    "glossary": {"invoice": "Rechnung", "report": "Bericht"},
+                },
+            ],
+            "judges": [
+                judge("accuracy", "Is it accurate?"),
+                judge("terminology", "Are glossary terms and brand names kept?"),
+                {
+                    "name": "keyed",
+                    "endpoint": f"{servers['keyed']}/v1",
+                    "model": "j",
+                    "rubric": "Is it accurate?",
+                    "weight": 0,
+                },
+            ],
+            **overrides,
+        }
+    )
 
 
-DATASET = "\n".join(json.dumps({"id": f"c{i}", "reference": translate(s), "messages": [
-    {"role": "user", "content": f"Translate into German: {s}"}]}) for i, s in enumerate(SENTENCES))
+DATASET = "\n".join(
+    json.dumps(
+        {
+            "id": f"c{i}",
+            "reference": translate(s),
+            "messages": [{"role": "user", "content": f"Translate into German: {s}"}],
+        }
+    )
+    for i, s in enumerate(SENTENCES)
+)
 
 
 async def test_evaluate_good_and_regressed_releases(servers: dict[str, str]) -> None:
@@ -212,9 +254,14 @@ async def test_evaluate_good_and_regressed_releases(servers: dict[str, str]) -> 
     progress: list[tuple[int, int]] = []
     async with httpx.AsyncClient() as http:
         outcomes = await evaluate(
-            suite, cases, [Target("good", servers["good"]), Target("bad", servers["regressed"])],
-            client=ChatClient(http, backoff=0.01), model="acme-translate",
-            api_keys={"keyed": "k3y"}, progress=lambda done, total: progress.append((done, total)))
+            suite,
+            cases,
+            [Target("good", servers["good"]), Target("bad", servers["regressed"])],
+            client=ChatClient(http, backoff=0.01),
+            model="acme-translate",
+            api_keys={"keyed": "k3y"},
+            progress=lambda done, total: progress.append((done, total)),
+        )
     assert [o.case.id for o in outcomes["good"]] == [c.id for c in cases]
     assert progress[-1] == (12, 12) and len(progress) == 12
     good = aggregate(suite, "good", outcomes["good"])
@@ -231,13 +278,16 @@ async def test_evaluate_good_and_regressed_releases(servers: dict[str, str]) -> 
     assert isinstance(answer.scores["terminology"], JudgeScore)
 
 
-async def test_evaluate_counts_a_judge_without_its_key_as_invalid(
-        servers: dict[str, str]) -> None:
+async def test_evaluate_counts_a_judge_without_its_key_as_invalid(servers: dict[str, str]) -> None:
     suite = suite_for(servers)
     async with httpx.AsyncClient() as http:
-        outcomes = await evaluate(suite, parse_dataset(DATASET)[:2],
-                                  [Target("good", servers["good"])],
-                                  client=ChatClient(http, backoff=0.01), model="m")
+        outcomes = await evaluate(
+            suite,
+            parse_dataset(DATASET)[:2],
+            [Target("good", servers["good"])],
+            client=ChatClient(http, backoff=0.01),
+            model="m",
+        )
     score_ = outcomes["good"][0].scores["keyed"]
     assert isinstance(score_, InvalidScore) and score_.kind == "http_401"
     result = aggregate(suite, "good", outcomes["good"])

@@ -30,8 +30,9 @@ def test_the_example_is_a_valid_llmdeployment_with_an_eval_suite() -> None:
     assert [j.name for j in suite.judges] == ["accuracy", "terminology"]
     assert {g.suite for g in spec.stages[0].gates if g.metric == "eval-score"} == {suite.name}
     schema = crdgen.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
-    assert conforms(schema["spec"], apply_defaults(schema["spec"], deployment["spec"]),
-                    ".spec") == []
+    assert (
+        conforms(schema["spec"], apply_defaults(schema["spec"], deployment["spec"]), ".spec") == []
+    )
 
 
 def test_the_dataset_parses_and_its_references_pass_the_checks() -> None:

@@ -18,9 +18,15 @@ def fb(**kw: Any) -> FeedbackRequest:
 
 @pytest.mark.parametrize(
     ("kw", "rating"),
-    [({"thumbs": "up"}, "positive"), ({"thumbs": "down"}, "negative"),
-     ({"score": 5}, "positive"), ({"score": 4}, "positive"), ({"score": 3}, "neutral"),
-     ({"score": 2}, "negative"), ({"score": 1}, "negative")],
+    [
+        ({"thumbs": "up"}, "positive"),
+        ({"thumbs": "down"}, "negative"),
+        ({"score": 5}, "positive"),
+        ({"score": 4}, "positive"),
+        ({"score": 3}, "neutral"),
+        ({"score": 2}, "negative"),
+        ({"score": 1}, "negative"),
+    ],
 )
 def test_rating(kw: dict[str, Any], rating: str) -> None:
     assert fb(**kw).rating == rating
@@ -34,11 +40,15 @@ def test_defaults_and_limits() -> None:
 
 @pytest.mark.parametrize(
     ("kw", "field"),
-    [({}, ""), ({"thumbs": "up", "score": 1}, ""), ({"score": 5.0}, "score"),
-     ({"score": 3, "criteria": {"1a": 3}}, "criteria.1a"),
-     ({"score": 3, "criteria": {"a" * 33: 3}}, f"criteria.{'a' * 33}"),
-     ({"score": 3, "criteria": {"ok": 0}}, "criteria.ok"),
-     ({"score": 3, "comment": 5}, "comment")],
+    [
+        ({}, ""),
+        ({"thumbs": "up", "score": 1}, ""),
+        ({"score": 5.0}, "score"),
+        ({"score": 3, "criteria": {"1a": 3}}, "criteria.1a"),
+        ({"score": 3, "criteria": {"a" * 33: 3}}, f"criteria.{'a' * 33}"),
+        ({"score": 3, "criteria": {"ok": 0}}, "criteria.ok"),
+        ({"score": 3, "comment": 5}, "comment"),
+    ],
 )
 def test_invalid(kw: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as err:
@@ -61,10 +71,16 @@ def test_seen_set_duplicates_expiry_and_capacity() -> None:
 
 def test_log_record() -> None:
     claims = TokenClaims("ns", "app", "r1", "beta", "req", "abcd", 99)
-    rel = ReleaseInfo(id="r1", model="m", model_revision="v", prompt_version="p",
-                      knowledge_base="kb")
+    rel = ReleaseInfo(
+        id="r1", model="m", model_revision="v", prompt_version="p", knowledge_base="kb"
+    )
     rec = log_record(claims, fb(score=2, comment="meh"), rel, now=0)
-    assert rec["release"] == {"id": "r1", "model": "m", "modelRevision": "v",
-                              "promptVersion": "p", "knowledgeBase": "kb"}
+    assert rec["release"] == {
+        "id": "r1",
+        "model": "m",
+        "modelRevision": "v",
+        "promptVersion": "p",
+        "knowledgeBase": "kb",
+    }
     assert rec["time"] == "1970-01-01T00:00:00Z" and rec["rating"] == "negative"
     assert log_record(claims, fb(thumbs="up"), None, now=0)["release"] == {"id": "r1"}

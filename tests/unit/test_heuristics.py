@@ -27,16 +27,24 @@ def one(spec: dict[str, object], output: str, input_text: str = "") -> CheckResu
 
 
 def test_parse_all_kinds_from_camel_case() -> None:
-    checks = parse_checks([
-        {"name": "cites", "type": "regex", "pattern": r"\[\d+\]"},
-        {"name": "no-apology", "type": "notRegex", "pattern": "sorry", "ignoreCase": True},
-        {"name": "short", "type": "maxLength", "max": 10},
-        {"name": "json", "type": "validJson"},
-        {"name": "glossary", "type": "requiredTerms", "terms": ["SLA"], "caseSensitive": True},
-        {"name": "brands", "type": "preservedNames", "names": ["ACME"]},
-    ])
-    assert [type(c) for c in checks] == [RegexCheck, NotRegexCheck, MaxLengthCheck,
-                                         ValidJsonCheck, RequiredTermsCheck, PreservedNamesCheck]
+    checks = parse_checks(
+        [
+            {"name": "cites", "type": "regex", "pattern": r"\[\d+\]"},
+            {"name": "no-apology", "type": "notRegex", "pattern": "sorry", "ignoreCase": True},
+            {"name": "short", "type": "maxLength", "max": 10},
+            {"name": "json", "type": "validJson"},
+            {"name": "glossary", "type": "requiredTerms", "terms": ["SLA"], "caseSensitive": True},
+            {"name": "brands", "type": "preservedNames", "names": ["ACME"]},
+        ]
+    )
+    assert [type(c) for c in checks] == [
+        RegexCheck,
+        NotRegexCheck,
+        MaxLengthCheck,
+        ValidJsonCheck,
+        RequiredTermsCheck,
+        PreservedNamesCheck,
+    ]
     assert isinstance(checks[4], RequiredTermsCheck) and checks[4].case_sensitive
     assert parse_checks(None) == []
 
@@ -63,8 +71,9 @@ def test_invalid_specs(bad: object) -> None:
 
 
 def test_flat_spec_tolerates_api_server_defaults() -> None:
-    [check] = parse_checks([{"name": "m", "type": "maxLength", "max": 5, "ignoreCase": False,
-                             "caseSensitive": False}])
+    [check] = parse_checks(
+        [{"name": "m", "type": "maxLength", "max": 5, "ignoreCase": False, "caseSensitive": False}]
+    )
     assert check == MaxLengthCheck(name="m", max=5)
     spec = CheckSpec(name="r", type="regex", pattern="a")
     assert parse_checks([spec, check]) == [RegexCheck(name="r", pattern="a"), check]
@@ -76,8 +85,9 @@ def test_regex_and_not_regex() -> None:
     assert one({"name": "c", "type": "regex", "pattern": r"\[\d+\]"}, "see [3]").passed
     r = one({"name": "c", "type": "regex", "pattern": r"\[\d+\]"}, "no citation")
     assert not r.passed and "no match" in r.detail
-    r = one({"name": "a", "type": "notRegex", "pattern": "sorry", "ignoreCase": True},
-            "I'm SORRY, Dave")
+    r = one(
+        {"name": "a", "type": "notRegex", "pattern": "sorry", "ignoreCase": True}, "I'm SORRY, Dave"
+    )
     assert not r.passed and "SORRY" in r.detail
     assert one({"name": "a", "type": "notRegex", "pattern": "sorry"}, "I'm SORRY").passed
 
@@ -90,8 +100,15 @@ def test_max_length_counts_characters() -> None:
 
 @pytest.mark.parametrize(
     ("output", "ok"),
-    [('{"a": 1}', True), ("  [1, 2]\n", True), ('```json\n{"a": [1]}\n```', True),
-     ("```\n{}\n```", True), ("{'a': 1}", False), ("", False), ('{"a": 1} trailing', False)],
+    [
+        ('{"a": 1}', True),
+        ("  [1, 2]\n", True),
+        ('```json\n{"a": [1]}\n```', True),
+        ("```\n{}\n```", True),
+        ("{'a': 1}", False),
+        ("", False),
+        ('{"a": 1} trailing', False),
+    ],
 )
 def test_valid_json(output: str, ok: bool) -> None:
     assert one({"name": "j", "type": "validJson"}, output).passed is ok
@@ -115,7 +132,8 @@ def test_preserved_names() -> None:
 
 
 def test_results_keep_order_and_never_raise() -> None:
-    checks = parse_checks([{"name": "a", "type": "validJson"},
-                           {"name": "b", "type": "maxLength", "max": 0}])
+    checks = parse_checks(
+        [{"name": "a", "type": "validJson"}, {"name": "b", "type": "maxLength", "max": 0}]
+    )
     for output in ("", "\x00\udcff", "x" * 1_000_000):
         assert [r.name for r in run_checks(checks, output=output)] == ["a", "b"]

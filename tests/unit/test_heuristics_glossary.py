@@ -20,8 +20,9 @@ def test_terms_of_the_input_must_be_translated_as_the_glossary_says() -> None:
     assert check("Die Rechnungsnummer", "The INVOICE number").passed  # compounds count
     result = check("Ihre Faktura in der Übersicht", "Your invoice in the billing dashboard")
     assert not result.passed
-    assert result.detail == ("missing 'invoice -> Rechnung', "
-                             "'billing dashboard -> Abrechnungsübersicht'")
+    assert result.detail == (
+        "missing 'invoice -> Rechnung', 'billing dashboard -> Abrechnungsübersicht'"
+    )
 
 
 def test_terms_not_in_the_input_are_not_required() -> None:

@@ -11,11 +11,17 @@ from llm_rollout.kube.builders import (
 from llm_rollout.routing.table import ReleaseInfo
 
 OWNER = Owner(namespace="team-a", name="support-bot", uid="uid-1")
-RELEASE = ReleaseInfo(id="abc1234567", model="llama", model_revision="r2",
-                      prompt_version="v3", knowledge_base="kb-1")
-TEMPLATE = {"metadata": {"labels": {"app": "bot"}},
-            "spec": {"containers": [{"name": "app", "image": "bot:1",
-                                     "env": [{"name": "LLM_MODEL", "value": "override"}]}]}}
+RELEASE = ReleaseInfo(
+    id="abc1234567", model="llama", model_revision="r2", prompt_version="v3", knowledge_base="kb-1"
+)
+TEMPLATE = {
+    "metadata": {"labels": {"app": "bot"}},
+    "spec": {
+        "containers": [
+            {"name": "app", "image": "bot:1", "env": [{"name": "LLM_MODEL", "value": "override"}]}
+        ]
+    },
+}
 
 
 def test_deployment_selects_only_its_release_and_keeps_user_labels() -> None:
@@ -47,10 +53,14 @@ def test_service_targets_the_release_port() -> None:
 
 def test_deployment_available_follows_rollout_status_rules() -> None:
     assert not deployment_available(None, 1)
-    stale = {"metadata": {"generation": 3}, "status": {"observedGeneration": 2,
-                                                       "availableReplicas": 1}}
+    stale = {
+        "metadata": {"generation": 3},
+        "status": {"observedGeneration": 2, "availableReplicas": 1},
+    }
     assert not deployment_available(stale, 1)
-    short = {"metadata": {"generation": 3}, "status": {"observedGeneration": 3,
-                                                       "availableReplicas": 1}}
+    short = {
+        "metadata": {"generation": 3},
+        "status": {"observedGeneration": 3, "availableReplicas": 1},
+    }
     assert not deployment_available(short, 2)
     assert deployment_available(short, 1)

@@ -31,13 +31,23 @@ from llm_rollout.controller.leadership import (
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
 
-def rec(holder: str, duration: float = 15, transitions: int = 0,
-        renew: str = "2026-11-28T11:59:58.000000Z") -> LeaseRecord:
-    return LeaseRecord(holder=holder, duration=duration, acquire_time="2026-11-28T11:00:00.000000Z",
-                       renew_time=renew, transitions=transitions)
+def rec(
+    holder: str,
+    duration: float = 15,
+    transitions: int = 0,
+    renew: str = "2026-11-28T11:59:58.000000Z",
+) -> LeaseRecord:
+    return LeaseRecord(
+        holder=holder,
+        duration=duration,
+        acquire_time="2026-11-28T11:00:00.000000Z",
+        renew_time=renew,
+        transitions=transitions,
+    )
 
 
 # -- pure decisions -----------------------------------------------------------------
+
 
 def test_no_lease_is_created() -> None:
     assert next_move(None, identity="a", observed_at=0, now=100) is Move.CREATE
@@ -51,8 +61,7 @@ def test_released_lease_is_taken_at_once() -> None:
     assert next_move(rec(""), identity="b", observed_at=99.9, now=100) is Move.ACQUIRE
 
 
-def test_someone_elses_live_lease_is_left_alone_until_it_stays_unchanged_for_its_duration(
-) -> None:
+def test_someone_elses_live_lease_is_left_alone_until_it_stays_unchanged_for_its_duration() -> None:
     held = rec("a", duration=15)
     assert next_move(held, identity="b", observed_at=100, now=100) is Move.WAIT
     assert next_move(held, identity="b", observed_at=100, now=114.99) is Move.WAIT
@@ -72,9 +81,13 @@ def test_leader_steps_down_when_no_renewal_succeeded_within_the_deadline() -> No
 
 def test_renewal_keeps_acquire_time_and_transitions() -> None:
     spec = claim(rec("a", transitions=3), identity="a", lease_duration=15, now=NOW)
-    assert spec == {"holderIdentity": "a", "leaseDurationSeconds": 15,
-                    "acquireTime": "2026-11-28T11:00:00.000000Z",
-                    "renewTime": "2026-11-28T12:00:00.000000Z", "leaseTransitions": 3}
+    assert spec == {
+        "holderIdentity": "a",
+        "leaseDurationSeconds": 15,
+        "acquireTime": "2026-11-28T11:00:00.000000Z",
+        "renewTime": "2026-11-28T12:00:00.000000Z",
+        "leaseTransitions": 3,
+    }
 
 
 def test_takeover_counts_a_transition_and_creation_starts_at_zero() -> None:
@@ -83,8 +96,10 @@ def test_takeover_counts_a_transition_and_creation_starts_at_zero() -> None:
     assert taken["acquireTime"] == taken["renewTime"] == "2026-11-28T12:00:00.000000Z"
     assert claim(None, identity="b", lease_duration=15, now=NOW)["leaseTransitions"] == 0
     # taking a released Lease is no transition away from a holder
-    assert claim(rec("", transitions=3), identity="b", lease_duration=15,
-                 now=NOW)["leaseTransitions"] == 3
+    assert (
+        claim(rec("", transitions=3), identity="b", lease_duration=15, now=NOW)["leaseTransitions"]
+        == 3
+    )
 
 
 def test_release_clears_the_holder() -> None:
@@ -98,14 +113,18 @@ def test_micro_time_always_has_six_fractional_digits() -> None:
     assert micro_time(NOW.replace(microsecond=1500)) == "2026-11-28T12:00:00.001500Z"
 
 
-@pytest.mark.parametrize(("lease", "renew", "retry", "message"), [
-    (15, 15, 2, "must be shorter than --leader-elect-lease-duration"),
-    (15, 2, 2, "must be longer than 1.2 x --leader-elect-retry-period"),
-    (15, 10, 0, "must be positive"),
-    (2.5, 2, 0.5, "whole seconds"),
-])
-def test_inconsistent_timing_is_refused(lease: float, renew: float, retry: float,
-                                        message: str) -> None:
+@pytest.mark.parametrize(
+    ("lease", "renew", "retry", "message"),
+    [
+        (15, 15, 2, "must be shorter than --leader-elect-lease-duration"),
+        (15, 2, 2, "must be longer than 1.2 x --leader-elect-retry-period"),
+        (15, 10, 0, "must be positive"),
+        (2.5, 2, 0.5, "whole seconds"),
+    ],
+)
+def test_inconsistent_timing_is_refused(
+    lease: float, renew: float, retry: float, message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         check_timing(lease, renew, retry)
     check_timing(15, 10, 2)  # the defaults are consistent
@@ -122,12 +141,14 @@ def test_config_defaults_come_from_the_pod(monkeypatch: pytest.MonkeyPatch) -> N
     assert (cfg.lease_duration, cfg.renew_deadline, cfg.retry_period) == (15, 10, 2)
     monkeypatch.delenv("POD_NAMESPACE")
     monkeypatch.setattr(leadership, "_SA_NAMESPACE", leadership.Path("/nonexistent"))
-    cfg = leadership.config_from_args(parser.parse_args(["--namespace", "team-a",
-                                                         "--leader-elect-identity", "x"]))
+    cfg = leadership.config_from_args(
+        parser.parse_args(["--namespace", "team-a", "--leader-elect-identity", "x"])
+    )
     assert cfg.namespace == "team-a" and cfg.identity == "x"
 
 
 # -- the elector against an in-memory Lease store -------------------------------------
+
 
 class LeaseStore:
     """Keeps Leases like the API server does: resourceVersion per write, 409 on a stale
@@ -150,8 +171,11 @@ class LeaseStore:
     def _store(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         self.version += 1
         stored = copy.deepcopy(body)
-        stored["metadata"] = {**body["metadata"], "namespace": namespace,
-                              "resourceVersion": str(self.version)}
+        stored["metadata"] = {
+            **body["metadata"],
+            "namespace": namespace,
+            "resourceVersion": str(self.version),
+        }
         self.leases[(namespace, body["metadata"]["name"])] = stored
         return copy.deepcopy(stored)
 
@@ -178,8 +202,9 @@ class Clock:
 
 
 def elector(store: LeaseStore, clock: Clock, identity: str) -> LeaderElector:
-    cfg = ElectionConfig(namespace="ns", identity=identity, lease_duration=15,
-                         renew_deadline=10, retry_period=2)
+    cfg = ElectionConfig(
+        namespace="ns", identity=identity, lease_duration=15, renew_deadline=10, retry_period=2
+    )
     return LeaderElector(store, cfg, clock=clock, wall=lambda: NOW)
 
 
@@ -243,8 +268,9 @@ def test_leader_cut_off_from_the_api_server_steps_down_before_anyone_takes_over(
         clock.now += 1
         assert not a.try_acquire_or_renew()
         assert a.last_renewed is not None
-        if step_down_at is None and must_step_down(last_renewed=a.last_renewed, now=clock.now,
-                                                   renew_deadline=10):
+        if step_down_at is None and must_step_down(
+            last_renewed=a.last_renewed, now=clock.now, renew_deadline=10
+        ):
             step_down_at = clock.now
     store.down = False
     b_took_over = None
@@ -260,8 +286,13 @@ def test_leader_cut_off_from_the_api_server_steps_down_before_anyone_takes_over(
 
 def fast_leader(store: LeaseStore, renew_deadline: float) -> LeaderElector:
     """A real-time elector holding the Lease, renewing every 0.1 s."""
-    cfg = ElectionConfig(namespace="ns", identity="a", lease_duration=2,
-                         renew_deadline=renew_deadline, retry_period=0.1)
+    cfg = ElectionConfig(
+        namespace="ns",
+        identity="a",
+        lease_duration=2,
+        renew_deadline=renew_deadline,
+        retry_period=0.1,
+    )
     leader = LeaderElector(store, cfg)
     assert leader.try_acquire_or_renew()
     return leader

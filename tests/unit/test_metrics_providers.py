@@ -24,8 +24,9 @@ class RecordingProvider:
         self.source = source
         self.closed = False
 
-    async def query_many(self, promqls: Sequence[str], *,
-                         at: datetime | None = None) -> list[float | MetricQueryError]:
+    async def query_many(
+        self, promqls: Sequence[str], *, at: datetime | None = None
+    ) -> list[float | MetricQueryError]:
         return [0.0 for _ in promqls]
 
     async def aclose(self) -> None:

@@ -10,10 +10,23 @@ from llm_rollout.routing.table import ReleaseInfo
 
 def status() -> LLMDeploymentStatus:
     return LLMDeploymentStatus(
-        phase=Phase.PROGRESSING, stage="beta", stage_index=1, step_percent=50,
-        stable=ReleaseInfo(id="aaa"), candidate=ReleaseInfo(id="bbb"),
-        gates=[GateResult(name="thumbs", kind="Ratio", verdict=Verdict.FAIL, value=0.55,
-                          interval=[0.5, 0.6], samples=400)])
+        phase=Phase.PROGRESSING,
+        stage="beta",
+        stage_index=1,
+        step_percent=50,
+        stable=ReleaseInfo(id="aaa"),
+        candidate=ReleaseInfo(id="bbb"),
+        gates=[
+            GateResult(
+                name="thumbs",
+                kind="Ratio",
+                verdict=Verdict.FAIL,
+                value=0.55,
+                interval=[0.5, 0.6],
+                samples=400,
+            )
+        ],
+    )
 
 
 def test_status_becomes_series_and_a_deleted_rollout_leaves_none() -> None:
@@ -22,14 +35,17 @@ def test_status_becomes_series_and_a_deleted_rollout_leaves_none() -> None:
     m.observe_status("ns", "other", status(), {})
     text = generate_latest(m.registry).decode()
     assert 'llm_rollout_phase{deployment="bot",namespace="ns",phase="Progressing"} 1.0' in text
-    assert 'llm_rollout_gate_value{deployment="bot",gate="thumbs",namespace="ns",stage="beta"}' \
-        ' 0.55' in text
+    assert (
+        'llm_rollout_gate_value{deployment="bot",gate="thumbs",namespace="ns",stage="beta"}'
+        " 0.55" in text
+    )
     assert 'bound="min",deployment="bot",gate="thumbs"' in text
     assert 'verdict="Fail"} 1.0' in text
     assert 'llm_rollout_info{candidate="bbb",deployment="bot",namespace="ns",stable="aaa"}' in text
 
-    promoted = status().model_copy(update={"phase": Phase.PROMOTED, "candidate": None,
-                                           "stable": ReleaseInfo(id="bbb")})
+    promoted = status().model_copy(
+        update={"phase": Phase.PROMOTED, "candidate": None, "stable": ReleaseInfo(id="bbb")}
+    )
     m.observe_status("ns", "bot", promoted, {})
     text = generate_latest(m.registry).decode()
     assert 'candidate="bbb",deployment="bot"' not in text  # one info series per rollout
@@ -41,8 +57,10 @@ def test_status_becomes_series_and_a_deleted_rollout_leaves_none() -> None:
 
 
 def test_only_configured_prometheus_addresses_are_allowed() -> None:
-    s = OperatorSettings(prometheus_url="http://prom:9090/",
-                         allowed_prometheus=frozenset({"https://team-prom.example:9090"}))
+    s = OperatorSettings(
+        prometheus_url="http://prom:9090/",
+        allowed_prometheus=frozenset({"https://team-prom.example:9090"}),
+    )
     assert s.prometheus_allowed("http://prom:9090")
     assert s.prometheus_allowed("https://team-prom.example:9090/")
     assert not s.prometheus_allowed("http://169.254.169.254")
@@ -55,33 +73,52 @@ def test_only_the_current_stage_is_exported_and_decisions_start_at_zero() -> Non
     from llm_rollout.api.status import Condition, ConditionStatus, ConditionType
 
     m = OperatorMetrics()
-    m.observe_spec("ns", "bot", {"stages": [{"name": "experts", "maxDuration": "1h"},
-                                            {"name": "beta", "maxDuration": "2h30m"},
-                                            {"name": "broken", "maxDuration": "soon"}]})
+    m.observe_spec(
+        "ns",
+        "bot",
+        {
+            "stages": [
+                {"name": "experts", "maxDuration": "1h"},
+                {"name": "beta", "maxDuration": "2h30m"},
+                {"name": "broken", "maxDuration": "soon"},
+            ]
+        },
+    )
     start = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-    experts = status().model_copy(update={"stage": "experts", "stage_index": 0,
-                                          "step_start_time": start})
+    experts = status().model_copy(
+        update={"stage": "experts", "stage_index": 0, "step_start_time": start}
+    )
     m.observe_status("ns", "bot", experts, {"thumbs": (0.7, None)})
     text = generate_latest(m.registry).decode()
     assert 'stage="experts"' in text
     assert 'llm_rollout_step_max_duration_seconds{deployment="bot",namespace="ns"} 3600.0' in text
-    assert m.registry.get_sample_value("llm_rollout_step_start_time_seconds",
-                                       {"namespace": "ns", "deployment": "bot"}) \
+    assert (
+        m.registry.get_sample_value(
+            "llm_rollout_step_start_time_seconds", {"namespace": "ns", "deployment": "bot"}
+        )
         == start.timestamp()
+    )
     # every outcome exists at zero before it first happens
-    assert 'llm_rollout_decisions_total{deployment="bot",namespace="ns",outcome="Rollback"} 0.0' \
+    assert (
+        'llm_rollout_decisions_total{deployment="bot",namespace="ns",outcome="Rollback"} 0.0'
         in text
+    )
 
-    cond = Condition(type=ConditionType.METRICS_AVAILABLE, status=ConditionStatus.FALSE,
-                     last_transition_time=start)
+    cond = Condition(
+        type=ConditionType.METRICS_AVAILABLE,
+        status=ConditionStatus.FALSE,
+        last_transition_time=start,
+    )
     beta = status().model_copy(update={"conditions": [cond]})
     m.observe_status("ns", "bot", beta, {"thumbs": (0.7, None)})
     text = generate_latest(m.registry).decode()
     assert 'stage="experts"' not in text, "the stage left behind is no longer exported"
     assert 'llm_rollout_step_max_duration_seconds{deployment="bot",namespace="ns"} 9000.0' in text
-    assert ('llm_rollout_condition{condition="MetricsAvailable",deployment="bot",'
-            'namespace="ns",status="False"} 1.0') in text
-    assert 'llm_rollout_step_start_time_seconds{' not in text  # beta has no start time set
+    assert (
+        'llm_rollout_condition{condition="MetricsAvailable",deployment="bot",'
+        'namespace="ns",status="False"} 1.0'
+    ) in text
+    assert "llm_rollout_step_start_time_seconds{" not in text  # beta has no start time set
 
     m.observe_status("ns", "bot", beta.model_copy(update={"gates": [], "stage": "broken"}), {})
     text = generate_latest(m.registry).decode()
@@ -97,6 +134,9 @@ def test_the_operator_exports_the_operator_names_of_metrics_names() -> None:
 
     text = generate_latest(OperatorMetrics().registry).decode()
     typed = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
-    operator_names = {v for k, v in vars(names).items()
-                      if k.isupper() and isinstance(v, str) and v.startswith("llm_rollout_")}
+    operator_names = {
+        v
+        for k, v in vars(names).items()
+        if k.isupper() and isinstance(v, str) and v.startswith("llm_rollout_")
+    }
     assert operator_names <= typed, operator_names - typed

@@ -36,8 +36,9 @@ def test_every_runtime_dependency_is_pinned_with_hashes() -> None:
         req = Requirement(spec)
         key = req.name.lower().replace("_", "-")
         assert key in pins, f"{req.name} is not in requirements.lock: run `make lock`"
-        assert req.specifier.contains(pins[key][0]), \
+        assert req.specifier.contains(pins[key][0]), (
             f"{req.name}=={pins[key][0]} does not satisfy {req.specifier}: run `make lock`"
+        )
     assert "setuptools" in pins, "the build backend is locked too (no-build-isolation)"
     text = (REPO_ROOT / "requirements.lock").read_text()
     assert "--find-links" not in text and "--index-url" not in text, "no machine-local paths"
@@ -59,12 +60,19 @@ def test_dockerfile_is_multi_stage_non_root_and_installs_the_lock() -> None:
         assert needed not in ignored
 
 
-@pytest.mark.parametrize(("script", "target"), [("hack/image.sh", "make image"),
-                                                ("hack/kind-e2e.sh", "make kind-e2e")])
+@pytest.mark.parametrize(
+    ("script", "target"), [("hack/image.sh", "make image"), ("hack/kind-e2e.sh", "make kind-e2e")]
+)
 def test_docker_targets_explain_a_missing_docker_engine(script: str, target: str) -> None:
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-    result = subprocess.run(["bash", str(REPO_ROOT / script)], capture_output=True, text=True,
-                            timeout=60, env=env, check=False)
+    result = subprocess.run(
+        ["bash", str(REPO_ROOT / script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 1
     assert f"error: {target} needs" in result.stderr
     assert "'make test' and 'make demo' run on a local bed without it" in result.stderr

@@ -39,8 +39,9 @@ class FixedAnswers:
         self.value = value
         self.queries: list[str] = []
 
-    async def query_many(self, promqls: Sequence[str], *,
-                         at: datetime | None = None) -> list[float | MetricQueryError]:
+    async def query_many(
+        self, promqls: Sequence[str], *, at: datetime | None = None
+    ) -> list[float | MetricQueryError]:
         self.queries.extend(promqls)
         return [self.value for _ in promqls]
 
@@ -50,14 +51,21 @@ class FixedAnswers:
 
 def spec(revision: str, **changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "release": {"model": {"name": "m", "revision": revision},
-                    "template": {"spec": {"containers": [{"name": "app", "image": "a:1"}]}}},
+        "release": {
+            "model": {"name": "m", "revision": revision},
+            "template": {"spec": {"containers": [{"name": "app", "image": "a:1"}]}},
+        },
         "metrics": [{"name": "quality", "query": "vector(1)"}],
         "analysis": {"interval": "10s"},
-        "stages": [{"name": "experts", "cohorts": ["experts"], "minDuration": "10s",
-                    "maxDuration": "5m",
-                    "gates": [{"name": "q", "kind": "Threshold", "metric": "quality",
-                               "min": 0.5}]}],
+        "stages": [
+            {
+                "name": "experts",
+                "cohorts": ["experts"],
+                "minDuration": "10s",
+                "maxDuration": "5m",
+                "gates": [{"name": "q", "kind": "Threshold", "metric": "quality", "min": 0.5}],
+            }
+        ],
     }
     body.update(changes)
     return body
@@ -75,12 +83,21 @@ class Bench:
         def build(source: MetricsSource, timeout: float) -> MetricsProvider:
             return self.answers
 
-        self.controller = Controller(kube=self.kube, settings=OperatorSettings(**settings),
-                                     providers=ProviderCache(build=build))
+        self.controller = Controller(
+            kube=self.kube,
+            settings=OperatorSettings(**settings),
+            providers=ProviderCache(build=build),
+        )
 
     def create(self, body: dict[str, Any]) -> None:
-        self.kube.put({"apiVersion": "rollout.llmops.io/v1alpha1", "kind": "LLMDeployment",
-                       "metadata": {"name": NAME, "namespace": NS}, "spec": body})
+        self.kube.put(
+            {
+                "apiVersion": "rollout.llmops.io/v1alpha1",
+                "kind": "LLMDeployment",
+                "metadata": {"name": NAME, "namespace": NS},
+                "spec": body,
+            }
+        )
 
     def respec(self, body: dict[str, Any]) -> None:
         obj = self.kube.find("LLMDeployment", NS, NAME)
@@ -101,8 +118,10 @@ class Bench:
         """Stand in for the kubelet: the release's Deployment is available."""
         dep = self.kube.find("Deployment", NS, f"{NAME}-{release}")
         assert dep is not None
-        dep["status"] = {"observedGeneration": dep["metadata"]["generation"],
-                         "availableReplicas": dep["spec"]["replicas"]}
+        dep["status"] = {
+            "observedGeneration": dep["metadata"]["generation"],
+            "availableReplicas": dep["spec"]["replicas"],
+        }
 
 
 def test_a_first_release_is_applied_and_promoted() -> None:
@@ -166,9 +185,12 @@ def test_a_rollout_queries_metrics_and_advances_to_promotion() -> None:
     s = bench.status()
     assert s["phase"] == "Promoted" and s["stable"]["id"] == rid(spec("2"))
     assert any("quality" in q or "vector(1)" in q for q in bench.answers.queries)
-    roles = {d["metadata"]["labels"]["rollout.llmops.io/release"]:
-             d["metadata"]["labels"]["rollout.llmops.io/role"]
-             for d in bench.kube.of_kind("Deployment")}
+    roles = {
+        d["metadata"]["labels"]["rollout.llmops.io/release"]: d["metadata"]["labels"][
+            "rollout.llmops.io/role"
+        ]
+        for d in bench.kube.of_kind("Deployment")
+    }
     assert roles == {rid(spec("1")): "retired", rid(spec("2")): "stable"}
 
 

@@ -32,16 +32,19 @@ def test_a_release_that_stops_being_live_is_marked_first() -> None:
 def test_scaled_down_after_the_delay_and_deleted_after_the_retention() -> None:
     assert plan(dep("old", retired=NOW - timedelta(seconds=100)), live=set()) == []
     assert plan(dep("old", retired=NOW - timedelta(seconds=400)), live=set()) == [
-        (RetireStep.SCALE_DOWN, "old")]
+        (RetireStep.SCALE_DOWN, "old")
+    ]
     assert plan(dep("old", retired=NOW - timedelta(seconds=400), replicas=0), live=set()) == []
     assert plan(dep("old", retired=NOW - timedelta(hours=2), replicas=0), live=set()) == [
-        (RetireStep.DELETE, "old")]
+        (RetireStep.DELETE, "old")
+    ]
 
 
 def test_a_retired_release_that_is_live_again_is_unmarked() -> None:
     # e.g. `retry` of a rolled-back candidate, or the spec reverted to it
     assert plan(dep("old", retired=NOW - timedelta(seconds=400)), live={"old"}) == [
-        (RetireStep.UNMARK, "old")]
+        (RetireStep.UNMARK, "old")
+    ]
 
 
 def test_a_garbled_stamp_is_replaced() -> None:

@@ -9,8 +9,11 @@ STABLE, CANDIDATE = ReleaseInfo(id="s1"), ReleaseInfo(id="c1")
 
 
 def table(percent: int, candidate: ReleaseInfo | None = CANDIDATE) -> RoutingTable:
-    return RoutingTable(stable=STABLE, candidate=candidate,
-                        routes=[CohortRoute(cohort="everyone", candidate_percent=percent)])
+    return RoutingTable(
+        stable=STABLE,
+        candidate=candidate,
+        routes=[CohortRoute(cohort="everyone", candidate_percent=percent)],
+    )
 
 
 def test_a_user_is_one_unit_until_the_routing_of_its_cohort_changes() -> None:
@@ -35,7 +38,6 @@ def test_requests_without_a_user_id_are_each_a_unit() -> None:
 def test_past_capacity_new_users_go_uncounted_and_gone_deployments_are_forgotten() -> None:
     t = AssignmentTracker(capacity=2)
     ten = table(10)
-    assert [t.first_placement("ns", "d", "everyone", ten, u) for u in "abc"] == [
-        True, True, False]
+    assert [t.first_placement("ns", "d", "everyone", ten, u) for u in "abc"] == [True, True, False]
     t.keep({("ns", "other")})
     assert t.first_placement("ns", "d", "everyone", ten, "c")

@@ -13,23 +13,35 @@ from llm_rollout.routing.table import bucket_of
 
 
 def served(routes: dict[str, int] | None = None, **spec: Any) -> ServedDeployment:
-    return served_from_object({
-        "metadata": {"namespace": "ns", "name": "app"},
-        "spec": {
-            "cohorts": [
-                {"name": "experts", "match": {"headers": {"X-Group": ["expert", "staff"]},
-                                              "users": ["alice", "bob"]}},
-                {"name": "beta", "match": {"headers": {"x-beta": ["1"], "x-group": ["beta"]}}},
-                {"name": "silent"},  # no matchers: only reachable explicitly
-            ],
-            "defaultCohort": "everyone",
-            **spec,
-        },
-        "status": {"routing": {
-            "stable": {"id": "s"}, "candidate": {"id": "c"},
-            "routes": [{"cohort": k, "candidatePercent": v} for k, v in (routes or {}).items()],
-        }},
-    })
+    return served_from_object(
+        {
+            "metadata": {"namespace": "ns", "name": "app"},
+            "spec": {
+                "cohorts": [
+                    {
+                        "name": "experts",
+                        "match": {
+                            "headers": {"X-Group": ["expert", "staff"]},
+                            "users": ["alice", "bob"],
+                        },
+                    },
+                    {"name": "beta", "match": {"headers": {"x-beta": ["1"], "x-group": ["beta"]}}},
+                    {"name": "silent"},  # no matchers: only reachable explicitly
+                ],
+                "defaultCohort": "everyone",
+                **spec,
+            },
+            "status": {
+                "routing": {
+                    "stable": {"id": "s"},
+                    "candidate": {"id": "c"},
+                    "routes": [
+                        {"cohort": k, "candidatePercent": v} for k, v in (routes or {}).items()
+                    ],
+                }
+            },
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,10 +63,12 @@ def served(routes: dict[str, int] | None = None, **spec: Any) -> ServedDeploymen
         ({"x-llm-cohort": "made-up"}, "alice", True, "experts"),  # undefined: ignored
     ],
 )
-def test_resolve_cohort(headers: dict[str, str], user: str | None, trust: bool,
-                        expected: str) -> None:
-    assert resolve_cohort(served(), CIMultiDict(headers), user,
-                          trust_cohort_header=trust) == expected
+def test_resolve_cohort(
+    headers: dict[str, str], user: str | None, trust: bool, expected: str
+) -> None:
+    assert (
+        resolve_cohort(served(), CIMultiDict(headers), user, trust_cohort_header=trust) == expected
+    )
 
 
 def test_any_of_repeated_header_values_matches() -> None:
@@ -64,8 +78,7 @@ def test_any_of_repeated_header_values_matches() -> None:
 
 def test_default_cohort_and_user_header_defaults() -> None:
     s = served_from_object({"metadata": {"name": "app"}})
-    assert (s.namespace, s.default_cohort, s.user_id_header) == (
-        "default", "everyone", "x-user-id")
+    assert (s.namespace, s.default_cohort, s.user_id_header) == ("default", "everyone", "x-user-id")
     assert resolve_cohort(s, CIMultiDict(), "u") == "everyone"
 
 
@@ -92,8 +105,9 @@ def test_unsticky_requests_spread_by_request_id() -> None:
 
 def test_bucket_is_stable_and_per_deployment() -> None:
     assert bucket_of("ns", "app", "u1") == bucket_of("ns", "app", "u1")
-    moved = sum(bucket_of("ns", "app", f"u{i}") != bucket_of("ns", "other", f"u{i}")
-                for i in range(1000))
+    moved = sum(
+        bucket_of("ns", "app", f"u{i}") != bucket_of("ns", "other", f"u{i}") for i in range(1000)
+    )
     assert moved > 900  # independent across deployments
 
 

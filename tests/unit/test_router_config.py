@@ -11,26 +11,37 @@ from llm_rollout.router.config import load_config_text, served_from_object
 from llm_rollout.router.state import RouterState
 
 OBJ = {
-    "apiVersion": "rollout.llmops.io/v1alpha1", "kind": "LLMDeployment",
+    "apiVersion": "rollout.llmops.io/v1alpha1",
+    "kind": "LLMDeployment",
     "metadata": {"namespace": "ns", "name": "app", "uid": "123", "generation": 4},
     "spec": {
         "stages": [{"name": "experts"}],
         "cohorts": [{"name": "experts", "match": {"headers": {"X-Group": ["e"]}}}],
-        "defaultCohort": "everyone", "userIdHeader": "x-account",
+        "defaultCohort": "everyone",
+        "userIdHeader": "x-account",
         "checks": [{"name": "short", "type": "maxLength", "max": 100}],
         "routing": {"provider": "builtin", "hosts": ["Chat.Example.com"]},
         "release": {"model": {"name": "m"}, "port": 9000},
     },
-    "status": {"phase": "Progressing", "routing": {
-        "stable": {"id": "s1", "model": "m"}, "candidate": {"id": "c2"},
-        "routes": [{"cohort": "experts", "candidatePercent": 100}]}},
+    "status": {
+        "phase": "Progressing",
+        "routing": {
+            "stable": {"id": "s1", "model": "m"},
+            "candidate": {"id": "c2"},
+            "routes": [{"cohort": "experts", "candidatePercent": 100}],
+        },
+    },
 }
 
 
 def test_served_from_object_reads_what_it_needs() -> None:
     s = served_from_object(OBJ)
     assert (s.namespace, s.name, s.default_cohort, s.user_id_header) == (
-        "ns", "app", "everyone", "x-account")
+        "ns",
+        "app",
+        "everyone",
+        "x-account",
+    )
     assert [c.name for c in s.cohorts] == ["experts"]
     assert s.compiled[0].headers == (("x-group", frozenset({"e"})),)
     assert s.routing.candidate_percent("experts") == 100 and s.routing.stable is not None
@@ -45,8 +56,10 @@ def test_served_from_object_reads_what_it_needs() -> None:
         {"metadata": {}},
         {"metadata": {"name": "a"}, "spec": {"cohorts": [{"name": "Bad_Name"}]}},
         {"metadata": {"name": "a"}, "spec": {"checks": [{"type": "nope", "name": "x"}]}},
-        {"metadata": {"name": "a"}, "status": {"routing": {"routes": [{"cohort": "x",
-                                                                       "candidatePercent": 101}]}}},
+        {
+            "metadata": {"name": "a"},
+            "status": {"routing": {"routes": [{"cohort": "x", "candidatePercent": 101}]}},
+        },
         {"metadata": {"name": "a"}, "spec": {"release": {"port": 70000}}},
         {"metadata": {"name": "a"}, "spec": {"release": {"port": True}}},
         {"metadata": {"name": "a"}, "spec": {"routing": {"hosts": "x"}}},
@@ -107,8 +120,14 @@ def test_backends() -> None:
     static = StaticBackends.from_specs(["ns/app/s1=http://127.0.0.1:8001/"])
     assert static.resolve("ns", "app", "s1") == "http://127.0.0.1:8001"
     assert static.resolve("ns", "app", "c2") is None
-    for bad in ("ns/app=http://x", "ns/app/s1", "ns/app/s1=ftp://x", "ns/app/s1=http://x/?q=1",
-                "ns/app/s1=http://u:p@x", "ns//s1=http://x"):
+    for bad in (
+        "ns/app=http://x",
+        "ns/app/s1",
+        "ns/app/s1=ftp://x",
+        "ns/app/s1=http://x/?q=1",
+        "ns/app/s1=http://u:p@x",
+        "ns//s1=http://x",
+    ):
         with pytest.raises(ValueError):
             StaticBackends.from_specs([bad])
 

@@ -10,17 +10,26 @@ from llm_rollout.router.metrics import MAX_CRITERIA, RouterMetrics
 EXPECTED = {
     "llm_router_requests": ("counter", {"namespace", "deployment", "release", "cohort", "code"}),
     "llm_router_request_duration_seconds": (
-        "histogram", {"namespace", "deployment", "release", "cohort"}),
+        "histogram",
+        {"namespace", "deployment", "release", "cohort"},
+    ),
     "llm_router_time_to_first_token_seconds": (
-        "histogram", {"namespace", "deployment", "release", "cohort"}),
-    "llm_router_tokens": (
-        "counter", {"namespace", "deployment", "release", "cohort", "direction"}),
+        "histogram",
+        {"namespace", "deployment", "release", "cohort"},
+    ),
+    "llm_router_tokens": ("counter", {"namespace", "deployment", "release", "cohort", "direction"}),
     "llm_feedback": (
-        "counter", {"namespace", "deployment", "release", "cohort", "source", "rating"}),
+        "counter",
+        {"namespace", "deployment", "release", "cohort", "source", "rating"},
+    ),
     "llm_feedback_score": (
-        "histogram", {"namespace", "deployment", "release", "cohort", "source", "criterion"}),
+        "histogram",
+        {"namespace", "deployment", "release", "cohort", "source", "criterion"},
+    ),
     "llm_heuristic_checks": (
-        "counter", {"namespace", "deployment", "release", "cohort", "check", "result"}),
+        "counter",
+        {"namespace", "deployment", "release", "cohort", "check", "result"},
+    ),
     "llm_router_fallbacks": ("counter", {"namespace", "deployment", "cohort", "release"}),
     "llm_router_upstream_errors": ("counter", {"namespace", "deployment", "release", "kind"}),
     "llm_router_unsticky_requests": ("counter", {"namespace", "deployment"}),
@@ -31,14 +40,26 @@ EXPECTED = {
 
 def test_names_types_and_labels() -> None:
     m = RouterMetrics()
-    for metric in (m.requests, m.duration, m.ttft, m.tokens, m.feedback, m.feedback_score,
-                   m.checks, m.fallbacks, m.upstream_errors, m.unsticky, m.feedback_rejected,
-                   m.assignments):
+    for metric in (
+        m.requests,
+        m.duration,
+        m.ttft,
+        m.tokens,
+        m.feedback,
+        m.feedback_score,
+        m.checks,
+        m.fallbacks,
+        m.upstream_errors,
+        m.unsticky,
+        m.feedback_rejected,
+        m.assignments,
+    ):
         names = metric._labelnames
         child = metric.labels(*(f"v-{n}" for n in names))
         (child.observe if hasattr(child, "observe") else child.inc)(1)
-    families = {f.name: f for f in text_string_to_metric_families(
-        generate_latest(m.registry).decode())}
+    families = {
+        f.name: f for f in text_string_to_metric_families(generate_latest(m.registry).decode())
+    }
     for name, (kind, labels) in EXPECTED.items():
         fam = families.pop(name)
         assert fam.type == kind, name
@@ -74,7 +95,11 @@ def test_the_router_exports_exactly_the_router_names_of_metrics_names() -> None:
     from llm_rollout.metrics import names
 
     exported = {f"{n}_total" if k == "counter" else n for n, (k, _) in EXPECTED.items()}
-    router_names = {value for key, value in vars(names).items() if key.isupper()
-                    and isinstance(value, str) and value.startswith(("llm_router", "llm_feedback",
-                                                                     "llm_heuristic"))}
+    router_names = {
+        value
+        for key, value in vars(names).items()
+        if key.isupper()
+        and isinstance(value, str)
+        and value.startswith(("llm_router", "llm_feedback", "llm_heuristic"))
+    }
     assert router_names == exported

@@ -17,16 +17,23 @@ def deployment(stable: str, candidate: str | None) -> dict[str, Any]:
     routing: dict[str, Any] = {"stable": {"id": stable}, "routes": []}
     if candidate:
         routing["candidate"] = {"id": candidate}
-    return {"metadata": {"namespace": "ns", "name": "bot"},
-            "spec": {"cohorts": [{"name": "everyone"}], "defaultCohort": "everyone"},
-            "status": {"routing": routing}}
+    return {
+        "metadata": {"namespace": "ns", "name": "bot"},
+        "spec": {"cohorts": [{"name": "everyone"}], "defaultCohort": "everyone"},
+        "status": {"routing": routing},
+    }
 
 
 def test_series_of_a_release_that_left_go_after_the_grace_period() -> None:
     now = [1000.0]
     state = RouterState()
-    router = Router(state, StaticBackends(), TokenSigner([b"k" * 32], 60),
-                    RouterSettings(retired_series_grace=600), clock=lambda: now[0])
+    router = Router(
+        state,
+        StaticBackends(),
+        TokenSigner([b"k" * 32], 60),
+        RouterSettings(retired_series_grace=600),
+        clock=lambda: now[0],
+    )
 
     def series(release: str) -> bool:
         return f'release="{release}"' in generate_latest(router.metrics.registry).decode()
@@ -50,8 +57,13 @@ def test_series_of_a_release_that_left_go_after_the_grace_period() -> None:
 def test_a_release_that_comes_back_keeps_its_series() -> None:
     now = [0.0]
     state = RouterState()
-    router = Router(state, StaticBackends(), TokenSigner([b"k" * 32], 60),
-                    RouterSettings(retired_series_grace=100), clock=lambda: now[0])
+    router = Router(
+        state,
+        StaticBackends(),
+        TokenSigner([b"k" * 32], 60),
+        RouterSettings(retired_series_grace=100),
+        clock=lambda: now[0],
+    )
     state.update([served_from_object(deployment("a", "b"))])
     now[0] += 50
     state.update([served_from_object(deployment("a", None))])  # b rolled back

@@ -24,8 +24,9 @@ NOW = 1_700_000_000
 
 
 def issue(signer: TokenSigner, now: float = NOW, user: str | None = "alice") -> str:
-    return signer.issue(ns="ns", dep="app", rel="r1", coh="beta", rid="req-1", user_id=user,
-                        now=now)
+    return signer.issue(
+        ns="ns", dep="app", rel="r1", coh="beta", rid="req-1", user_id=user, now=now
+    )
 
 
 def test_round_trip() -> None:
@@ -59,8 +60,17 @@ def test_wrong_key_and_tampering() -> None:
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
     claims["rel"] = "r2"  # re-encode a changed payload, keep the old signature
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    for bad in (f"{forged}.{sig}", f"{payload}.{sig[::-1]}", f"{payload}x.{sig}", f"{payload}.",
-                payload, "", "a.b.c", "é.é", f"{payload}.!!!"):
+    for bad in (
+        f"{forged}.{sig}",
+        f"{payload}.{sig[::-1]}",
+        f"{payload}x.{sig}",
+        f"{payload}.",
+        payload,
+        "",
+        "a.b.c",
+        "é.é",
+        f"{payload}.!!!",
+    ):
         with pytest.raises(TokenError):
             TokenSigner([K1]).verify(bad, now=NOW)
 

@@ -20,27 +20,43 @@ from llm_rollout.routing.providers import (
 )
 from llm_rollout.routing.table import CohortRoute, ReleaseInfo, RoutingTable
 
-TARGET = MeshTarget(owner=Owner("team", "bot", "uid-1"), port=8080,
-                    cohorts=[Cohort(name="experts", match=CohortMatch(users=["alice"])),
-                             Cohort(name="everyone")], default_cohort="everyone")
-TABLE = RoutingTable(stable=ReleaseInfo(id="aaaaaaaaaa"), candidate=ReleaseInfo(id="bbbbbbbbbb"),
-                     routes=[CohortRoute(cohort="experts", candidate_percent=100)])
+TARGET = MeshTarget(
+    owner=Owner("team", "bot", "uid-1"),
+    port=8080,
+    cohorts=[Cohort(name="experts", match=CohortMatch(users=["alice"])), Cohort(name="everyone")],
+    default_cohort="everyone",
+)
+TABLE = RoutingTable(
+    stable=ReleaseInfo(id="aaaaaaaaaa"),
+    candidate=ReleaseInfo(id="bbbbbbbbbb"),
+    routes=[CohortRoute(cohort="experts", candidate_percent=100)],
+)
 
 
 def test_every_spec_provider_name_is_registered() -> None:
     assert set(PROVIDERS) == set(RoutingProvider)
 
 
-@pytest.mark.parametrize(("routing", "kind"), [
-    ({"provider": "builtin"}, BuiltinProvider),
-    ({"provider": "gateway-api", "gatewayApi": {"parentRefs": [{"name": "gw"}],
-                                                "hostnames": ["bot.example"]}},
-     GatewayAPIProvider),
-    ({"provider": "istio", "istio": {"hosts": ["bot.example"], "gateways": ["gw"]}},
-     IstioProvider),
-])
-def test_provider_for_builds_the_provider_from_its_options(routing: dict[str, object],
-                                                           kind: type) -> None:
+@pytest.mark.parametrize(
+    ("routing", "kind"),
+    [
+        ({"provider": "builtin"}, BuiltinProvider),
+        (
+            {
+                "provider": "gateway-api",
+                "gatewayApi": {"parentRefs": [{"name": "gw"}], "hostnames": ["bot.example"]},
+            },
+            GatewayAPIProvider,
+        ),
+        (
+            {"provider": "istio", "istio": {"hosts": ["bot.example"], "gateways": ["gw"]}},
+            IstioProvider,
+        ),
+    ],
+)
+def test_provider_for_builds_the_provider_from_its_options(
+    routing: dict[str, object], kind: type
+) -> None:
     provider = provider_for(RoutingSpec.model_validate(routing))
     assert isinstance(provider, kind)
     assert provider.name == routing["provider"]
@@ -48,21 +64,25 @@ def test_provider_for_builds_the_provider_from_its_options(routing: dict[str, ob
 
 @pytest.mark.parametrize("name", list(RoutingProvider))
 def test_a_provider_owns_every_kind_it_renders_and_the_client_knows_it(
-        name: RoutingProvider) -> None:
+    name: RoutingProvider,
+) -> None:
     provider = provider_for(RoutingSpec(provider=name))
     rendered = provider.render(TARGET, TABLE)
     owned = {(k.api_version, k.kind) for k in provider.kinds}
     assert {(m["apiVersion"], m["kind"]) for m in rendered} <= owned
     for kind in provider.kinds:
         assert resource_path(kind.api_version, kind.kind, "team", "bot").endswith(
-            f"/namespaces/team/{kind.plural}/bot")
+            f"/namespaces/team/{kind.plural}/bot"
+        )
     for manifest in rendered:
         assert manifest["metadata"]["name"] == "bot"  # what a switch deletes by name
 
 
 def test_kinds_of_others_are_what_a_switch_deletes() -> None:
     assert [k.kind for k in kinds_of_others(RoutingProvider.BUILTIN)] == [
-        "HTTPRoute", "VirtualService"]
+        "HTTPRoute",
+        "VirtualService",
+    ]
     assert [k.kind for k in kinds_of_others(RoutingProvider.ISTIO)] == ["HTTPRoute"]
     assert [k.kind for k in kinds_of_others(RoutingProvider.GATEWAY_API)] == ["VirtualService"]
 

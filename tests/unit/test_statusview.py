@@ -8,37 +8,89 @@ from llm_rollout.statusview import render_status
 
 
 def rollout(**status: Any) -> dict[str, Any]:
-    return {"apiVersion": "rollout.llmops.io/v1alpha1", "kind": "LLMDeployment",
-            "metadata": {"namespace": "team", "name": "chat"}, "status": status}
+    return {
+        "apiVersion": "rollout.llmops.io/v1alpha1",
+        "kind": "LLMDeployment",
+        "metadata": {"namespace": "team", "name": "chat"},
+        "status": status,
+    }
 
 
 def history(n: int) -> list[dict[str, Any]]:
-    return [{"time": f"2026-11-28T12:{i:02d}:05Z", "decision": "Advance" if i else "Start",
-             "stage": "experts" if i < 3 else "beta", "step": i, "reason": f"Reason{i}",
-             "message": f"message {i}"} for i in range(n)]
+    return [
+        {
+            "time": f"2026-11-28T12:{i:02d}:05Z",
+            "decision": "Advance" if i else "Start",
+            "stage": "experts" if i < 3 else "beta",
+            "step": i,
+            "reason": f"Reason{i}",
+            "message": f"message {i}",
+        }
+        for i in range(n)
+    ]
 
 
 PROGRESSING = rollout(
-    phase="Progressing", stage="beta", stageIndex=1, step="1/2 (50%)", stepIndex=0,
-    stepPercent=50, exposed=True, message="holding: thumbs-up inconclusive",
-    stable={"id": "aaaaaaaaaa"}, candidate={"id": "bbbbbbbbbb"},
+    phase="Progressing",
+    stage="beta",
+    stageIndex=1,
+    step="1/2 (50%)",
+    stepIndex=0,
+    stepPercent=50,
+    exposed=True,
+    message="holding: thumbs-up inconclusive",
+    stable={"id": "aaaaaaaaaa"},
+    candidate={"id": "bbbbbbbbbb"},
     gates=[
-        {"name": "thumbs-up", "kind": "Ratio", "verdict": "Inconclusive", "value": 0.7234,
-         "interval": [0.6512, 0.7861], "samples": 152, "threshold": ">= 0.7",
-         "message": "interval straddles 0.7"},
-        {"name": "errors", "kind": "Ratio", "verdict": "Pass", "value": 0.0012,
-         "interval": [0.0001, 0.0066], "samples": 1830, "threshold": "<= 0.02"},
-        {"name": "latency", "kind": "Threshold", "verdict": "Error",
-         "message": "Prometheus unreachable"},
+        {
+            "name": "thumbs-up",
+            "kind": "Ratio",
+            "verdict": "Inconclusive",
+            "value": 0.7234,
+            "interval": [0.6512, 0.7861],
+            "samples": 152,
+            "threshold": ">= 0.7",
+            "message": "interval straddles 0.7",
+        },
+        {
+            "name": "errors",
+            "kind": "Ratio",
+            "verdict": "Pass",
+            "value": 0.0012,
+            "interval": [0.0001, 0.0066],
+            "samples": 1830,
+            "threshold": "<= 0.02",
+        },
+        {
+            "name": "latency",
+            "kind": "Threshold",
+            "verdict": "Error",
+            "message": "Prometheus unreachable",
+        },
     ],
-    routing={"stable": {"id": "aaaaaaaaaa"}, "candidate": {"id": "bbbbbbbbbb"},
-             "routes": [{"cohort": "experts", "candidatePercent": 100},
-                        {"cohort": "beta", "candidatePercent": 50},
-                        {"cohort": "everyone", "candidatePercent": 0}]},
-    conditions=[{"type": "Ready", "status": "True", "reason": "Progressing",
-                 "lastTransitionTime": "2026-11-28T12:00:00Z"},
-                {"type": "MetricsAvailable", "status": "False", "reason": "QueryFailed",
-                 "lastTransitionTime": "2026-11-28T12:05:00Z"}],
+    routing={
+        "stable": {"id": "aaaaaaaaaa"},
+        "candidate": {"id": "bbbbbbbbbb"},
+        "routes": [
+            {"cohort": "experts", "candidatePercent": 100},
+            {"cohort": "beta", "candidatePercent": 50},
+            {"cohort": "everyone", "candidatePercent": 0},
+        ],
+    },
+    conditions=[
+        {
+            "type": "Ready",
+            "status": "True",
+            "reason": "Progressing",
+            "lastTransitionTime": "2026-11-28T12:00:00Z",
+        },
+        {
+            "type": "MetricsAvailable",
+            "status": "False",
+            "reason": "QueryFailed",
+            "lastTransitionTime": "2026-11-28T12:05:00Z",
+        },
+    ],
     history=history(11),
 )
 
@@ -47,7 +99,7 @@ def section(text: str, title: str) -> list[str]:
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(title))
     out = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line:
             break
         out.append(line)
@@ -65,13 +117,21 @@ def test_header_shows_phase_stage_step_and_releases() -> None:
 def test_gates_are_an_aligned_table_with_value_interval_samples_threshold_verdict() -> None:
     rows = section(render_status(PROGRESSING), "GATES")
     header, thumbs, errors, latency = rows
-    assert header.split() == ["NAME", "KIND", "VALUE", "INTERVAL", "SAMPLES", "THRESHOLD",
-                              "VERDICT", "MESSAGE"]
+    assert header.split() == [
+        "NAME",
+        "KIND",
+        "VALUE",
+        "INTERVAL",
+        "SAMPLES",
+        "THRESHOLD",
+        "VERDICT",
+        "MESSAGE",
+    ]
     # every column starts where its header starts
     for column in ("KIND", "VALUE", "INTERVAL", "SAMPLES", "THRESHOLD", "VERDICT"):
         at = header.index(column)
         for row in (thumbs, errors, latency):
-            assert row[at - 2:at] == "  " and row[at] != " ", (column, row)
+            assert row[at - 2 : at] == "  " and row[at] != " ", (column, row)
     assert "0.7234" in thumbs and "[0.6512, 0.7861]" in thumbs and "152" in thumbs
     assert "Inconclusive" in thumbs and "interval straddles 0.7" in thumbs
     assert "0.0012" in errors and "<= 0.02" in errors and "Pass" in errors
@@ -83,8 +143,11 @@ def test_gates_are_an_aligned_table_with_value_interval_samples_threshold_verdic
 def test_routing_conditions_and_only_the_recent_decisions() -> None:
     text = render_status(PROGRESSING)
     routes = section(text, "ROUTING")
-    assert [r.split() for r in routes[1:]] == [["experts", "100"], ["beta", "50"],
-                                               ["everyone", "0"]]
+    assert [r.split() for r in routes[1:]] == [
+        ["experts", "100"],
+        ["beta", "50"],
+        ["everyone", "0"],
+    ]
     conditions = section(text, "CONDITIONS")
     assert conditions[2].split() == ["MetricsAvailable", "False", "QueryFailed"]
     decisions = section(text, "RECENT DECISIONS")
@@ -113,11 +176,16 @@ def test_docs_cli_shows_the_exact_patch_of_every_action() -> None:
 
 
 def test_the_sample_ratio_check_has_its_line() -> None:
-    check = {"verdict": "Error", "expected": 0.5, "observed": 0.2, "candidate": 100,
-             "stable": 400, "message": "sample ratio mismatch: candidate got 20.0% of 500 "
-             "users placed in this step (100 candidate, 400 stable), the routing promises 50%"}
-    text = render_status({**PROGRESSING, "status": {**PROGRESSING["status"],
-                                                    "sampleRatio": check}})
+    check = {
+        "verdict": "Error",
+        "expected": 0.5,
+        "observed": 0.2,
+        "candidate": 100,
+        "stable": 400,
+        "message": "sample ratio mismatch: candidate got 20.0% of 500 "
+        "users placed in this step (100 candidate, 400 stable), the routing promises 50%",
+    }
+    text = render_status({**PROGRESSING, "status": {**PROGRESSING["status"], "sampleRatio": check}})
     (line,) = [ln for ln in text.splitlines() if ln.startswith("SAMPLE RATIO")]
     assert "Error: sample ratio mismatch: candidate got 20.0% of 500 users" in line
     assert len(section(text, "GATES")) == 4  # its own block, after the gates

@@ -428,8 +428,7 @@ class Analysis(CamelModel):
 
     interval: Duration = Field(
         default="30s",
-        description="Time between analyses; the first comes one interval after the step "
-        "begins.",
+        description="Time between analyses; the first comes one interval after the step begins.",
     )
     window: Duration = Field(
         default="5m",
@@ -752,9 +751,12 @@ class EvalSuite(CamelModel):
 
 # --- the spec ------------------------------------------------------------------------
 
+
 def _defined_metric_cel(metric: str) -> str:
-    return (f"({metric} in {_PRESETS_CEL} || "
-            f"(has(self.metrics) && self.metrics.exists(m, m.name == {metric})))")
+    return (
+        f"({metric} in {_PRESETS_CEL} || "
+        f"(has(self.metrics) && self.metrics.exists(m, m.name == {metric})))"
+    )
 
 
 # Messages that name the item at fault. They use format(), not `+` or join(): the API
@@ -784,9 +786,7 @@ _UNDEFINED_SUITE_BAD = (
     "!self.evals.exists(e, e.name == c.suite)))"
 )
 _COHORT_UNDEFINED = "!self.cohorts.exists(d, d.name == c)"
-_STAGE_WITH_UNDEFINED_COHORT = (
-    f"self.stages.filter(s, s.cohorts.exists(c, {_COHORT_UNDEFINED}))[0]"
-)
+_STAGE_WITH_UNDEFINED_COHORT = f"self.stages.filter(s, s.cohorts.exists(c, {_COHORT_UNDEFINED}))[0]"
 _STAGE_UNDEFINED = "!self.stages.exists(s, s.name == n)"
 _SUITE_WITH_UNDEFINED_STAGE = f"self.evals.filter(e, e.stages.exists(n, {_STAGE_UNDEFINED}))[0]"
 _COHORT_RULE = "every cohort of a stage must be defined in spec.cohorts"

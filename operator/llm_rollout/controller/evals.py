@@ -68,8 +68,9 @@ class EvalStep:
     async def runs(self, namespace: str, name: str) -> list[dict[str, Any]]:
         """The LLMDeployment's runs (none listed when it has no suites and never had)."""
         self._problems = {}
-        runs = await self.kube.list(API_VERSION, EVAL_RUN_KIND, namespace,
-                                    f"{LABEL_DEPLOYMENT}={name}")
+        runs = await self.kube.list(
+            API_VERSION, EVAL_RUN_KIND, namespace, f"{LABEL_DEPLOYMENT}={name}"
+        )
         owned = [r for r in runs if (r.get("spec") or {}).get("deployment") == name]
         self.results.update(namespace, name, owned)
         return owned
@@ -95,26 +96,42 @@ class EvalStep:
             secret = await self.kube.get("v1", "Secret", namespace, secret_ref.name)
             if secret is None or secret_ref.key not in (secret.get("data") or {}):
                 what = "not found" if secret is None else f"has no key {secret_ref.key!r}"
-                problem = ("SecretMissing", f"judge {judge.name}: API-key Secret "
-                           f"{namespace}/{secret_ref.name} {what}")
+                problem = (
+                    "SecretMissing",
+                    f"judge {judge.name}: API-key Secret {namespace}/{secret_ref.name} {what}",
+                )
         self._problems[key] = problem
         return problem
 
     async def _mark_lost(self, run: dict[str, Any], why: str) -> dict[str, Any]:
         """Record a launch that died without a result (only if nobody wrote one since)."""
         meta = run["metadata"]
-        status = {"phase": EvalPhase.FAILED.value, "reason": "RunnerLost", "message": why,
-                  "completionTime": format_time(datetime.now(UTC))}
+        status = {
+            "phase": EvalPhase.FAILED.value,
+            "reason": "RunnerLost",
+            "message": why,
+            "completionTime": format_time(datetime.now(UTC)),
+        }
         try:
-            return await self.kube.patch_status(API_VERSION, EVAL_RUN_KIND, meta["namespace"],
-                                                meta["name"], status,
-                                                resource_version=meta.get("resourceVersion"))
+            return await self.kube.patch_status(
+                API_VERSION,
+                EVAL_RUN_KIND,
+                meta["namespace"],
+                meta["name"],
+                status,
+                resource_version=meta.get("resourceVersion"),
+            )
         except Conflict:
             return run  # the runner wrote meanwhile: its word stands
 
-    async def states(self, spec: LLMDeploymentSpec, status: LLMDeploymentStatus,
-                     namespace: str, name: str,
-                     runs: list[dict[str, Any]]) -> dict[str, EvalRunState]:
+    async def states(
+        self,
+        spec: LLMDeploymentSpec,
+        status: LLMDeploymentStatus,
+        namespace: str,
+        name: str,
+        runs: list[dict[str, Any]],
+    ) -> dict[str, EvalRunState]:
         """The engine's `evals` input: the runs the current stage needs, by suite."""
         by_name = {r["metadata"]["name"]: r for r in runs}
         states: dict[str, EvalRunState] = {}
@@ -124,8 +141,7 @@ class EvalStep:
             if run is not None:
                 state = run_state(run)
                 if not state.finished and (why := await self.executor.lost(run)):
-                    log.warning("%s/%s: eval run %s lost: %s", namespace, name, request.name,
-                                why)
+                    log.warning("%s/%s: eval run %s lost: %s", namespace, name, request.name, why)
                     run = await self._mark_lost(run, why)
                     by_name[request.name] = run
                     state = run_state(run)
@@ -133,11 +149,17 @@ class EvalStep:
             elif (problem := await self._problem(namespace, request.suite)) is not None:
                 reason, message = problem
                 states[request.suite.name] = EvalRunState(
-                    run=request.name, phase=EvalPhase.FAILED, reason=reason, message=message)
+                    run=request.name, phase=EvalPhase.FAILED, reason=reason, message=message
+                )
         return states
 
-    async def act(self, owner: Owner, spec: LLMDeploymentSpec, status: LLMDeploymentStatus,
-                  runs: list[dict[str, Any]]) -> None:
+    async def act(
+        self,
+        owner: Owner,
+        spec: LLMDeploymentSpec,
+        status: LLMDeploymentStatus,
+        runs: list[dict[str, Any]],
+    ) -> None:
         """Create the runs the (new) status needs and have every unfinished one executed."""
         by_name = {r["metadata"]["name"]: r for r in runs}
         for request in required_eval_runs(spec, status, owner.name):
@@ -148,19 +170,30 @@ class EvalStep:
                 continue
             assert self.executor is not None
             if started := await self.executor.launch(run):
-                log.info("%s/%s: eval run %s started (%s)", owner.namespace, owner.name,
-                         request.name, started)
+                log.info(
+                    "%s/%s: eval run %s started (%s)",
+                    owner.namespace,
+                    owner.name,
+                    request.name,
+                    started,
+                )
 
-    async def _create(self, owner: Owner, spec: LLMDeploymentSpec,
-                      request: EvalRunRequest) -> dict[str, Any] | None:
+    async def _create(
+        self, owner: Owner, spec: LLMDeploymentSpec, request: EvalRunRequest
+    ) -> dict[str, Any] | None:
         if await self._problem(owner.namespace, request.suite) is not None:
             return None  # reported through the engine (EvalsSucceeded=False)
         manifest = build_eval_run(owner, request, port=spec.release.port)
         created = await self.kube.create(manifest)
         if created is None:  # created meanwhile (by an earlier operator): use it
-            return await self.kube.get(API_VERSION, EVAL_RUN_KIND, owner.namespace,
-                                       request.name)
-        log.info("%s/%s: eval run %s created (suite %s, stage %s, release %s)",
-                 owner.namespace, owner.name, request.name, request.suite.name, request.stage,
-                 request.release)
+            return await self.kube.get(API_VERSION, EVAL_RUN_KIND, owner.namespace, request.name)
+        log.info(
+            "%s/%s: eval run %s created (suite %s, stage %s, release %s)",
+            owner.namespace,
+            owner.name,
+            request.name,
+            request.suite.name,
+            request.stage,
+            request.release,
+        )
         return created

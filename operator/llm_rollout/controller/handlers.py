@@ -76,13 +76,18 @@ def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
     """Log kopf in with the same credentials as the controller's API client (in-cluster,
     or the --kubeconfig given), rather than kopf's guess from the environment."""
     config = memo["controller"].kube.configuration
-    header = (config.get_api_key_with_prefix("BearerToken")
-              or config.get_api_key_with_prefix("authorization"))
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix(
+        "authorization"
+    )
     scheme, _sep, token = (header or "").rpartition(" ")
     return kopf.ConnectionInfo(
-        server=config.host, ca_path=config.ssl_ca_cert, insecure=not config.verify_ssl,
-        scheme=scheme or None, token=token or None,
-        certificate_path=config.cert_file, private_key_path=config.key_file,
+        server=config.host,
+        ca_path=config.ssl_ca_cert,
+        insecure=not config.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=config.cert_file,
+        private_key_path=config.key_file,
     )
 
 
@@ -95,8 +100,9 @@ async def shutdown(memo: Any, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def wake_on_change(namespace: str | None, name: str | None, memo: Any, spec: Any,
-                   type: str | None, **_: Any) -> None:
+def wake_on_change(
+    namespace: str | None, name: str | None, memo: Any, spec: Any, type: str | None, **_: Any
+) -> None:
     if namespace and name and type != "DELETED":
         # stage maxDurations, for llm_rollout_step_max_duration_seconds
         memo["controller"].metrics.observe_spec(namespace, name, spec)
@@ -115,8 +121,9 @@ def wake_on_eval_run_change(namespace: str | None, spec: Any, memo: Any, **_: An
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-async def rollout_loop(*, namespace: str | None, name: str, stopped: kopf.DaemonStopped,
-                       memo: Any, **_: Any) -> None:
+async def rollout_loop(
+    *, namespace: str | None, name: str, stopped: kopf.DaemonStopped, memo: Any, **_: Any
+) -> None:
     assert namespace is not None  # LLMDeployment is namespaced
     controller: Controller = memo["controller"]
     waker = _wakers(memo).setdefault((namespace, name), asyncio.Event())
@@ -128,8 +135,12 @@ async def rollout_loop(*, namespace: str | None, name: str, stopped: kopf.Daemon
             except Conflict:
                 delay = 0.0  # the object moved on: decide again on the fresh one
             except Exception:
-                log.exception("reconciling %s/%s failed; retrying in %.0fs", namespace, name,
-                              ERROR_BACKOFF_SECONDS)
+                log.exception(
+                    "reconciling %s/%s failed; retrying in %.0fs",
+                    namespace,
+                    name,
+                    ERROR_BACKOFF_SECONDS,
+                )
                 delay = ERROR_BACKOFF_SECONDS
             timeout = RESYNC_SECONDS if delay is None else min(delay, RESYNC_SECONDS)
             if timeout > 0:
@@ -143,8 +154,7 @@ async def _wait_any(waker: asyncio.Event, stopped: kopf.DaemonStopped, seconds: 
     woken = asyncio.ensure_future(waker.wait())
     halted = asyncio.ensure_future(stopped.wait())
     try:
-        await asyncio.wait({woken, halted}, timeout=seconds,
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({woken, halted}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         woken.cancel()
         halted.cancel()

@@ -61,6 +61,7 @@ _LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 
 # -- the pure part ------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class LeaseRecord:
     """What a Lease says about its holder (`holder == ""`: released or never held)."""
@@ -74,10 +75,13 @@ class LeaseRecord:
     @classmethod
     def from_lease(cls, lease: dict[str, Any]) -> LeaseRecord:
         spec = lease.get("spec") or {}
-        return cls(holder=str(spec.get("holderIdentity") or ""),
-                   duration=float(spec.get("leaseDurationSeconds") or 0),
-                   acquire_time=spec.get("acquireTime"), renew_time=spec.get("renewTime"),
-                   transitions=int(spec.get("leaseTransitions") or 0))
+        return cls(
+            holder=str(spec.get("holderIdentity") or ""),
+            duration=float(spec.get("leaseDurationSeconds") or 0),
+            acquire_time=spec.get("acquireTime"),
+            renew_time=spec.get("renewTime"),
+            transitions=int(spec.get("leaseTransitions") or 0),
+        )
 
 
 class Move(StrEnum):
@@ -87,8 +91,7 @@ class Move(StrEnum):
     WAIT = "wait"  # someone else holds a live Lease
 
 
-def next_move(record: LeaseRecord | None, *, identity: str, observed_at: float,
-              now: float) -> Move:
+def next_move(record: LeaseRecord | None, *, identity: str, observed_at: float, now: float) -> Move:
     """What to do with the Lease as last read.
 
     `observed_at` is when (on our monotonic clock) we first saw this exact record;
@@ -119,25 +122,40 @@ def micro_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def claim(record: LeaseRecord | None, *, identity: str, lease_duration: float,
-          now: datetime) -> dict[str, Any]:
+def claim(
+    record: LeaseRecord | None, *, identity: str, lease_duration: float, now: datetime
+) -> dict[str, Any]:
     """The Lease spec that makes (or keeps) `identity` the holder."""
     stamp = micro_time(now)
     if record is not None and record.holder == identity:
-        return {"holderIdentity": identity, "leaseDurationSeconds": _seconds(lease_duration),
-                "acquireTime": record.acquire_time or stamp, "renewTime": stamp,
-                "leaseTransitions": record.transitions}
+        return {
+            "holderIdentity": identity,
+            "leaseDurationSeconds": _seconds(lease_duration),
+            "acquireTime": record.acquire_time or stamp,
+            "renewTime": stamp,
+            "leaseTransitions": record.transitions,
+        }
     transitions = 0 if record is None else record.transitions + (1 if record.holder else 0)
-    return {"holderIdentity": identity, "leaseDurationSeconds": _seconds(lease_duration),
-            "acquireTime": stamp, "renewTime": stamp, "leaseTransitions": transitions}
+    return {
+        "holderIdentity": identity,
+        "leaseDurationSeconds": _seconds(lease_duration),
+        "acquireTime": stamp,
+        "renewTime": stamp,
+        "leaseTransitions": transitions,
+    }
 
 
 def release_spec(record: LeaseRecord, *, now: datetime) -> dict[str, Any]:
     """The Lease spec of a leader stepping down gracefully: no holder, so the next
     candidate takes it at once."""
     stamp = micro_time(now)
-    return {"holderIdentity": None, "leaseDurationSeconds": 1, "acquireTime": stamp,
-            "renewTime": stamp, "leaseTransitions": record.transitions}
+    return {
+        "holderIdentity": None,
+        "leaseDurationSeconds": 1,
+        "acquireTime": stamp,
+        "renewTime": stamp,
+        "leaseTransitions": record.transitions,
+    }
 
 
 def _seconds(value: float) -> int:
@@ -149,19 +167,26 @@ def check_timing(lease_duration: float, renew_deadline: float, retry_period: flo
     if min(lease_duration, renew_deadline, retry_period) <= 0:
         raise ValueError("leader election durations must be positive")
     if lease_duration != round(lease_duration) or lease_duration < 1:
-        raise ValueError("--leader-elect-lease-duration must be whole seconds (the Lease "
-                         "stores leaseDurationSeconds as an integer)")
+        raise ValueError(
+            "--leader-elect-lease-duration must be whole seconds (the Lease "
+            "stores leaseDurationSeconds as an integer)"
+        )
     if renew_deadline >= lease_duration:
-        raise ValueError(f"--leader-elect-renew-deadline ({renew_deadline:g}s) must be shorter "
-                         f"than --leader-elect-lease-duration ({lease_duration:g}s): a leader "
-                         "must stop acting before others may take over")
+        raise ValueError(
+            f"--leader-elect-renew-deadline ({renew_deadline:g}s) must be shorter "
+            f"than --leader-elect-lease-duration ({lease_duration:g}s): a leader "
+            "must stop acting before others may take over"
+        )
     if renew_deadline <= JITTER_FACTOR * retry_period:
-        raise ValueError(f"--leader-elect-renew-deadline ({renew_deadline:g}s) must be longer "
-                         f"than {JITTER_FACTOR} x --leader-elect-retry-period "
-                         f"({retry_period:g}s)")
+        raise ValueError(
+            f"--leader-elect-renew-deadline ({renew_deadline:g}s) must be longer "
+            f"than {JITTER_FACTOR} x --leader-elect-retry-period "
+            f"({retry_period:g}s)"
+        )
 
 
 # -- configuration --------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ElectionConfig:
@@ -180,25 +205,47 @@ class ElectionConfig:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group(
-        "leader election", "Run several replicas: only the holder of a Lease acts.")
-    g.add_argument("--leader-elect", action="store_true",
-                   help="wait for the Lease before acting, renew it while acting "
-                   "(required with more than one replica)")
-    g.add_argument("--leader-elect-namespace", default=None,
-                   help="namespace of the Lease (default: $POD_NAMESPACE, the service "
-                   "account's namespace, the first --namespace, or 'default')")
+        "leader election", "Run several replicas: only the holder of a Lease acts."
+    )
+    g.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="wait for the Lease before acting, renew it while acting "
+        "(required with more than one replica)",
+    )
+    g.add_argument(
+        "--leader-elect-namespace",
+        default=None,
+        help="namespace of the Lease (default: $POD_NAMESPACE, the service "
+        "account's namespace, the first --namespace, or 'default')",
+    )
     g.add_argument("--leader-elect-name", default=DEFAULT_LEASE_NAME, help="name of the Lease")
-    g.add_argument("--leader-elect-identity", default=None,
-                   help="this replica's identity (default: $POD_NAME or the host name, "
-                   "plus a random suffix)")
-    g.add_argument("--leader-elect-lease-duration", type=float, default=DEFAULT_LEASE_DURATION,
-                   metavar="SECONDS", help="how long standbys wait, after the Lease last "
-                   "changed, before taking it over")
-    g.add_argument("--leader-elect-renew-deadline", type=float, default=DEFAULT_RENEW_DEADLINE,
-                   metavar="SECONDS", help="a leader that could not renew for this long stops "
-                   "acting (exits 1)")
-    g.add_argument("--leader-elect-retry-period", type=float, default=DEFAULT_RETRY_PERIOD,
-                   metavar="SECONDS", help="how often to renew, and how often standbys try")
+    g.add_argument(
+        "--leader-elect-identity",
+        default=None,
+        help="this replica's identity (default: $POD_NAME or the host name, plus a random suffix)",
+    )
+    g.add_argument(
+        "--leader-elect-lease-duration",
+        type=float,
+        default=DEFAULT_LEASE_DURATION,
+        metavar="SECONDS",
+        help="how long standbys wait, after the Lease last changed, before taking it over",
+    )
+    g.add_argument(
+        "--leader-elect-renew-deadline",
+        type=float,
+        default=DEFAULT_RENEW_DEADLINE,
+        metavar="SECONDS",
+        help="a leader that could not renew for this long stops acting (exits 1)",
+    )
+    g.add_argument(
+        "--leader-elect-retry-period",
+        type=float,
+        default=DEFAULT_RETRY_PERIOD,
+        metavar="SECONDS",
+        help="how often to renew, and how often standbys try",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ElectionConfig:
@@ -208,14 +255,20 @@ def config_from_args(args: argparse.Namespace) -> ElectionConfig:
     if not namespace:
         namespace = args.namespace[0] if getattr(args, "namespace", None) else "default"
     identity = args.leader_elect_identity or (
-        f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}")
-    return ElectionConfig(namespace=namespace, name=args.leader_elect_name, identity=identity,
-                          lease_duration=args.leader_elect_lease_duration,
-                          renew_deadline=args.leader_elect_renew_deadline,
-                          retry_period=args.leader_elect_retry_period)
+        f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    )
+    return ElectionConfig(
+        namespace=namespace,
+        name=args.leader_elect_name,
+        identity=identity,
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
+    )
 
 
 # -- I/O --------------------------------------------------------------------------------
+
 
 class LeaseConflict(Exception):
     """Create or update lost a race (HTTP 409): someone else wrote the Lease first."""
@@ -241,17 +294,20 @@ class KubeLeases:
 
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
         _m, url, headers, serialized, _p = self._api.param_serialize(
-            method, path, header_params=headers, body=body, auth_settings=["BearerToken"])
-        response = self._api.call_api(method, url, header_params=headers, body=serialized,
-                                      _request_timeout=self._timeout)
+            method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
+        response = self._api.call_api(
+            method, url, header_params=headers, body=serialized, _request_timeout=self._timeout
+        )
         data = response.read()
         if response.status == 404 and method == "GET":
             return None
         if response.status == 409:
             raise LeaseConflict(data.decode("utf-8", "replace"))
         if not 200 <= response.status < 300:
-            raise ApiException(status=response.status, reason=response.reason,
-                               body=data.decode("utf-8", "replace"))
+            raise ApiException(
+                status=response.status, reason=response.reason, body=data.decode("utf-8", "replace")
+            )
         result: dict[str, Any] = json.loads(data)
         return result
 
@@ -276,9 +332,14 @@ class LostLeadership(Exception):
 class LeaderElector:
     """Acquire, renew and release one Lease (`ElectionConfig`) through `api`."""
 
-    def __init__(self, api: LeaseAPI, config: ElectionConfig, *,
-                 clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        api: LeaseAPI,
+        config: ElectionConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.api = api
         self.config = config
         self.clock = clock
@@ -310,21 +371,30 @@ class LeaderElector:
             log.warning("reading Lease %s/%s failed: %s", cfg.namespace, cfg.name, err)
             return False
         record = self._observe(lease, self.clock())
-        move = next_move(record, identity=cfg.identity, observed_at=self._observed_at,
-                         now=self.clock())
+        move = next_move(
+            record, identity=cfg.identity, observed_at=self._observed_at, now=self.clock()
+        )
         if move is Move.WAIT:
             return False
-        spec = claim(record, identity=cfg.identity, lease_duration=cfg.lease_duration,
-                     now=self.wall())
+        spec = claim(
+            record, identity=cfg.identity, lease_duration=cfg.lease_duration, now=self.wall()
+        )
         try:
             if move is Move.CREATE:
-                written = self.api.create(cfg.namespace, {
-                    "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": {"name": cfg.name, "namespace": cfg.namespace}, "spec": spec})
+                written = self.api.create(
+                    cfg.namespace,
+                    {
+                        "apiVersion": "coordination.k8s.io/v1",
+                        "kind": "Lease",
+                        "metadata": {"name": cfg.name, "namespace": cfg.namespace},
+                        "spec": spec,
+                    },
+                )
             else:
                 assert lease is not None
-                written = self.api.replace(cfg.namespace, cfg.name, {
-                    **lease, "spec": spec})  # carries metadata.resourceVersion
+                written = self.api.replace(
+                    cfg.namespace, cfg.name, {**lease, "spec": spec}
+                )  # carries metadata.resourceVersion
         except LeaseConflict:
             return False
         except Exception as err:
@@ -333,8 +403,9 @@ class LeaderElector:
         self._observe(written, self.clock())
         self.last_renewed = sent
         if move is not Move.RENEW:
-            log.info("acquired Lease %s/%s as %s (%s)", cfg.namespace, cfg.name, cfg.identity,
-                     move.value)
+            log.info(
+                "acquired Lease %s/%s as %s (%s)", cfg.namespace, cfg.name, cfg.identity, move.value
+            )
         return True
 
     async def acquire(self, stop: asyncio.Event) -> bool:
@@ -346,8 +417,9 @@ class LeaderElector:
                 return True
             if self.holder and self.holder != reported:
                 reported = self.holder
-                log.info("standing by: Lease %s/%s is held by %s", cfg.namespace, cfg.name,
-                         self.holder)
+                log.info(
+                    "standing by: Lease %s/%s is held by %s", cfg.namespace, cfg.name, self.holder
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), cfg.retry_period)
         return False
@@ -360,27 +432,38 @@ class LeaderElector:
             assert self.last_renewed is not None
             remaining = cfg.renew_deadline - (self.clock() - self.last_renewed)
             try:
-                ok = await asyncio.wait_for(asyncio.to_thread(self.try_acquire_or_renew),
-                                            max(remaining, 0.001))
+                ok = await asyncio.wait_for(
+                    asyncio.to_thread(self.try_acquire_or_renew), max(remaining, 0.001)
+                )
             except TimeoutError:
                 ok = False
             if not ok and self.holder and self.holder != cfg.identity:
-                raise LostLeadership(f"Lease {cfg.namespace}/{cfg.name} is now held by "
-                                     f"{self.holder}")
-            if must_step_down(last_renewed=self.last_renewed, now=self.clock(),
-                              renew_deadline=cfg.renew_deadline):
-                raise LostLeadership(f"could not renew Lease {cfg.namespace}/{cfg.name} within "
-                                     f"{cfg.renew_deadline:g}s")
+                raise LostLeadership(
+                    f"Lease {cfg.namespace}/{cfg.name} is now held by {self.holder}"
+                )
+            if must_step_down(
+                last_renewed=self.last_renewed, now=self.clock(), renew_deadline=cfg.renew_deadline
+            ):
+                raise LostLeadership(
+                    f"could not renew Lease {cfg.namespace}/{cfg.name} within "
+                    f"{cfg.renew_deadline:g}s"
+                )
 
     def release(self) -> None:
         """Give the Lease up (blocking), if we still hold it as last read."""
-        if self._lease is None or self._record is None or \
-                self._record.holder != self.config.identity:
+        if (
+            self._lease is None
+            or self._record is None
+            or self._record.holder != self.config.identity
+        ):
             return
         cfg = self.config
         try:
-            self.api.replace(cfg.namespace, cfg.name, {
-                **self._lease, "spec": release_spec(self._record, now=self.wall())})
+            self.api.replace(
+                cfg.namespace,
+                cfg.name,
+                {**self._lease, "spec": release_spec(self._record, now=self.wall())},
+            )
             log.info("released Lease %s/%s", cfg.namespace, cfg.name)
         except Exception as err:  # the standby then waits for expiry: slower, still safe
             log.warning("releasing Lease %s/%s failed: %s", cfg.namespace, cfg.name, err)
@@ -391,8 +474,9 @@ def _version(lease: dict[str, Any] | None) -> str | None:
 
 
 def _exit_now(reason: str) -> None:
-    log.error("stopping: lost leadership (%s); exiting so that this replica restarts as a "
-              "standby", reason)
+    log.error(
+        "stopping: lost leadership (%s); exiting so that this replica restarts as a standby", reason
+    )
     logging.shutdown()
     os._exit(1)
 
@@ -401,8 +485,9 @@ class Watchdog:
     """A thread that ends the process once the renew deadline has passed, even if the
     event loop is stuck (a handler blocking it, a paused process resuming)."""
 
-    def __init__(self, elector: LeaderElector, on_lost: Callable[[str], None],
-                 interval: float = 0.1) -> None:
+    def __init__(
+        self, elector: LeaderElector, on_lost: Callable[[str], None], interval: float = 0.1
+    ) -> None:
         self.elector = elector
         self.on_lost = on_lost
         self.interval = interval
@@ -419,17 +504,21 @@ class Watchdog:
         cfg = self.elector.config
         while not self._stop.wait(self.interval):
             last = self.elector.last_renewed
-            if last is not None and must_step_down(last_renewed=last, now=self.elector.clock(),
-                                                   renew_deadline=cfg.renew_deadline):
+            if last is not None and must_step_down(
+                last_renewed=last, now=self.elector.clock(), renew_deadline=cfg.renew_deadline
+            ):
                 self.on_lost(f"no renewal for {cfg.renew_deadline:g}s")
                 return
 
 
-async def run_elected(elector: LeaderElector,
-                      operator: Callable[[], Coroutine[Any, Any, None]], *,
-                      standby: Callable[[], Awaitable[Callable[[], Awaitable[None]]]] | None = None,
-                      on_leading: Callable[[bool], None] = lambda _leading: None,
-                      on_lost: Callable[[str], None] = _exit_now) -> int:
+async def run_elected(
+    elector: LeaderElector,
+    operator: Callable[[], Coroutine[Any, Any, None]],
+    *,
+    standby: Callable[[], Awaitable[Callable[[], Awaitable[None]]]] | None = None,
+    on_leading: Callable[[bool], None] = lambda _leading: None,
+    on_lost: Callable[[str], None] = _exit_now,
+) -> int:
     """Wait for the Lease, then run `operator()` while renewing it.
 
     `standby()` starts what a waiting replica serves (health, metrics) and returns its
@@ -482,8 +571,12 @@ async def run_elected(elector: LeaderElector,
         watchdog.stop()
 
 
-def run_operator(args: argparse.Namespace, api_client: Any, controller: Any,
-                 operator: Callable[[], Coroutine[Any, Any, None]]) -> int:
+def run_operator(
+    args: argparse.Namespace,
+    api_client: Any,
+    controller: Any,
+    operator: Callable[[], Coroutine[Any, Any, None]],
+) -> int:
     """`llm-rollout operator --leader-elect`: stand by (serving /healthz and /metrics on
     --metrics-listen) until this replica holds the Lease, then run `operator`."""
     try:
@@ -491,11 +584,18 @@ def run_operator(args: argparse.Namespace, api_client: Any, controller: Any,
     except ValueError as err:
         log.error("leader election: %s", err)
         return 2
-    elector = LeaderElector(KubeLeases(api_client, timeout=min(5.0, config.renew_deadline / 2)),
-                            config)
-    log.info("leader election: identity %s, Lease %s/%s (duration %gs, renew deadline %gs, "
-             "retry %gs)", config.identity, config.namespace, config.name,
-             config.lease_duration, config.renew_deadline, config.retry_period)
+    elector = LeaderElector(
+        KubeLeases(api_client, timeout=min(5.0, config.renew_deadline / 2)), config
+    )
+    log.info(
+        "leader election: identity %s, Lease %s/%s (duration %gs, renew deadline %gs, retry %gs)",
+        config.identity,
+        config.namespace,
+        config.name,
+        config.lease_duration,
+        config.renew_deadline,
+        config.retry_period,
+    )
 
     async def standby() -> Callable[[], Awaitable[None]]:
         from llm_rollout.controller.handlers import _serve_metrics

@@ -83,8 +83,9 @@ class Controller:
         if self.providers is None:
             self.providers = ProviderCache(timeout=self.settings.query_timeout)
         if self.evals is None:
-            self.evals = EvalStep(self.kube, self.settings.evals,
-                                  EvalResultsCollector(self.metrics.registry))
+            self.evals = EvalStep(
+                self.kube, self.settings.evals, EvalResultsCollector(self.metrics.registry)
+            )
 
     async def aclose(self) -> None:
         assert self.providers is not None
@@ -101,8 +102,14 @@ class Controller:
             raise LookupError(f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
         return base64.b64decode(data).decode().strip()
 
-    async def _observe(self, spec: LLMDeploymentSpec, namespace: str, name: str,
-                       queries: list[MetricQuery], now: datetime) -> dict[str, Observation]:
+    async def _observe(
+        self,
+        spec: LLMDeploymentSpec,
+        namespace: str,
+        name: str,
+        queries: list[MetricQuery],
+        now: datetime,
+    ) -> dict[str, Observation]:
         def all_errors(kind: ObservationErrorKind, message: str) -> dict[str, Observation]:
             return {q.key: ObservationError(kind, message) for q in queries}
 
@@ -126,43 +133,65 @@ class Controller:
         return observations
 
     async def _release_deployments(self, namespace: str, name: str) -> list[dict[str, Any]]:
-        return await self.kube.list("apps/v1", "Deployment", namespace,
-                                    f"{LABEL_DEPLOYMENT}={name}")
+        return await self.kube.list(
+            "apps/v1", "Deployment", namespace, f"{LABEL_DEPLOYMENT}={name}"
+        )
 
     # -- outputs --------------------------------------------------------------------
 
-    async def _apply_release(self, owner: Owner, spec: LLMDeploymentSpec,
-                             status: LLMDeploymentStatus) -> dict[str, tuple[str, str]]:
+    async def _apply_release(
+        self, owner: Owner, spec: LLMDeploymentSpec, status: LLMDeploymentStatus
+    ) -> dict[str, tuple[str, str]]:
         """Apply the spec's release; returns {object name: (release, role applied)}."""
         release = release_info(spec)
         role = release_role(release.id, status)
         if role == RETIRED and not (status.candidate and status.candidate.id == release.id):
             role = CANDIDATE  # a new release: decide() is about to make it the candidate
-        deployment = build_deployment(owner, release, template=spec.release.template,
-                                      replicas=spec.release.replicas, role=role)
+        deployment = build_deployment(
+            owner,
+            release,
+            template=spec.release.template,
+            replicas=spec.release.replicas,
+            role=role,
+        )
         await self.kube.apply(deployment)
         await self.kube.apply(build_service(owner, release, port=spec.release.port, role=role))
         return {deployment["metadata"]["name"]: (release.id, role)}
 
-    async def _relabel(self, owner: Owner, deployments: list[dict[str, Any]],
-                       status: LLMDeploymentStatus,
-                       applied: dict[str, tuple[str, str]]) -> None:
+    async def _relabel(
+        self,
+        owner: Owner,
+        deployments: list[dict[str, Any]],
+        status: LLMDeploymentStatus,
+        applied: dict[str, tuple[str, str]],
+    ) -> None:
         """Role labels say what each release is after this decision (controller/roles.py)."""
         for name, role in plan_roles(deployments, status, applied):
-            patch = {"metadata": {"name": name, "namespace": owner.namespace,
-                                  "labels": {LABEL_ROLE: role}}}
+            patch = {
+                "metadata": {
+                    "name": name,
+                    "namespace": owner.namespace,
+                    "labels": {LABEL_ROLE: role},
+                }
+            }
             for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service")):
                 with contextlib.suppress(NotFound, Invalid):  # gone, or a Service never made
-                    await self.kube.apply({"apiVersion": api_version, "kind": kind, **patch},
-                                          manager=ROLE_MANAGER)
+                    await self.kube.apply(
+                        {"apiVersion": api_version, "kind": kind, **patch}, manager=ROLE_MANAGER
+                    )
 
-    async def _apply_routing(self, owner: Owner, spec: LLMDeploymentSpec,
-                             status: LLMDeploymentStatus) -> None:
+    async def _apply_routing(
+        self, owner: Owner, spec: LLMDeploymentSpec, status: LLMDeploymentStatus
+    ) -> None:
         if status.routing is None:
             return
-        target = MeshTarget(owner=owner, port=spec.release.port, cohorts=spec.cohorts,
-                            default_cohort=spec.default_cohort,
-                            user_id_header=spec.user_id_header)
+        target = MeshTarget(
+            owner=owner,
+            port=spec.release.port,
+            cohorts=spec.cohorts,
+            default_cohort=spec.default_cohort,
+            user_id_header=spec.user_id_header,
+        )
         for manifest in provider_for(spec.routing).render(target, status.routing):
             await self.kube.apply(manifest)
 
@@ -171,36 +200,56 @@ class Controller:
         keep routing with old weights after a switch (to builtin, say)."""
         for kind in kinds_of_others(spec.routing.provider):
             if await self.kube.delete(kind.api_version, kind.kind, owner.namespace, owner.name):
-                log.info("deleted %s %s/%s left by an earlier routing provider", kind.kind,
-                         owner.namespace, owner.name)
+                log.info(
+                    "deleted %s %s/%s left by an earlier routing provider",
+                    kind.kind,
+                    owner.namespace,
+                    owner.name,
+                )
 
-    async def _retire(self, owner: Owner, deployments: list[dict[str, Any]],
-                      live: set[str], now: datetime) -> None:
-        for action in plan_retirement(deployments, live, now=now,
-                                      scale_down_delay=self.settings.scale_down_delay,
-                                      retention=self.settings.retention):
+    async def _retire(
+        self, owner: Owner, deployments: list[dict[str, Any]], live: set[str], now: datetime
+    ) -> None:
+        for action in plan_retirement(
+            deployments,
+            live,
+            now=now,
+            scale_down_delay=self.settings.scale_down_delay,
+            retention=self.settings.retention,
+        ):
             ident = {"name": action.name, "namespace": owner.namespace}
-            base: dict[str, Any] = {"apiVersion": "apps/v1", "kind": "Deployment",
-                                    "metadata": ident}
+            base: dict[str, Any] = {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": ident,
+            }
             if action.step is RetireStep.DELETE:
-                log.info("deleting retired release %s of %s/%s", action.release,
-                         owner.namespace, owner.name)
+                log.info(
+                    "deleting retired release %s of %s/%s",
+                    action.release,
+                    owner.namespace,
+                    owner.name,
+                )
                 await self.kube.delete("apps/v1", "Deployment", owner.namespace, action.name)
                 await self.kube.delete("v1", "Service", owner.namespace, action.name)
             elif action.step is RetireStep.MARK:
                 stamp = format_time(now)
-                await self.kube.apply(base | {"metadata": ident | {
-                    "annotations": {RETIRED_AT: stamp}}}, manager="llm-rollout-retire")
+                await self.kube.apply(
+                    base | {"metadata": ident | {"annotations": {RETIRED_AT: stamp}}},
+                    manager="llm-rollout-retire",
+                )
             elif action.step is RetireStep.UNMARK:
                 await self.kube.apply(base, manager="llm-rollout-retire")
             else:
-                await self.kube.apply(base | {"spec": {"replicas": 0}},
-                                         manager="llm-rollout-retire")
+                await self.kube.apply(
+                    base | {"spec": {"replicas": 0}}, manager="llm-rollout-retire"
+                )
 
     # -- the step -------------------------------------------------------------------
 
-    async def reconcile(self, namespace: str, name: str,
-                        now: datetime | None = None) -> float | None:
+    async def reconcile(
+        self, namespace: str, name: str, now: datetime | None = None
+    ) -> float | None:
         """Run one step; returns seconds until the next one is due (None: on change only).
 
         Raises Conflict when the object changed under us: the caller retries at once.
@@ -221,19 +270,23 @@ class Controller:
         try:
             spec = LLMDeploymentSpec.model_validate(obj.get("spec") or {})
         except ValidationError as err:
-            problems = [f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                        for e in err.errors()]
+            problems = [
+                f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+            ]
             invalid = mark_invalid(status, now=now, generation=generation, problems=problems)
             await self._write(obj, status, invalid)
             return None
         address = spec.prometheus.address or self.settings.prometheus_url
         if not self.settings.prometheus_allowed(address):
             # Waiting cannot fix this: Invalid at once, nothing applied, never queried.
-            self.metrics.query_errors.labels(namespace, name,
-                                             ObservationErrorKind.FORBIDDEN.value).inc()
-            problem = (f"spec.prometheus.address: {address} is not allowed by the operator; "
-                       f"start it with --allow-prometheus={address} (chart value "
-                       "operator.allowedPrometheus) or remove the address")
+            self.metrics.query_errors.labels(
+                namespace, name, ObservationErrorKind.FORBIDDEN.value
+            ).inc()
+            problem = (
+                f"spec.prometheus.address: {address} is not allowed by the operator; "
+                f"start it with --allow-prometheus={address} (chart value "
+                "operator.allowedPrometheus) or remove the address"
+            )
             log.warning("%s/%s: %s", namespace, name, problem)
             invalid = mark_invalid(status, now=now, generation=generation, problems=[problem])
             await self._write(obj, status, invalid)
@@ -248,14 +301,22 @@ class Controller:
             reason = err.message
             if not spec.release.template:
                 reason += " (spec.release.template is empty: a release needs a pod template)"
-            decision = mark_failed(spec, status, now=now, generation=generation,
-                                   reason="ReleaseRejected", message=reason,
-                                   action=action_from_annotations(meta.get("annotations")))
+            decision = mark_failed(
+                spec,
+                status,
+                now=now,
+                generation=generation,
+                reason="ReleaseRejected",
+                message=reason,
+                action=action_from_annotations(meta.get("annotations")),
+            )
 
         if decision is None:
             ready = frozenset(
-                d["metadata"]["labels"].get(LABEL_RELEASE, "") for d in deployments
-                if deployment_available(d, spec.release.replicas))
+                d["metadata"]["labels"].get(LABEL_RELEASE, "")
+                for d in deployments
+                if deployment_available(d, spec.release.replicas)
+            )
             # With suites: their runs (also exported as llm_eval_score) and their states.
             runs = await self.evals.runs(namespace, name) if spec.evals else []
             if not spec.evals:
@@ -266,11 +327,17 @@ class Controller:
                 queries = plan_queries(spec, status, namespace, name, now=now)
                 if queries:
                     observations = await self._observe(spec, namespace, name, queries, now)
-            decision = decide(spec, status, now=now, name=name,
-                              generation=generation, observations=observations,
-                              ready_releases=ready,
-                              action=action_from_annotations(meta.get("annotations")),
-                              evals=eval_states)
+            decision = decide(
+                spec,
+                status,
+                now=now,
+                name=name,
+                generation=generation,
+                observations=observations,
+                ready_releases=ready,
+                action=action_from_annotations(meta.get("annotations")),
+                evals=eval_states,
+            )
 
         if status.routing_provider is not decision.status.routing_provider:
             await self._remove_other_routing(owner, spec)  # before the status says it is done
@@ -293,8 +360,9 @@ class Controller:
         self.metrics.analysis_seconds.observe(time.monotonic() - started)
         return decision.requeue_after
 
-    async def _write(self, obj: dict[str, Any], old: LLMDeploymentStatus,
-                     decision: Decision) -> None:
+    async def _write(
+        self, obj: dict[str, Any], old: LLMDeploymentStatus, decision: Decision
+    ) -> None:
         meta = obj["metadata"]
         new = decision.status
         if _dump(new) != _dump(old):
@@ -302,12 +370,21 @@ class Controller:
         if decision.notable:
             ns, name = meta["namespace"], meta["name"]
             self.metrics.decisions.labels(ns, name, decision.outcome.value).inc()
-            log.info("%s/%s: %s (%s) %s", ns, name, decision.outcome.value, decision.reason,
-                     decision.message)
+            log.info(
+                "%s/%s: %s (%s) %s",
+                ns,
+                name,
+                decision.outcome.value,
+                decision.reason,
+                decision.message,
+            )
             try:
-                await self.kube.event(obj, reason=decision.outcome.value,
-                                      message=f"{decision.reason}: {decision.message}",
-                                      warning=decision.warning)
+                await self.kube.event(
+                    obj,
+                    reason=decision.outcome.value,
+                    message=f"{decision.reason}: {decision.message}",
+                    warning=decision.warning,
+                )
             except KubeError as err:  # an Event is worth a log line, not a retry
                 log.warning("could not post an Event for %s/%s: %s", ns, name, err.reason)
 

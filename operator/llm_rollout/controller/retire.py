@@ -35,8 +35,14 @@ class RetireAction:
     release: str
 
 
-def plan_retirement(deployments: list[dict[str, Any]], live: set[str], *, now: datetime,
-                    scale_down_delay: float, retention: float) -> list[RetireAction]:
+def plan_retirement(
+    deployments: list[dict[str, Any]],
+    live: set[str],
+    *,
+    now: datetime,
+    scale_down_delay: float,
+    retention: float,
+) -> list[RetireAction]:
     actions = []
     for dep in deployments:
         meta = dep.get("metadata", {})

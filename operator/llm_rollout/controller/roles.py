@@ -20,14 +20,20 @@ def release_role(release: str, status: LLMDeploymentStatus) -> str:
     abort or retry, then scaled down and deleted: controller/retire.py)."""
     if status.stable is not None and status.stable.id == release:
         return STABLE
-    if (status.candidate is not None and status.candidate.id == release
-            and status.phase in ACTIVE_PHASES):
+    if (
+        status.candidate is not None
+        and status.candidate.id == release
+        and status.phase in ACTIVE_PHASES
+    ):
         return CANDIDATE
     return RETIRED
 
 
-def plan_roles(deployments: list[dict[str, Any]], status: LLMDeploymentStatus,
-               applied: dict[str, tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+def plan_roles(
+    deployments: list[dict[str, Any]],
+    status: LLMDeploymentStatus,
+    applied: dict[str, tuple[str, str]] | None = None,
+) -> list[tuple[str, str]]:
     """(object name, role) for each release whose role label is not what it is now.
 
     `deployments` as listed; `applied` maps the name of a Deployment applied in this
@@ -39,8 +45,11 @@ def plan_roles(deployments: list[dict[str, Any]], status: LLMDeploymentStatus,
         labels = meta.get("labels") or {}
         current[meta.get("name", "")] = (labels.get(LABEL_RELEASE, ""), labels.get(LABEL_ROLE, ""))
     current.update(applied or {})
-    return [(name, role) for name, (release, label) in sorted(current.items())
-            if release and (role := release_role(release, status)) != label]
+    return [
+        (name, role)
+        for name, (release, label) in sorted(current.items())
+        if release and (role := release_role(release, status)) != label
+    ]
 
 
 __all__ = ["CANDIDATE", "RETIRED", "STABLE", "plan_roles", "release_role"]

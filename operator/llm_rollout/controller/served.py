@@ -30,8 +30,9 @@ def served_paths(namespaces: tuple[str, ...]) -> list[str]:
     return [f"{base}/namespaces/{ns}/{plural}" for ns in namespaces for plural in PLURALS]
 
 
-async def wait_until_served(kube: KubeAPI, namespaces: tuple[str, ...], *,
-                            patience: float = 120.0, period: float = 0.5) -> float:
+async def wait_until_served(
+    kube: KubeAPI, namespaces: tuple[str, ...], *, patience: float = 120.0, period: float = 0.5
+) -> float:
     """Seconds waited. Only "not served yet" answers (404, 429, 5xx) wait; anything
     else (a 403 from RBAC, say) is left for the watches to report in their own words."""
     started = time.monotonic()
@@ -44,12 +45,19 @@ async def wait_until_served(kube: KubeAPI, namespaces: tuple[str, ...], *,
                 break
             except (NotFound, Unavailable) as err:  # not served yet
                 if not announced:
-                    log.info("waiting for the API server to serve %s (HTTP %s %s)", path,
-                             err.status, err.reason)
+                    log.info(
+                        "waiting for the API server to serve %s (HTTP %s %s)",
+                        path,
+                        err.status,
+                        err.reason,
+                    )
                     announced = True
                 if time.monotonic() > deadline:
-                    log.warning("the API server still does not serve %s after %.0f s; "
-                                "starting anyway", path, patience)
+                    log.warning(
+                        "the API server still does not serve %s after %.0f s; starting anyway",
+                        path,
+                        patience,
+                    )
                     return time.monotonic() - started
                 await asyncio.sleep(period)
             except KubeError:

@@ -28,4 +28,5 @@ class OperatorSettings:
     def prometheus_allowed(self, address: str) -> bool:
         norm = address.rstrip("/")
         return norm == self.prometheus_url.rstrip("/") or norm in {
-            a.rstrip("/") for a in self.allowed_prometheus}
+            a.rstrip("/") for a in self.allowed_prometheus
+        }

@@ -14,10 +14,14 @@ from llm_rollout.testbed import TestBedError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llm_rollout.demo")
-    parser.add_argument("--out-dir", type=Path, default=DemoConfig.out_dir,
-                        help="where the PNG timelines go")
-    parser.add_argument("--no-live", action="store_true",
-                        help="print progress lines instead of redrawing the status table")
+    parser.add_argument(
+        "--out-dir", type=Path, default=DemoConfig.out_dir, help="where the PNG timelines go"
+    )
+    parser.add_argument(
+        "--no-live",
+        action="store_true",
+        help="print progress lines instead of redrawing the status table",
+    )
     args = parser.parse_args(argv)
     demo = Demo(DemoConfig(out_dir=args.out_dir, live=not args.no_live))
 

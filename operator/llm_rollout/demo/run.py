@@ -62,15 +62,21 @@ class DemoConfig:
     # Compressed time: seconds where the example says minutes and hours.
     interval: str = "2s"
     window: str = "30s"
-    durations: dict[str, tuple[str, str]] = field(default_factory=lambda: {
-        "experts": ("12s", "120s"), "beta": ("6s", "120s"), "all": ("6s", "120s")})
+    durations: dict[str, tuple[str, str]] = field(
+        default_factory=lambda: {
+            "experts": ("12s", "120s"),
+            "beta": ("6s", "120s"),
+            "all": ("6s", "120s"),
+        }
+    )
     min_samples_divisor: int = 10
     # Compressed time gives a step hundreds of samples, where the example's hours give
     # thousands (docs/statistics.md, sizing): proving an error rate under 2% with zero
     # errors takes ~260 requests, more than a beta step of a few seconds; a Compare
     # margin of 0.03 takes ~10,000 ratings per release, 0.15 a few hundred.
-    gate_overrides: dict[str, dict[str, float]] = field(default_factory=lambda: {
-        "errors": {"max": 0.05}, "thumbs-vs-stable": {"margin": 0.15}})
+    gate_overrides: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {"errors": {"max": 0.05}, "thumbs-vs-stable": {"margin": 0.15}}
+    )
 
 
 @dataclass
@@ -109,9 +115,13 @@ def eval_example() -> tuple[dict[str, Any], dict[str, Any]]:
     return suite, dataset
 
 
-def demo_spec(config: DemoConfig, *, revision: str | None = None,
-              prompt: str | None = None, judge_url: str = "http://127.0.0.1:8010/v1"
-              ) -> dict[str, Any]:
+def demo_spec(
+    config: DemoConfig,
+    *,
+    revision: str | None = None,
+    prompt: str | None = None,
+    judge_url: str = "http://127.0.0.1:8010/v1",
+) -> dict[str, Any]:
     """The example LLMDeployment with time compressed, a chosen release, and the evals
     example's suite run at the experts stage against the local judge."""
     spec: dict[str, Any] = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text())["spec"])
@@ -123,9 +133,16 @@ def demo_spec(config: DemoConfig, *, revision: str | None = None,
         judge["apiKeySecretRef"] = {"name": "judge-api-key", "key": "token"}
     spec["evals"] = [suite]
     experts = next(st for st in spec["stages"] if st["name"] == "experts")
-    experts["gates"].append({"name": "eval-quality", "kind": "Threshold",
-                             "metric": "eval-score", "suite": suite["name"],
-                             "criterion": "composite", "min": 0.8})
+    experts["gates"].append(
+        {
+            "name": "eval-quality",
+            "kind": "Threshold",
+            "metric": "eval-score",
+            "suite": suite["name"],
+            "criterion": "composite",
+            "min": 0.8,
+        }
+    )
     release = spec["release"]
     release["replicas"] = 1
     if revision:
@@ -154,11 +171,12 @@ class Demo:
         self.specs = {
             "A": demo_spec(config, revision="2026-11-01", judge_url=judge),
             "B'": demo_spec(config, revision="2026-11-15", judge_url=judge),
-            "B''": demo_spec(config, revision="2026-11-15", prompt="v8-terse",
-                             judge_url=judge),
+            "B''": demo_spec(config, revision="2026-11-15", prompt="v8-terse", judge_url=judge),
         }
-        self.ids = {label: release_id(LLMDeploymentSpec.model_validate(s))
-                    for label, s in self.specs.items()}
+        self.ids = {
+            label: release_id(LLMDeploymentSpec.model_validate(s))
+            for label, s in self.specs.items()
+        }
         self.servers: dict[str, str] = {}  # release id -> base URL
 
     # -- plumbing ----------------------------------------------------------------
@@ -171,14 +189,18 @@ class Demo:
         self.pids.append(proc.pid)
         return proc.pid
 
-    def _wait_http(self, url: str, what: str, timeout: float = 30.0,
-                   body: bytes | None = None) -> None:
+    def _wait_http(
+        self, url: str, what: str, timeout: float = 30.0, body: bytes | None = None
+    ) -> None:
         """Until `url` answers 200 (a POST of the JSON `body` when given)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             request = urllib.request.Request(
-                url, data=body, method="POST" if body is not None else "GET",
-                headers={"content-type": "application/json"})
+                url,
+                data=body,
+                method="POST" if body is not None else "GET",
+                headers={"content-type": "application/json"},
+            )
             try:
                 with urllib.request.urlopen(request, timeout=5) as resp:
                     if resp.status == 200:
@@ -186,8 +208,9 @@ class Demo:
             except OSError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"{what} did not answer {url} within {timeout:.0f}s "
-                           f"(logs in {self.work})")
+        raise RuntimeError(
+            f"{what} did not answer {url} within {timeout:.0f}s (logs in {self.work})"
+        )
 
     def _healthy(self, release: str) -> bool:
         url = self.servers.get(release)
@@ -202,61 +225,102 @@ class Demo:
     def _kubectl(self, *args: str, input: str | None = None) -> str:
         assert self.bed is not None
         result = subprocess.run(
-            [str(Path(self.bed.state.bin_dir) / "kubectl"), "--kubeconfig",
-             self.bed.state.kubeconfig, *args],
-            input=input, capture_output=True, text=True, timeout=60, check=False)
+            [
+                str(Path(self.bed.state.bin_dir) / "kubectl"),
+                "--kubeconfig",
+                self.bed.state.kubeconfig,
+                *args,
+            ],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
         return result.stdout
 
     def _object(self) -> dict[str, Any]:
         """The LLMDeployment as the API server has it (empty before it is created)."""
-        out = self._kubectl("get", f"{PLURAL}.{GROUP}", NAME, "-n", NAMESPACE,
-                            "--ignore-not-found", "-o", "json")
+        out = self._kubectl(
+            "get", f"{PLURAL}.{GROUP}", NAME, "-n", NAMESPACE, "--ignore-not-found", "-o", "json"
+        )
         return dict(json.loads(out)) if out.strip() else {}
 
     def _apply(self, spec: dict[str, Any]) -> None:
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMDeployment",
-                "metadata": {"name": NAME, "namespace": NAMESPACE}, "spec": spec}
-        self._kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
-                      input=json.dumps(body))
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "LLMDeployment",
+            "metadata": {"name": NAME, "namespace": NAMESPACE},
+            "spec": spec,
+        }
+        self._kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(body)
+        )
 
     # -- phases ------------------------------------------------------------------
 
     def start_everything(self) -> None:
         py = sys.executable
         if self.bed is None:
-            self.say("starting the local control plane (kube-apiserver, etcd) and "
-                     "Prometheus...")
+            self.say("starting the local control plane (kube-apiserver, etcd) and Prometheus...")
             self.bed = TestBed.start()
         bed = self.bed
-        self.say(f"kube-apiserver {bed.state.apiserver_url}, Prometheus "
-                 f"{bed.state.prometheus_url}")
+        self.say(f"kube-apiserver {bed.state.apiserver_url}, Prometheus {bed.state.prometheus_url}")
         for crd in sorted((REPO_ROOT / "crds").glob("*.yaml")):
             self._kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-        self._kubectl("wait", "--for", "condition=established", "--timeout", "60s",
-                      f"crd/{PLURAL}.{GROUP}")
+        self._kubectl(
+            "wait", "--for", "condition=established", "--timeout", "60s", f"crd/{PLURAL}.{GROUP}"
+        )
         self._kubectl("create", "namespace", NAMESPACE)
 
         profiles = {"A": "good", "B'": "good", "B''": "regressed"}
         for label, profile in profiles.items():
             port = free_port()
-            self._start(f"model-{profile}-{self.ids[label]}",
-                        [py, "-m", "llm_rollout.sim.model_server", "--listen",
-                         f"127.0.0.1:{port}", "--profile", profile])
+            self._start(
+                f"model-{profile}-{self.ids[label]}",
+                [
+                    py,
+                    "-m",
+                    "llm_rollout.sim.model_server",
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                    "--profile",
+                    profile,
+                ],
+            )
             self.servers[self.ids[label]] = f"http://127.0.0.1:{port}"
-            self.say(f"model server for release {label} ({self.ids[label]}, {profile}) "
-                     f"on port {port}")
-        self._start("judge", [py, "-m", "llm_rollout.sim.judge", "--listen",
-                              f"127.0.0.1:{self.judge_port}", "--api-key", JUDGE_KEY])
+            self.say(
+                f"model server for release {label} ({self.ids[label]}, {profile}) on port {port}"
+            )
+        self._start(
+            "judge",
+            [
+                py,
+                "-m",
+                "llm_rollout.sim.judge",
+                "--listen",
+                f"127.0.0.1:{self.judge_port}",
+                "--api-key",
+                JUDGE_KEY,
+            ],
+        )
         self.say(f"deterministic LLM judge on port {self.judge_port}")
         for url in [*self.servers.values(), f"http://127.0.0.1:{self.judge_port}"]:
             self._wait_http(f"{url}/healthz", "model server")
         _, dataset = eval_example()
         dataset["metadata"]["namespace"] = NAMESPACE
         self._kubectl("apply", "-f", "-", input=json.dumps(dataset))
-        self._kubectl("create", "secret", "generic", "judge-api-key", "-n", NAMESPACE,
-                      f"--from-literal=token={JUDGE_KEY}")
+        self._kubectl(
+            "create",
+            "secret",
+            "generic",
+            "judge-api-key",
+            "-n",
+            NAMESPACE,
+            f"--from-literal=token={JUDGE_KEY}",
+        )
 
         backends = {f"{NAMESPACE}/{NAME}/{rid}": url for rid, url in self.servers.items()}
         backend_file = self.work / "backends.json"
@@ -264,20 +328,54 @@ class Demo:
         key_file = self.work / "feedback.key"
         key_file.write_text(secrets.token_hex(32) + "\n")
         self.router_port, router_metrics = free_port(), free_port()
-        self._start("router", [py, "-m", "llm_rollout.cli", "router", "--listen",
-                               f"127.0.0.1:{self.router_port}", "--metrics-listen",
-                               f"127.0.0.1:{router_metrics}", "--kube", "--kubeconfig",
-                               bed.state.kubeconfig, "--namespace", NAMESPACE,
-                               "--backend-file", str(backend_file), "--token-key-file",
-                               str(key_file)])
+        self._start(
+            "router",
+            [
+                py,
+                "-m",
+                "llm_rollout.cli",
+                "router",
+                "--listen",
+                f"127.0.0.1:{self.router_port}",
+                "--metrics-listen",
+                f"127.0.0.1:{router_metrics}",
+                "--kube",
+                "--kubeconfig",
+                bed.state.kubeconfig,
+                "--namespace",
+                NAMESPACE,
+                "--backend-file",
+                str(backend_file),
+                "--token-key-file",
+                str(key_file),
+            ],
+        )
         operator_metrics = free_port()
-        self._start("operator", [py, "-m", "llm_rollout.cli", "operator", "--kubeconfig",
-                                 bed.state.kubeconfig, "--prometheus-url",
-                                 bed.state.prometheus_url, "--namespace", NAMESPACE,
-                                 "--metrics-listen", f"127.0.0.1:{operator_metrics}",
-                                 "--scale-down-delay", "30", "--retention", "600",
-                                 "--eval-executor", "local",
-                                 "--eval-backend-file", str(backend_file)])
+        self._start(
+            "operator",
+            [
+                py,
+                "-m",
+                "llm_rollout.cli",
+                "operator",
+                "--kubeconfig",
+                bed.state.kubeconfig,
+                "--prometheus-url",
+                bed.state.prometheus_url,
+                "--namespace",
+                NAMESPACE,
+                "--metrics-listen",
+                f"127.0.0.1:{operator_metrics}",
+                "--scale-down-delay",
+                "30",
+                "--retention",
+                "600",
+                "--eval-executor",
+                "local",
+                "--eval-backend-file",
+                str(backend_file),
+            ],
+        )
         self._wait_http(f"http://127.0.0.1:{router_metrics}/healthz", "router")
         self._wait_http(f"http://127.0.0.1:{operator_metrics}/healthz", "operator")
         bed.add_scrape_target("router", f"127.0.0.1:{router_metrics}")
@@ -287,8 +385,10 @@ class Demo:
         from kubernetes import config as kconfig
 
         api_client = kconfig.new_client_from_config(config_file=bed.state.kubeconfig)
-        self.say("no kubelet here: a stand-in marks a release's Deployment available once "
-                 "its model server answers /healthz")
+        self.say(
+            "no kubelet here: a stand-in marks a release's Deployment available once "
+            "its model server answers /healthz"
+        )
         self.kubelet = KubeletStandIn(api_client, NAMESPACE, is_ready=self._healthy)
 
     async def _watch(self, scenario: Scenario) -> None:
@@ -298,17 +398,21 @@ class Demo:
         while time.monotonic() < deadline:
             obj = await asyncio.to_thread(self._object)
             status = obj.get("status") or {}
-            ours = (status.get("release") == scenario.release
-                    or (status.get("candidate") or {}).get("id") == scenario.release)
+            ours = (
+                status.get("release") == scenario.release
+                or (status.get("candidate") or {}).get("id") == scenario.release
+            )
             line = f"{status.get('phase')} {status.get('stage')} {status.get('step')}"
             if self.config.live and sys.stdout.isatty():
-                print("\033[2J\033[H" + f"{scenario.title}\n\n" + render_status(obj),
-                      flush=True)
+                print("\033[2J\033[H" + f"{scenario.title}\n\n" + render_status(obj), flush=True)
             elif line != last:
                 self.say(f"  {line}: {status.get('message', '')}")
             last = line
-            if ours and status.get("phase") in FINAL and status.get("observedGeneration") == \
-                    obj["metadata"]["generation"]:
+            if (
+                ours
+                and status.get("phase") in FINAL
+                and status.get("observedGeneration") == obj["metadata"]["generation"]
+            ):
                 scenario.phase = status["phase"]
                 scenario.stage = status.get("stage", "")
                 return
@@ -323,22 +427,27 @@ class Demo:
         scenario.ended = time.time()
         history = (self._object().get("status") or {}).get("history", [])
         since = scenario.started - 1  # history is bounded: select by time, not by count
-        scenario.decisions = [d for d in history if d.get("release") == scenario.release
-                              and _timestamp(d["time"]) >= since]
+        scenario.decisions = [
+            d
+            for d in history
+            if d.get("release") == scenario.release and _timestamp(d["time"]) >= since
+        ]
         self.say(f"    ended {scenario.phase} at stage {scenario.stage or '-'}")
 
     def _wait_routed(self, timeout: float = 15.0) -> None:
         """Until the router has seen release A's routing (its watch lags the status
         write by up to a second): traffic starts only once it can be served."""
         url = f"http://127.0.0.1:{self.router_port}/d/{NAMESPACE}/{NAME}/v1/chat/completions"
-        body = json.dumps({"model": "assistant",
-                           "messages": [{"role": "user", "content": "ping"}]}).encode()
+        body = json.dumps(
+            {"model": "assistant", "messages": [{"role": "user", "content": "ping"}]}
+        ).encode()
         self._wait_http(url, f"the router serving {NAMESPACE}/{NAME}", timeout, body)
 
     def _prometheus(self, promql: str) -> list[dict[str, Any]]:
         assert self.bed is not None
-        url = (f"{self.bed.state.prometheus_url}/api/v1/query?"
-               + urllib.parse.urlencode({"query": promql}))
+        url = f"{self.bed.state.prometheus_url}/api/v1/query?" + urllib.parse.urlencode(
+            {"query": promql}
+        )
         with urllib.request.urlopen(url, timeout=10) as resp:
             return list(json.loads(resp.read())["data"]["result"])
 
@@ -346,32 +455,50 @@ class Demo:
         assert self.bed is not None
         obj = self._object()
         stages = [s["name"] for s in obj["spec"]["stages"]]
-        timeline = fetch_timeline(self.bed.state.prometheus_url, NAMESPACE, NAME,
-                                  start=scenario.started - 1, end=scenario.ended + 3,
-                                  step=1.0, history=scenario.decisions, stage_names=stages,
-                                  feedback_window=self.config.window)
+        timeline = fetch_timeline(
+            self.bed.state.prometheus_url,
+            NAMESPACE,
+            NAME,
+            start=scenario.started - 1,
+            end=scenario.ended + 3,
+            step=1.0,
+            history=scenario.decisions,
+            stage_names=stages,
+            feedback_window=self.config.window,
+        )
         scenario.plot = draw(timeline, path, title=scenario.title)
 
     async def run(self) -> DemoResult:
         problems: list[str] = []
         stop = asyncio.Event()
         self.start_everything()
-        first = Scenario("Release A becomes stable (first release)", self.ids["A"],
-                         "Promoted")
+        first = Scenario("Release A becomes stable (first release)", self.ids["A"], "Promoted")
         await self.run_scenario(first, self.specs["A"])
         if first.phase != "Promoted":
             problems.append(f"release A: expected Promoted, got {first.phase}")
 
         await asyncio.to_thread(self._wait_routed)
-        sim = Simulator(f"http://127.0.0.1:{self.router_port}", NAMESPACE, NAME,
-                        self.specs["A"]["checks"], load=self.config.load)
+        sim = Simulator(
+            f"http://127.0.0.1:{self.router_port}",
+            NAMESPACE,
+            NAME,
+            self.specs["A"]["checks"],
+            load=self.config.load,
+        )
         traffic = asyncio.create_task(sim.run(stop))
         self.say("simulated users are chatting and rating (experts, beta, everyone)")
         scenarios = [
-            Scenario("Rollout 1: release B' (good) experts -> beta -> everyone",
-                     self.ids["B'"], "Promoted"),
-            Scenario("Rollout 2: release B'' (regressed: translates brand names)",
-                     self.ids["B''"], "RolledBack", expected_stage="experts"),
+            Scenario(
+                "Rollout 1: release B' (good) experts -> beta -> everyone",
+                self.ids["B'"],
+                "Promoted",
+            ),
+            Scenario(
+                "Rollout 2: release B'' (regressed: translates brand names)",
+                self.ids["B''"],
+                "RolledBack",
+                expected_stage="experts",
+            ),
         ]
         try:
             for scenario, label in zip(scenarios, ("B'", "B''"), strict=True):
@@ -383,42 +510,58 @@ class Demo:
 
         for scenario in scenarios:
             if scenario.phase != scenario.expected:
-                problems.append(f"{scenario.title}: expected {scenario.expected}, got "
-                                f"{scenario.phase}")
+                problems.append(
+                    f"{scenario.title}: expected {scenario.expected}, got {scenario.phase}"
+                )
             if scenario.expected_stage and scenario.stage != scenario.expected_stage:
-                problems.append(f"{scenario.title}: expected to end at stage "
-                                f"{scenario.expected_stage}, ended at {scenario.stage}")
+                problems.append(
+                    f"{scenario.title}: expected to end at stage "
+                    f"{scenario.expected_stage}, ended at {scenario.stage}"
+                )
         regressed = self.ids["B''"]
         if regressed in record.releases_seen_by("beta"):
             problems.append("a beta user reached the regressed release B''")
         beta_in_prom = self._prometheus(
             f'sum(llm_router_requests_total{{namespace="{NAMESPACE}",deployment="{NAME}",'
-            f'release="{regressed}",cohort="beta"}}) > 0')
+            f'release="{regressed}",cohort="beta"}}) > 0'
+        )
         if beta_in_prom:
             problems.append("the router counted beta requests served by B''")
         prom_feedback = {
-            (r["metric"]["release"], r["metric"]["cohort"], r["metric"]["source"],
-             r["metric"]["rating"]): float(r["value"][1])
+            (
+                r["metric"]["release"],
+                r["metric"]["cohort"],
+                r["metric"]["source"],
+                r["metric"]["rating"],
+            ): float(r["value"][1])
             for r in self._prometheus(
-                f'sum by (release, cohort, source, rating) (llm_feedback_total'
-                f'{{namespace="{NAMESPACE}",deployment="{NAME}"}}) > 0')}
+                f"sum by (release, cohort, source, rating) (llm_feedback_total"
+                f'{{namespace="{NAMESPACE}",deployment="{NAME}"}}) > 0'
+            )
+        }
         accepted = {k: float(v) for k, v in record.feedback_accepted.items() if v}
         if prom_feedback != accepted:
-            problems.append(f"feedback in Prometheus {prom_feedback} != accepted by the "
-                            f"router as the simulator saw it {accepted}")
+            problems.append(
+                f"feedback in Prometheus {prom_feedback} != accepted by the "
+                f"router as the simulator saw it {accepted}"
+            )
         eval_scores = self._prometheus(
-            f'llm_eval_score{{namespace="{NAMESPACE}",deployment="{NAME}",'
-            f'criterion="composite"}}')
+            f'llm_eval_score{{namespace="{NAMESPACE}",deployment="{NAME}",criterion="composite"}}'
+        )
         evaluated = {r["metric"]["release"] for r in eval_scores}
         for label in ("B'", "B''"):
             if self.ids[label] not in evaluated:
                 problems.append(f"no eval score of release {label} in Prometheus")
         for i, scenario in enumerate(scenarios, 1):
             self._plot(scenario, self.config.out_dir / f"demo-rollout-{i}.png")
-        return DemoResult(scenarios=[first, *scenarios], record=record,
-                          releases=self.ids, problems=problems,
-                          prometheus_feedback=prom_feedback,
-                          eval_runs=self._kubectl("get", "llmevalruns", "-n", NAMESPACE))
+        return DemoResult(
+            scenarios=[first, *scenarios],
+            record=record,
+            releases=self.ids,
+            problems=problems,
+            prometheus_feedback=prom_feedback,
+            eval_runs=self._kubectl("get", "llmevalruns", "-n", NAMESPACE),
+        )
 
     def stop(self) -> None:
         kubelet = getattr(self, "kubelet", None)
@@ -445,14 +588,17 @@ def summary(result: DemoResult) -> str:
     for label, rid in result.releases.items():
         lines.append(f"release {label}: {rid}")
     for scenario in result.scenarios:
-        lines.append(f"- {scenario.title}: {scenario.phase}"
-                     + (f" at stage {scenario.stage}" if scenario.stage else "")
-                     + (f" ({scenario.ended - scenario.started:.0f}s)" if scenario.ended
-                        else ""))
+        lines.append(
+            f"- {scenario.title}: {scenario.phase}"
+            + (f" at stage {scenario.stage}" if scenario.stage else "")
+            + (f" ({scenario.ended - scenario.started:.0f}s)" if scenario.ended else "")
+        )
         for d in scenario.decisions:
             if d["decision"] != "Hold":
-                lines.append(f"    {d['time'][11:19]} {d['decision']:<9} "
-                             f"{d.get('stage') or '-':<8} {d.get('message', '')[:150]}")
+                lines.append(
+                    f"    {d['time'][11:19]} {d['decision']:<9} "
+                    f"{d.get('stage') or '-':<8} {d.get('message', '')[:150]}"
+                )
         if scenario.plot:
             lines.append(f"    picture: {scenario.plot}")
     if result.eval_runs:
@@ -460,15 +606,23 @@ def summary(result: DemoResult) -> str:
         lines += [f"  {line}" for line in result.eval_runs.strip().splitlines()]
     rec = result.record
     served = sum(rec.requests.values())
-    lines.append(f"simulated users: {served} answers, "
-                 f"{sum(rec.feedback_accepted.values())} feedback accepted, "
-                 f"{rec.failed_requests} failed requests")
+    lines.append(
+        f"simulated users: {served} answers, "
+        f"{sum(rec.feedback_accepted.values())} feedback accepted, "
+        f"{rec.failed_requests} failed requests"
+    )
     by_cohort: dict[str, set[str]] = {}
     for cohort, release in rec.requests:
         by_cohort.setdefault(cohort, set()).add(release)
     for cohort, releases in sorted(by_cohort.items()):
         names = sorted(k for k, v in result.releases.items() if v in releases)
         lines.append(f"  {cohort} were served by: {', '.join(names)}")
-    lines.append("result: " + ("OK, both rollouts ended as expected" if result.ok else
-                               "FAILED:\n  " + "\n  ".join(result.problems)))
+    lines.append(
+        "result: "
+        + (
+            "OK, both rollouts ended as expected"
+            if result.ok
+            else "FAILED:\n  " + "\n  ".join(result.problems)
+        )
+    )
     return "\n".join(lines)

@@ -72,8 +72,16 @@ class SimulatorRecord:
 
 
 class Simulator:
-    def __init__(self, router_url: str, namespace: str, name: str, checks: list[Any],
-                 *, load: tuple[CohortLoad, ...] = DEFAULT_LOAD, seed: int = 7) -> None:
+    def __init__(
+        self,
+        router_url: str,
+        namespace: str,
+        name: str,
+        checks: list[Any],
+        *,
+        load: tuple[CohortLoad, ...] = DEFAULT_LOAD,
+        seed: int = 7,
+    ) -> None:
         self.base = f"{router_url.rstrip('/')}/d/{namespace}/{name}"
         self.feedback_url = f"{router_url.rstrip('/')}/feedback"
         self.checks = parse_checks(checks)
@@ -93,8 +101,7 @@ class Simulator:
             base = 5 if quality >= 1.0 else 4 if quality >= 0.75 else 2
             score = max(1, min(5, base - (1 if rng.random() < 0.2 else 0)))
             terminology = 5 if quality >= 1.0 else 2
-            return {"score": score, "criteria": {"accuracy": score,
-                                                 "terminology": terminology}}
+            return {"score": score, "criteria": {"accuracy": score, "terminology": terminology}}
         liked = rng.random() < (0.88 if quality >= 1.0 else 0.35)
         return {"thumbs": "up" if liked else "down"}
 
@@ -104,12 +111,17 @@ class Simulator:
         headers = {"x-user-id": user, "content-type": "application/json"}
         if cohort.group:
             headers["x-user-group"] = cohort.group
-        body = {"model": "assistant", "messages": [
-            {"role": "system", "content": "Translate the user's text to German."},
-            {"role": "user", "content": question}]}
+        body = {
+            "model": "assistant",
+            "messages": [
+                {"role": "system", "content": "Translate the user's text to German."},
+                {"role": "user", "content": question},
+            ],
+        }
         try:
-            async with session.post(f"{self.base}/v1/chat/completions", json=body,
-                                    headers=headers) as resp:
+            async with session.post(
+                f"{self.base}/v1/chat/completions", json=body, headers=headers
+            ) as resp:
                 payload = await resp.json(content_type=None)
                 release = resp.headers.get("x-llm-release", "")
                 token = resp.headers.get("x-llm-feedback-token", "")
@@ -139,8 +151,9 @@ class Simulator:
         except (aiohttp.ClientError, TimeoutError):
             rec.feedback_rejected[0] += 1
 
-    async def _cohort_loop(self, session: aiohttp.ClientSession, cohort: CohortLoad,
-                           stop: asyncio.Event) -> None:
+    async def _cohort_loop(
+        self, session: aiohttp.ClientSession, cohort: CohortLoad, stop: asyncio.Event
+    ) -> None:
         pending: set[asyncio.Task[None]] = set()
         interval = 1.0 / cohort.rate
         while not stop.is_set():

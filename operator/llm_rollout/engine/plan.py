@@ -207,7 +207,10 @@ def sample_ratio_since(spec: LLMDeploymentSpec, status: LLMDeploymentStatus) -> 
 
 
 def _sample_ratio_queries(
-    spec: LLMDeploymentSpec, status: LLMDeploymentStatus, namespace: str, name: str,
+    spec: LLMDeploymentSpec,
+    status: LLMDeploymentStatus,
+    namespace: str,
+    name: str,
     now: datetime,
 ) -> list[MetricQuery]:
     stage = exposed_stage(spec, status)

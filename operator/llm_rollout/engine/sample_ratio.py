@@ -24,8 +24,12 @@ SAMPLE_RATIO_CONFIDENCE = 0.999
 # departures visible in a few hundred units (Lindon & Malek's code defaults to 10,000,
 # for experiments with millions).
 PRIOR_UNITS = 100.0
+
+
 def check_sample_ratio(
-    spec: LLMDeploymentSpec, status: LLMDeploymentStatus, observations: Observations,
+    spec: LLMDeploymentSpec,
+    status: LLMDeploymentStatus,
+    observations: Observations,
     now: datetime,
 ) -> SampleRatioCheck | None:
     """The check's verdict at this analysis (None: no check at this step)."""
@@ -35,7 +39,8 @@ def check_sample_ratio(
         return None
     if now <= since:
         return SampleRatioCheck(
-            verdict=Verdict.INCONCLUSIVE, expected=expected,
+            verdict=Verdict.INCONCLUSIVE,
+            expected=expected,
             message=f"counts the users placed from {since.isoformat()} on (two analysis "
             "intervals into the step, once the routing has switched)",
         )
@@ -45,7 +50,8 @@ def check_sample_ratio(
         if isinstance(obs, ObservationError) and not obs.no_data:
             # Broken metrics are the gates' business (they query the same Prometheus).
             return SampleRatioCheck(
-                verdict=Verdict.INCONCLUSIVE, expected=expected,
+                verdict=Verdict.INCONCLUSIVE,
+                expected=expected,
                 message=f"assignment counts unavailable: {obs.kind}: {obs.message}",
             )
         value = float(obs) if isinstance(obs, int | float) and math.isfinite(obs) else 0.0

@@ -72,12 +72,19 @@ def case_result(suite: EvalSuite, outcome: CaseOutcome) -> tuple[CaseResult, str
 def _check_criterion(name: str, answered: Sequence[CaseOutcome]) -> CriterionResult:
     passed = [next((c.passed for c in o.checks if c.name == name), False) for o in answered]
     rate = sum(passed) / len(passed) if passed else None
-    return CriterionResult(name=name, kind=CriterionKind.CHECK, score=_round(rate),
-                           mean=_round(rate), pass_rate=_round(rate), count=len(passed))
+    return CriterionResult(
+        name=name,
+        kind=CriterionKind.CHECK,
+        score=_round(rate),
+        mean=_round(rate),
+        pass_rate=_round(rate),
+        count=len(passed),
+    )
 
 
-def _judge_criterion(suite: EvalSuite, index: int,
-                     answered: Sequence[CaseOutcome]) -> CriterionResult:
+def _judge_criterion(
+    suite: EvalSuite, index: int, answered: Sequence[CaseOutcome]
+) -> CriterionResult:
     judge = suite.judges[index]
     valid: list[float] = []
     invalid: list[InvalidScore] = []
@@ -149,8 +156,15 @@ def failures(suite: EvalSuite, outcomes: Mapping[str, Sequence[CaseOutcome]]) ->
             result, criterion, detail = case_result(suite, outcome)
             if result is CaseResult.PASS:
                 continue
-            out.append(CaseFailure(case=outcome.case.id, release=release, result=result,
-                                   criterion=criterion, detail=detail[:500]))
+            out.append(
+                CaseFailure(
+                    case=outcome.case.id,
+                    release=release,
+                    result=result,
+                    criterion=criterion,
+                    detail=detail[:500],
+                )
+            )
             if len(out) >= MAX_FAILURES_SHOWN:
                 return out
     return out
@@ -167,14 +181,22 @@ def run_problem(suite: EvalSuite, result: EvalResult) -> tuple[str, str] | None:
     if total and errors == total:
         return "NoAnswers", f"{who} answered none of {total} cases"
     if total and errors / total > suite.max_invalid_ratio:
-        return ("ReleaseErrors", f"{who} gave no answer to {errors} of {total} cases "
-                f"(more than maxInvalidRatio {suite.max_invalid_ratio:g})")
+        return (
+            "ReleaseErrors",
+            f"{who} gave no answer to {errors} of {total} cases "
+            f"(more than maxInvalidRatio {suite.max_invalid_ratio:g})",
+        )
     for criterion in result.criteria:
         judged = criterion.count + criterion.invalid
-        if criterion.kind is CriterionKind.JUDGE and judged and (
-                criterion.invalid / judged > suite.max_invalid_ratio):
-            return ("JudgeInvalid",
-                    f"judge {criterion.name}: {criterion.invalid} of {judged} scores of {who} "
-                    f"invalid ({_reasons(criterion.invalid_reasons)}; e.g. "
-                    f"{criterion.last_error[:200]})")
+        if (
+            criterion.kind is CriterionKind.JUDGE
+            and judged
+            and (criterion.invalid / judged > suite.max_invalid_ratio)
+        ):
+            return (
+                "JudgeInvalid",
+                f"judge {criterion.name}: {criterion.invalid} of {judged} scores of {who} "
+                f"invalid ({_reasons(criterion.invalid_reasons)}; e.g. "
+                f"{criterion.last_error[:200]})",
+            )
     return None

@@ -6,14 +6,23 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", required=True, metavar="NS/NAME",
-                        help="the LLMEvalRun to execute")
-    parser.add_argument("--kubeconfig", default=None,
-                        help="kubeconfig (default: in-cluster, then $KUBECONFIG)")
-    parser.add_argument("--backend", action="append", default=[], metavar="NS/NAME/RELEASE=URL",
-                        help="local mode: where a release answers (repeatable; as the router)")
-    parser.add_argument("--backend-file", default=None, metavar="FILE",
-                        help="local mode: JSON/YAML object {'ns/name/release': URL}")
+    parser.add_argument("--run", required=True, metavar="NS/NAME", help="the LLMEvalRun to execute")
+    parser.add_argument(
+        "--kubeconfig", default=None, help="kubeconfig (default: in-cluster, then $KUBECONFIG)"
+    )
+    parser.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NS/NAME/RELEASE=URL",
+        help="local mode: where a release answers (repeatable; as the router)",
+    )
+    parser.add_argument(
+        "--backend-file",
+        default=None,
+        metavar="FILE",
+        help="local mode: JSON/YAML object {'ns/name/release': URL}",
+    )
     parser.add_argument("--verbose", action="store_true")
 
 

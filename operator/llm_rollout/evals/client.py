@@ -94,8 +94,7 @@ class ChatClient:
     async def _once(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> Completion:
         started = time.monotonic()
         try:
-            response = await self._http.post(url, json=body, headers=headers,
-                                             timeout=self._timeout)
+            response = await self._http.post(url, json=body, headers=headers, timeout=self._timeout)
         except httpx.TimeoutException as err:
             raise CallError("timeout", f"no answer from {url} within {self._timeout:g}s") from err
         except httpx.HTTPError as err:
@@ -118,8 +117,12 @@ class ChatClient:
         """The assistant's answer from the chat-completions `url`; raises CallError once
         retries are used up."""
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        body: dict[str, Any] = {"model": model, "messages": messages, "stream": False,
-                                **(extra or {})}
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "stream": False,
+            **(extra or {}),
+        }
         for attempt in range(self._attempts):
             try:
                 return await self._once(url, body, headers)

@@ -94,8 +94,9 @@ def parse_dataset(text: str) -> list[Case]:
             continue
         case = parse_case(raw, number)
         if case.id in seen:
-            raise DatasetError(f"duplicate case id {case.id!r} (first on line {seen[case.id]})",
-                               number)
+            raise DatasetError(
+                f"duplicate case id {case.id!r} (first on line {seen[case.id]})", number
+            )
         seen[case.id] = number
         cases.append(case)
         if len(cases) > MAX_CASES:

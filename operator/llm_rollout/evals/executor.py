@@ -81,8 +81,10 @@ class JobExecutor:
             return None
         for condition in (job.get("status") or {}).get("conditions") or []:
             if condition.get("type") == "Failed" and condition.get("status") == "True":
-                return (f"Job {job_name(name)} failed: {condition.get('reason', '')}: "
-                        f"{condition.get('message', '')}").rstrip(": ")
+                return (
+                    f"Job {job_name(name)} failed: {condition.get('reason', '')}: "
+                    f"{condition.get('message', '')}"
+                ).rstrip(": ")
         return None
 
 
@@ -122,8 +124,12 @@ class LocalExecutor:
         # A fork and exec, quick enough for the event loop; it must happen on the loop's
         # own thread, since PDEATHSIG follows the thread that spawned the child.
         env = {**os.environ, EXECUTOR_ENV: f"local (operator pid {os.getpid()})"}
-        return subprocess.Popen(self.argv(namespace, name), stdin=subprocess.DEVNULL, env=env,
-                                preexec_fn=_die_with_parent)
+        return subprocess.Popen(
+            self.argv(namespace, name),
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
 
     async def lost(self, run: dict[str, Any]) -> str | None:
         proc = self._procs.get(_uid(run))

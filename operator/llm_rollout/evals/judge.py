@@ -32,9 +32,7 @@ MAX_OUTPUT_CHARS = 64_000  # judge output looked at
 
 
 def scale_text(scale: JudgeScale) -> str:
-    return (
-        f"An integer from {scale.min_value} (worst) to {scale.max_value} (best)."
-    )
+    return f"An integer from {scale.min_value} (worst) to {scale.max_value} (best)."
 
 
 def system_prompt(scale: JudgeScale) -> str:

@@ -42,8 +42,11 @@ def job_name(run_name: str) -> str:
 
 
 def _label_value(value: str) -> str:
-    return value if len(value) <= 63 else value[:52].rstrip("-._") + "-" + hashlib.sha256(
-        value.encode()).hexdigest()[:10]
+    return (
+        value
+        if len(value) <= 63
+        else value[:52].rstrip("-._") + "-" + hashlib.sha256(value.encode()).hexdigest()[:10]
+    )
 
 
 def run_labels(run_name: str, spec: LLMEvalRunSpec) -> dict[str, str]:
@@ -123,11 +126,16 @@ def build_eval_job(run: dict[str, Any], settings: EvalSettings) -> dict[str, Any
             "name": name,
             "namespace": meta["namespace"],
             "labels": labels,
-            "ownerReferences": [{
-                "apiVersion": f"{GROUP}/{VERSION}", "kind": EVAL_RUN_KIND,
-                "name": meta["name"], "uid": meta["uid"],
-                "controller": True, "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": EVAL_RUN_KIND,
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": {
             # One retry for a lost pod; the runner leaves a finished run alone.

@@ -71,14 +71,21 @@ class EvalResultsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         labels = ["namespace", "deployment", "release", "suite"]
         score = GaugeMetricFamily(
-            EVAL_SCORE, "Offline eval score (0..1) of a release by suite and criterion "
+            EVAL_SCORE,
+            "Offline eval score (0..1) of a release by suite and criterion "
             "(criterion=composite: the weighted score), from its latest succeeded run",
-            labels=[*labels, "criterion"])
+            labels=[*labels, "criterion"],
+        )
         cases = CounterMetricFamily(
-            EVAL_CASES, "Eval cases by result (pass, fail, invalid, error), succeeded runs",
-            labels=[*labels, "result"])
-        runs = CounterMetricFamily(EVAL_RUNS, "Finished eval runs by phase",
-                                   labels=["namespace", "deployment", "suite", "phase"])
+            EVAL_CASES,
+            "Eval cases by result (pass, fail, invalid, error), succeeded runs",
+            labels=[*labels, "result"],
+        )
+        runs = CounterMetricFamily(
+            EVAL_RUNS,
+            "Finished eval runs by phase",
+            labels=["namespace", "deployment", "suite", "phase"],
+        )
         for (namespace, name), items in sorted(self._runs.items()):
             latest: dict[tuple[str, str], tuple[datetime, dict[str, float]]] = {}
             counts: dict[tuple[str, str, str], int] = defaultdict(int)

@@ -63,8 +63,9 @@ def _now() -> datetime:
 class EvalRun:
     """One LLMEvalRun being executed."""
 
-    def __init__(self, kube: KubeClient, namespace: str, name: str,
-                 backends: BackendResolver | None) -> None:
+    def __init__(
+        self, kube: KubeClient, namespace: str, name: str, backends: BackendResolver | None
+    ) -> None:
         self.kube = kube
         self.namespace = namespace
         self.name = name
@@ -73,19 +74,20 @@ class EvalRun:
         self._writes: set[asyncio.Task[Any]] = set()
 
     async def _patch(self, status: dict[str, Any]) -> None:
-        await self.kube.patch_status(API_VERSION, EVAL_RUN_KIND, self.namespace, self.name,
-                                     status)
+        await self.kube.patch_status(API_VERSION, EVAL_RUN_KIND, self.namespace, self.name, status)
 
     async def _config_map_text(self, suite: EvalSuite) -> str:
         ref = suite.dataset.config_map_ref
         cm = await self.kube.get("v1", "ConfigMap", self.namespace, ref.name)
         if cm is None:
-            raise RunFailure("DatasetMissing", f"ConfigMap {self.namespace}/{ref.name} "
-                             "(the dataset) not found")
+            raise RunFailure(
+                "DatasetMissing", f"ConfigMap {self.namespace}/{ref.name} (the dataset) not found"
+            )
         text = (cm.get("data") or {}).get(ref.key)
         if text is None:
-            raise RunFailure("DatasetMissing",
-                             f"ConfigMap {self.namespace}/{ref.name} has no key {ref.key!r}")
+            raise RunFailure(
+                "DatasetMissing", f"ConfigMap {self.namespace}/{ref.name} has no key {ref.key!r}"
+            )
         return str(text)
 
     async def _api_keys(self, suite: EvalSuite) -> dict[str, str | None]:
@@ -99,8 +101,10 @@ class EvalRun:
             data = (secret or {}).get("data") or {}
             if secret is None or ref.key not in data:
                 what = "not found" if secret is None else f"has no key {ref.key!r}"
-                raise RunFailure("SecretMissing",
-                                 f"judge {judge.name}: Secret {self.namespace}/{ref.name} {what}")
+                raise RunFailure(
+                    "SecretMissing",
+                    f"judge {judge.name}: Secret {self.namespace}/{ref.name} {what}",
+                )
             keys[judge.name] = base64.b64decode(data[ref.key]).decode().strip()
         return keys
 
@@ -111,8 +115,11 @@ class EvalRun:
         for release in releases:
             url = resolver.resolve(self.namespace, spec.deployment, release)
             if url is None:
-                raise RunFailure("NoBackend", f"no backend URL known for release {release} of "
-                                 f"{self.namespace}/{spec.deployment}")
+                raise RunFailure(
+                    "NoBackend",
+                    f"no backend URL known for release {release} of "
+                    f"{self.namespace}/{spec.deployment}",
+                )
             targets.append(Target(release, url))
         return targets
 
@@ -129,14 +136,25 @@ class EvalRun:
         # A lost progress write is fine; a late one must not land after the result.
         await asyncio.gather(*self._writes, return_exceptions=True)
 
-    async def _evaluate(self, spec: LLMEvalRunSpec, cases: list[Case],
-                        keys: dict[str, str | None], targets: list[Target]) -> dict[str, Any]:
+    async def _evaluate(
+        self,
+        spec: LLMEvalRunSpec,
+        cases: list[Case],
+        keys: dict[str, str | None],
+        targets: list[Target],
+    ) -> dict[str, Any]:
         suite = spec.suite
         async with httpx.AsyncClient() as http:
             client = ChatClient(http, timeout=suite.request_timeout_seconds)
-            outcomes = await evaluate(suite, cases, targets, client=client,
-                                      model=spec.model or spec.release, api_keys=keys,
-                                      progress=self._progress)
+            outcomes = await evaluate(
+                suite,
+                cases,
+                targets,
+                client=client,
+                model=spec.model or spec.release,
+                api_keys=keys,
+                progress=self._progress,
+            )
         results = [aggregate(suite, t.release, outcomes[t.release]) for t in targets]
         candidate, stable = results[0], results[1] if len(results) > 1 else None
         problem = next((p for r in results if (p := run_problem(suite, r))), None)
@@ -144,19 +162,20 @@ class EvalRun:
             "candidate": _dump(candidate),
             "stable": _dump(stable) if stable else None,
             "composite": candidate.composite,
-            "failures": [f.model_dump(mode="json", by_alias=True)
-                         for f in failures(suite, outcomes)],
+            "failures": [
+                f.model_dump(mode="json", by_alias=True) for f in failures(suite, outcomes)
+            ],
         }
         if problem is not None:
             reason, message = problem
-            return status | {"phase": EvalPhase.FAILED.value, "reason": reason,
-                             "message": message}
+            return status | {"phase": EvalPhase.FAILED.value, "reason": reason, "message": message}
         counts = candidate.cases
         return status | {
-            "phase": EvalPhase.SUCCEEDED.value, "reason": "Completed",
+            "phase": EvalPhase.SUCCEEDED.value,
+            "reason": "Completed",
             "message": f"{counts.passed}/{counts.total} cases passed, composite "
-                       f"{_score(candidate.composite)}" + (
-                           f" (stable {_score(stable.composite)})" if stable else ""),
+            f"{_score(candidate.composite)}"
+            + (f" (stable {_score(stable.composite)})" if stable else ""),
         }
 
     async def execute(self) -> int:
@@ -166,19 +185,27 @@ class EvalRun:
             return 2
         status = LLMEvalRunStatus.from_object(obj.get("status"))
         if status.finished:
-            log.info("%s/%s already %s; nothing to do", self.namespace, self.name,
-                     status.phase)
+            log.info("%s/%s already %s; nothing to do", self.namespace, self.name, status.phase)
             return 0
         spec = LLMEvalRunSpec.model_validate(obj["spec"])
         created = parse_time(obj["metadata"].get("creationTimestamp")) or _now()
         deadline = created + timedelta(seconds=spec.suite.timeout_seconds)
         started = _now()
-        await self._patch({
-            "phase": EvalPhase.RUNNING.value, "reason": "Running", "message": "",
-            "startTime": format_time(started), "completionTime": None, "progress": "",
-            "executor": os.environ.get(EXECUTOR_ENV, "manual"),
-            "candidate": None, "stable": None, "composite": None, "failures": [],
-        })
+        await self._patch(
+            {
+                "phase": EvalPhase.RUNNING.value,
+                "reason": "Running",
+                "message": "",
+                "startTime": format_time(started),
+                "completionTime": None,
+                "progress": "",
+                "executor": os.environ.get(EXECUTOR_ENV, "manual"),
+                "candidate": None,
+                "stable": None,
+                "composite": None,
+                "failures": [],
+            }
+        )
         try:
             suite = spec.suite
             try:
@@ -191,22 +218,38 @@ class EvalRun:
             remaining = (deadline - _now()).total_seconds()
             if remaining <= 0:
                 raise RunFailure("TimedOut", "the run's timeout passed before it started")
-            log.info("%s/%s: %d cases against %s", self.namespace, self.name, len(cases),
-                     ", ".join(f"{t.release} ({t.url})" for t in targets))
+            log.info(
+                "%s/%s: %d cases against %s",
+                self.namespace,
+                self.name,
+                len(cases),
+                ", ".join(f"{t.release} ({t.url})" for t in targets),
+            )
             try:
-                final = await asyncio.wait_for(self._evaluate(spec, cases, keys, targets),
-                                               timeout=remaining)
+                final = await asyncio.wait_for(
+                    self._evaluate(spec, cases, keys, targets), timeout=remaining
+                )
             except TimeoutError:
-                raise RunFailure("TimedOut", f"did not finish within its timeout of "
-                                 f"{suite.timeout}") from None
+                raise RunFailure(
+                    "TimedOut", f"did not finish within its timeout of {suite.timeout}"
+                ) from None
         except RunFailure as failure:
-            final = {"phase": EvalPhase.FAILED.value, "reason": failure.reason,
-                     "message": str(failure)}
+            final = {
+                "phase": EvalPhase.FAILED.value,
+                "reason": failure.reason,
+                "message": str(failure),
+            }
         final["completionTime"] = format_time(_now())
         await self._settle_progress()
         await self._patch(final)
-        log.info("%s/%s: %s (%s) %s", self.namespace, self.name, final["phase"],
-                 final.get("reason"), final.get("message"))
+        log.info(
+            "%s/%s: %s (%s) %s",
+            self.namespace,
+            self.name,
+            final["phase"],
+            final.get("reason"),
+            final.get("message"),
+        )
         return 0
 
 
@@ -229,8 +272,10 @@ def backends_from(specs: list[str], path: str | None) -> StaticBackends | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if not args.verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     namespace, sep, name = args.run.partition("/")
@@ -251,9 +296,14 @@ def run(args: argparse.Namespace) -> int:
         except Exception as err:  # record what broke the runner, then fail the process
             log.exception("eval run %s/%s broke", namespace, name)
             try:
-                await runner._patch({"phase": EvalPhase.FAILED.value, "reason": "RunnerError",
-                                     "message": f"{type(err).__name__}: {err}"[:1000],
-                                     "completionTime": format_time(_now())})
+                await runner._patch(
+                    {
+                        "phase": EvalPhase.FAILED.value,
+                        "reason": "RunnerError",
+                        "message": f"{type(err).__name__}: {err}"[:1000],
+                        "completionTime": format_time(_now()),
+                    }
+                )
             except Exception:
                 log.exception("could not record the failure")
             return 1

@@ -50,9 +50,12 @@ async def evaluate(
         try:
             async with slots:
                 completion = await client.complete(
-                    judge_chat_url(judge.endpoint), model=judge.model,
-                    messages=judge_messages(judge, case, answer), api_key=keys.get(judge.name),
-                    extra={"temperature": 0})
+                    judge_chat_url(judge.endpoint),
+                    model=judge.model,
+                    messages=judge_messages(judge, case, answer),
+                    api_key=keys.get(judge.name),
+                    extra={"temperature": 0},
+                )
         except CallError as err:
             return InvalidScore(err.kind, err.detail)
         return parse_judge_output(completion.content, judge.scale)
@@ -63,15 +66,18 @@ async def evaluate(
         try:
             async with slots:
                 completion = await client.complete(
-                    release_chat_url(target.url), model=model, messages=list(case.messages))
+                    release_chat_url(target.url), model=model, messages=list(case.messages)
+                )
         except CallError as err:
             outcome.error = err
         else:
             outcome.answer, outcome.seconds = completion.content, completion.seconds
-            outcome.checks = run_checks(checks, output=completion.content,
-                                        input_text=case.input_text)
+            outcome.checks = run_checks(
+                checks, output=completion.content, input_text=case.input_text
+            )
             scores = await asyncio.gather(
-                *(score(j, case, completion.content) for j in suite.judges))
+                *(score(j, case, completion.content) for j in suite.judges)
+            )
             outcome.scores = {j.name: s for j, s in zip(suite.judges, scores, strict=True)}
         done += 1
         if progress is not None:

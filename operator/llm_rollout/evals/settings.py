@@ -34,23 +34,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The operator's --eval-* flags."""
     group = parser.add_argument_group("eval runs (see docs/evals.md)")
     a = group.add_argument
-    a("--eval-executor", choices=EXECUTORS, default="job",
-      help="job: a Kubernetes Job per eval run; local: a subprocess of the operator (for a "
-      "cluster without a kubelet, e.g. the local bed)")
+    a(
+        "--eval-executor",
+        choices=EXECUTORS,
+        default="job",
+        help="job: a Kubernetes Job per eval run; local: a subprocess of the operator (for a "
+        "cluster without a kubelet, e.g. the local bed)",
+    )
     a("--eval-image", default=EvalSettings.image, help="job: the runner's image")
     a("--eval-image-pull-policy", default=EvalSettings.image_pull_policy)
-    a("--eval-service-account", default=EvalSettings.service_account,
-      help="job: service account of the runner pods (reads LLMEvalRuns, ConfigMaps and "
-      "Secrets of the namespace, writes llmevalruns/status)")
+    a(
+        "--eval-service-account",
+        default=EvalSettings.service_account,
+        help="job: service account of the runner pods (reads LLMEvalRuns, ConfigMaps and "
+        "Secrets of the namespace, writes llmevalruns/status)",
+    )
     a("--eval-cpu-request", default=EvalSettings.cpu_request)
     a("--eval-memory-request", default=EvalSettings.memory_request)
     a("--eval-memory-limit", default=EvalSettings.memory_limit)
-    a("--eval-job-ttl", type=int, default=EvalSettings.job_ttl_seconds, metavar="SECONDS",
-      help="job: delete finished Jobs after this long")
-    a("--eval-backend", action="append", default=[], metavar="NS/NAME/RELEASE=URL",
-      help="local: where a release answers (repeatable; as the router's --backend)")
-    a("--eval-backend-file", default=None, metavar="FILE",
-      help="local: JSON/YAML object {'ns/name/release': URL} (the router's --backend-file)")
+    a(
+        "--eval-job-ttl",
+        type=int,
+        default=EvalSettings.job_ttl_seconds,
+        metavar="SECONDS",
+        help="job: delete finished Jobs after this long",
+    )
+    a(
+        "--eval-backend",
+        action="append",
+        default=[],
+        metavar="NS/NAME/RELEASE=URL",
+        help="local: where a release answers (repeatable; as the router's --backend)",
+    )
+    a(
+        "--eval-backend-file",
+        default=None,
+        metavar="FILE",
+        help="local: JSON/YAML object {'ns/name/release': URL} (the router's --backend-file)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> EvalSettings:

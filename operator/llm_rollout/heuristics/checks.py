@@ -126,8 +126,9 @@ HeuristicCheck = Annotated[
 
 CHECK_ADAPTER: TypeAdapter[HeuristicCheck] = TypeAdapter(HeuristicCheck)
 
-CheckType = Literal["regex", "notRegex", "maxLength", "validJson", "requiredTerms",
-                    "preservedNames", "glossary"]
+CheckType = Literal[
+    "regex", "notRegex", "maxLength", "validJson", "requiredTerms", "preservedNames", "glossary"
+]
 _FIELDS: dict[str, tuple[str, ...]] = {
     "regex": ("pattern", "ignore_case"),
     "notRegex": ("pattern", "ignore_case"),
@@ -148,20 +149,26 @@ class CheckSpec(CamelModel):
 
     name: str = Field(pattern=CHECK_NAME_PATTERN, max_length=63, description="Check name.")
     type: CheckType = Field(description="What the check tests.")
-    pattern: str | None = Field(default=None, max_length=1024,
-                                description="regex, notRegex: Python regular expression.")
+    pattern: str | None = Field(
+        default=None, max_length=1024, description="regex, notRegex: Python regular expression."
+    )
     ignore_case: bool = Field(default=False, description="regex, notRegex: ignore case.")
     max: int | None = Field(default=None, ge=0, description="maxLength: maximum characters.")
-    terms: list[str] | None = Field(default=None, max_length=200,
-                                    description="requiredTerms: terms that must appear.")
-    case_sensitive: bool = Field(default=False,
-                                 description="requiredTerms, glossary: compare case-sensitively.")
-    names: list[str] | None = Field(default=None, max_length=200,
-                                    description="preservedNames: names to keep verbatim.")
+    terms: list[str] | None = Field(
+        default=None, max_length=200, description="requiredTerms: terms that must appear."
+    )
+    case_sensitive: bool = Field(
+        default=False, description="requiredTerms, glossary: compare case-sensitively."
+    )
+    names: list[str] | None = Field(
+        default=None, max_length=200, description="preservedNames: names to keep verbatim."
+    )
     glossary: dict[str, str] | None = Field(
-        default=None, max_length=200,
+        default=None,
+        max_length=200,
         description="glossary: source term -> the translation the output must use "
-        "whenever the input contains the term.")
+        "whenever the input contains the term.",
+    )
 
     @model_validator(mode="after")
     def _typed(self) -> CheckSpec:
@@ -172,7 +179,8 @@ class CheckSpec(CamelModel):
         data: dict[str, object] = {"name": self.name, "type": self.type}
         data |= {f: getattr(self, f) for f in _FIELDS[self.type] if getattr(self, f) is not None}
         stray = [
-            f for f in CheckSpec.model_fields
+            f
+            for f in CheckSpec.model_fields
             if f not in ("name", "type", *_FIELDS[self.type])
             and getattr(self, f) != CheckSpec.model_fields[f].default
         ]
@@ -181,8 +189,15 @@ class CheckSpec(CamelModel):
         return CHECK_ADAPTER.validate_python(data)
 
 
-_TYPED = (RegexCheck, NotRegexCheck, MaxLengthCheck, ValidJsonCheck, RequiredTermsCheck,
-          PreservedNamesCheck, GlossaryCheck)
+_TYPED = (
+    RegexCheck,
+    NotRegexCheck,
+    MaxLengthCheck,
+    ValidJsonCheck,
+    RequiredTermsCheck,
+    PreservedNamesCheck,
+    GlossaryCheck,
+)
 
 
 def _one(item: object) -> HeuristicCheck:
@@ -256,9 +271,7 @@ def run_check(check: HeuristicCheck, *, output: str, input_text: str = "") -> Ch
         return CheckResult(check.name, err is None, err or "")
     if isinstance(check, RequiredTermsCheck):
         hay = output if check.case_sensitive else output.lower()
-        missing = [
-            t for t in check.terms if (t if check.case_sensitive else t.lower()) not in hay
-        ]
+        missing = [t for t in check.terms if (t if check.case_sensitive else t.lower()) not in hay]
         return CheckResult(check.name, not missing, f"missing {_clip(missing)}" if missing else "")
     if isinstance(check, GlossaryCheck):
         return _glossary(check, output=output, input_text=input_text[:MAX_CHECKED_CHARS])
@@ -274,9 +287,7 @@ def _glossary(check: GlossaryCheck, *, output: str, input_text: str) -> CheckRes
         f"{source} -> {target}"
         for source, target in check.glossary.items()
         if source.strip()
-        and _compile(rf"(?<!\w){re.escape(source.strip())}(?!\w)", re.IGNORECASE).search(
-            input_text
-        )
+        and _compile(rf"(?<!\w){re.escape(source.strip())}(?!\w)", re.IGNORECASE).search(input_text)
         and (target if check.case_sensitive else target.lower()) not in hay
     ]
     return CheckResult(check.name, not missing, f"missing {_clip(missing)}" if missing else "")

@@ -33,8 +33,12 @@ def release_object_name(deployment: str, release_id: str) -> str:
 
 def owner_reference(owner: Owner) -> dict[str, Any]:
     return {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": owner.name,
-        "uid": owner.uid, "controller": True, "blockOwnerDeletion": True,
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
     }
 
 
@@ -58,8 +62,9 @@ def _release_env(release: ReleaseInfo) -> list[dict[str, str]]:
     ]
 
 
-def build_deployment(owner: Owner, release: ReleaseInfo, *, template: dict[str, Any],
-                     replicas: int, role: str) -> dict[str, Any]:
+def build_deployment(
+    owner: Owner, release: ReleaseInfo, *, template: dict[str, Any], replicas: int, role: str
+) -> dict[str, Any]:
     """The Deployment running one release. `role` is stable or candidate (a label only:
     the release label selects pods, so a promotion relabels without restarting pods)."""
     labels = release_labels(owner, release)
@@ -71,9 +76,11 @@ def build_deployment(owner: Owner, release: ReleaseInfo, *, template: dict[str, 
     for container in containers:
         names = {e.get("name") for e in container.get("env", [])}
         container["env"] = container.get("env", []) + [
-            e for e in _release_env(release) if e["name"] not in names]
+            e for e in _release_env(release) if e["name"] not in names
+        ]
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {
             "name": release_object_name(owner.name, release.id),
             "namespace": owner.namespace,
@@ -82,8 +89,7 @@ def build_deployment(owner: Owner, release: ReleaseInfo, *, template: dict[str, 
         },
         "spec": {
             "replicas": replicas,
-            "selector": {"matchLabels": {LABEL_DEPLOYMENT: owner.name,
-                                         LABEL_RELEASE: release.id}},
+            "selector": {"matchLabels": {LABEL_DEPLOYMENT: owner.name, LABEL_RELEASE: release.id}},
             "template": pod_template,
         },
     }
@@ -93,7 +99,8 @@ def build_service(owner: Owner, release: ReleaseInfo, *, port: int, role: str) -
     """The Service in front of one release's pods (what the router and meshes target)."""
     labels = release_labels(owner, release)
     return {
-        "apiVersion": "v1", "kind": "Service",
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": {
             "name": release_object_name(owner.name, release.id),
             "namespace": owner.namespace,

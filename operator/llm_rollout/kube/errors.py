@@ -64,5 +64,4 @@ def _message(body: str) -> str:
     return str(parsed.get("message", "")) if isinstance(parsed, dict) else ""
 
 
-__all__ = ["Conflict", "Forbidden", "Invalid", "KubeError", "NotFound", "Unavailable",
-           "error_for"]
+__all__ = ["Conflict", "Forbidden", "Invalid", "KubeError", "NotFound", "Unavailable", "error_for"]

@@ -218,7 +218,12 @@ def validate_template(template: str) -> list[str]:
     if problems:
         return problems
     sample = TemplateValues(
-        namespace="ns", name="name", release="r", stable_release="s", cohorts=("c",), window="5m",
+        namespace="ns",
+        name="name",
+        release="r",
+        stable_release="s",
+        cohorts=("c",),
+        window="5m",
         start="1700000000",
     )
     return syntax_problems(render(template, sample))

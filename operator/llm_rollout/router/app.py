@@ -51,21 +51,38 @@ REQUEST_ID_HEADER = "x-request-id"
 TOKEN_HEADER = "x-llm-feedback-token"
 HOP_BY_HOP = frozenset(
     {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-        "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
     }
 )
 # Not forwarded upstream: set by the client library, or by the router itself.
 _NOT_UPSTREAM = HOP_BY_HOP | {
-    "host", "content-length", DEPLOYMENT_HEADER, COHORT_HEADER, RELEASE_HEADER,
-    REQUEST_ID_HEADER, "expect",
+    "host",
+    "content-length",
+    DEPLOYMENT_HEADER,
+    COHORT_HEADER,
+    RELEASE_HEADER,
+    REQUEST_ID_HEADER,
+    "expect",
 }
 _NOT_DOWNSTREAM = HOP_BY_HOP | {RELEASE_HEADER, COHORT_HEADER, REQUEST_ID_HEADER, TOKEN_HEADER}
 PROXIED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Failures before any response byte (the request is retried on stable).
-_UNREACHABLE = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError,
-                aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+_UNREACHABLE = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+)
 # ...of which these may be a pooled keep-alive connection the backend had just closed:
 # retried once on the same backend first (aiohttp itself only does so for GET & co).
 _STALE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
@@ -180,8 +197,9 @@ class Router:
         for key in self._served_releases - live:
             self._left_at.setdefault(key, now)
         self._served_releases = set(live) | set(self._left_at)
-        expired = {k for k, t in self._left_at.items()
-                   if now - t >= self.settings.retired_series_grace}
+        expired = {
+            k for k, t in self._left_at.items() if now - t >= self.settings.retired_series_grace
+        }
         if expired:
             self.metrics.forget_releases(expired)
             for key in expired:
@@ -267,7 +285,9 @@ class Router:
         base_url = URL(base)
         target = URL(base.rstrip("/") + path + (f"?{query}" if query else ""), encoded=True)
         same = (target.scheme, target.host, target.port) == (
-            base_url.scheme, base_url.host, base_url.port
+            base_url.scheme,
+            base_url.host,
+            base_url.port,
         )
         return target if same else None
 
@@ -287,7 +307,9 @@ class Router:
         if not path.startswith("/"):
             return json_error(400, "bad request path", requestId=rid)
         placement = place_request(
-            served, request.headers, request_id=rid,
+            served,
+            request.headers,
+            request_id=rid,
             trust_cohort_header=self.settings.trust_cohort_header,
         )
         ns, dep, cohort = served.namespace, served.name, placement.cohort
@@ -336,8 +358,10 @@ class Router:
                     self.metrics.requests.labels(ns, dep, rel.id, cohort, str(code)).inc()
                     what = "timed out" if timeout else f"failed: {exc}"
                     return json_error(
-                        code, f"backend {target.origin()} for release {rel.id} {what}",
-                        requestId=rid, release=rel.id,
+                        code,
+                        f"backend {target.origin()} for release {rel.id} {what}",
+                        requestId=rid,
+                        release=rel.id,
                     )
             # A failed attempt counts as a 502 of the release tried, even when stable then
             # serves the request: error-rate gates see a candidate that cannot be reached.
@@ -351,7 +375,12 @@ class Router:
         return await self._relay(request, upstream, served, release, cohort, rid, body, started)
 
     async def _send(
-        self, request: web.Request, target: URL, body: bytes, rid: str, rel: ReleaseInfo,
+        self,
+        request: web.Request,
+        target: URL,
+        body: bytes,
+        rid: str,
+        rel: ReleaseInfo,
         cohort: str,
     ) -> aiohttp.ClientResponse:
         assert self._session is not None, "router not started"
@@ -359,7 +388,10 @@ class Router:
         for retry in (True, False):
             try:
                 return await self._session.request(
-                    request.method, target, data=body or None, allow_redirects=False,
+                    request.method,
+                    target,
+                    data=body or None,
+                    allow_redirects=False,
                     headers=headers,
                 )
             except aiohttp.ClientConnectorError:
@@ -390,8 +422,13 @@ class Router:
         resp.headers[COHORT_HEADER] = cohort
         resp.headers[REQUEST_ID_HEADER] = rid
         resp.headers[TOKEN_HEADER] = self.signer.issue(
-            ns=ns, dep=dep, rel=release.id, coh=cohort, rid=rid,
-            user_id=request.headers.get(served.user_id_header), now=self.clock(),
+            ns=ns,
+            dep=dep,
+            rel=release.id,
+            coh=cohort,
+            rid=rid,
+            user_id=request.headers.get(served.user_id_header),
+            now=self.clock(),
         )
         capture = _Capture(self.settings.capture_bytes, self.settings.tail_bytes)
         code, broken = str(upstream.status), ""
@@ -403,8 +440,7 @@ class Router:
                     chunk = await upstream.content.readany()
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     broken = "timeout" if isinstance(exc, TimeoutError) else "midstream"
-                    log.warning("%s/%s request %s: backend broke mid-stream: %r",
-                                ns, dep, rid, exc)
+                    log.warning("%s/%s request %s: backend broke mid-stream: %r", ns, dep, rid, exc)
                     break
                 if not chunk:
                     break
@@ -436,8 +472,11 @@ class Router:
             # thread (wake-up, GIL hand-over, call back into the loop) costs more CPU than
             # their analysis (~0.05 ms per KiB of SSE), and the loop would wait for the GIL
             # just as long, since CPython hands it over only after 5 ms.
-            if (not capture.truncated and enc.strip().lower() in ("", "identity")
-                    and len(capture.head) <= self.settings.inline_analysis_bytes):
+            if (
+                not capture.truncated
+                and enc.strip().lower() in ("", "identity")
+                and len(capture.head) <= self.settings.inline_analysis_bytes
+            ):
                 self._run_analysis(job, labels)
             else:
                 self._spawn(asyncio.to_thread(self._run_analysis, job, labels))

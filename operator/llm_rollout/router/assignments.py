@@ -28,8 +28,14 @@ class AssignmentTracker:
         self._routes: dict[tuple[str, str, str], _RouteKey] = {}
         self._seen: dict[tuple[str, str, str], set[int]] = {}
 
-    def first_placement(self, namespace: str, deployment: str, cohort: str,
-                        routing: RoutingTable, user_id: str | None) -> bool:
+    def first_placement(
+        self,
+        namespace: str,
+        deployment: str,
+        cohort: str,
+        routing: RoutingTable,
+        user_id: str | None,
+    ) -> bool:
         """Whether this request places a new unit (count it as an assignment)."""
         if user_id is None:
             return True

@@ -63,8 +63,11 @@ class KubeSource:
 
     def _list_fn(self) -> tuple[Any, tuple[Any, ...]]:
         if self.namespace:
-            return self.api.list_namespaced_custom_object, (*self.gvp[:2], self.namespace,
-                                                            self.gvp[2])
+            return self.api.list_namespaced_custom_object, (
+                *self.gvp[:2],
+                self.namespace,
+                self.gvp[2],
+            )
         return self.api.list_cluster_custom_object, self.gvp
 
     def _apply(self, obj: Mapping[str, Any], deleted: bool = False) -> bool:
@@ -95,9 +98,13 @@ class KubeSource:
                 rv = listing["metadata"]["resourceVersion"]
                 while not self._stop.is_set():
                     w = watch.Watch()
-                    for event in w.stream(fn, *args, resource_version=rv,
-                                          timeout_seconds=self.watch_seconds,
-                                          allow_watch_bookmarks=True):
+                    for event in w.stream(
+                        fn,
+                        *args,
+                        resource_version=rv,
+                        timeout_seconds=self.watch_seconds,
+                        allow_watch_bookmarks=True,
+                    ):
                         obj = event["object"]
                         rv = obj["metadata"]["resourceVersion"]
                         if event["type"] != "BOOKMARK" and self._apply(
@@ -117,8 +124,9 @@ class KubeSource:
     def start(self) -> None:
         """List and watch in a daemon thread until `stop()` (call from the event loop)."""
         loop = asyncio.get_running_loop()
-        threading.Thread(target=self._run, args=(loop,), name="llm-rollout-watch",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._run, args=(loop,), name="llm-rollout-watch", daemon=True
+        ).start()
 
     def stop(self) -> None:
         """Stop feeding the state at once; the thread ends within `watch_seconds`."""

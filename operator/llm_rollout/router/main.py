@@ -33,40 +33,95 @@ log = logging.getLogger("llm_rollout.router")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--listen", default="0.0.0.0:8080", metavar="HOST:PORT", help="Where to serve.")
-    a("--metrics-listen", default=None, metavar="HOST:PORT",
-      help="Also serve /metrics, /healthz and /readyz here (e.g. a port not exposed to users).")
-    a("--config", default=None, metavar="FILE",
-      help="YAML/JSON LLMDeployment objects to serve; re-read when it changes.")
-    a("--kube", action="store_true",
-      help="Serve the LLMDeployments of the Kubernetes API (list + watch; in-cluster "
-      "credentials, else --kubeconfig / $KUBECONFIG).")
+    a(
+        "--metrics-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="Also serve /metrics, /healthz and /readyz here (e.g. a port not exposed to users).",
+    )
+    a(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="YAML/JSON LLMDeployment objects to serve; re-read when it changes.",
+    )
+    a(
+        "--kube",
+        action="store_true",
+        help="Serve the LLMDeployments of the Kubernetes API (list + watch; in-cluster "
+        "credentials, else --kubeconfig / $KUBECONFIG).",
+    )
     a("--kubeconfig", default=None, metavar="FILE", help="With --kube: kubeconfig to use.")
     a("--namespace", default=None, help="With --kube: only this namespace (default: all).")
-    a("--backend", action="append", default=[], metavar="NS/NAME/RELEASE=URL",
-      help="Local mode: where a release is served (repeatable).")
-    a("--backend-file", default=None, metavar="FILE",
-      help="Local mode: JSON/YAML object {'ns/name/release': URL}; re-read when it changes.")
-    a("--service-port", type=int, default=DEFAULT_SERVICE_PORT,
-      help="In-cluster mode: port of the per-release Services (unless spec.port says).")
-    a("--token-key-file", default=None, metavar="FILE",
-      help=f"Feedback token keys, one per line, first signs (else env {KEY_ENV}).")
-    a("--token-ttl", type=int, default=DEFAULT_TTL_SECONDS, metavar="SECONDS",
-      help="Lifetime of feedback tokens.")
-    a("--trust-cohort-header", action="store_true",
-      help="Honour x-llm-cohort from clients (only behind a gateway that sets it).")
-    a("--max-body-bytes", type=int, default=RouterSettings.max_body_bytes,
-      help="Largest proxied request body (413 above).")
+    a(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NS/NAME/RELEASE=URL",
+        help="Local mode: where a release is served (repeatable).",
+    )
+    a(
+        "--backend-file",
+        default=None,
+        metavar="FILE",
+        help="Local mode: JSON/YAML object {'ns/name/release': URL}; re-read when it changes.",
+    )
+    a(
+        "--service-port",
+        type=int,
+        default=DEFAULT_SERVICE_PORT,
+        help="In-cluster mode: port of the per-release Services (unless spec.port says).",
+    )
+    a(
+        "--token-key-file",
+        default=None,
+        metavar="FILE",
+        help=f"Feedback token keys, one per line, first signs (else env {KEY_ENV}).",
+    )
+    a(
+        "--token-ttl",
+        type=int,
+        default=DEFAULT_TTL_SECONDS,
+        metavar="SECONDS",
+        help="Lifetime of feedback tokens.",
+    )
+    a(
+        "--trust-cohort-header",
+        action="store_true",
+        help="Honour x-llm-cohort from clients (only behind a gateway that sets it).",
+    )
+    a(
+        "--max-body-bytes",
+        type=int,
+        default=RouterSettings.max_body_bytes,
+        help="Largest proxied request body (413 above).",
+    )
     a("--connect-timeout", type=float, default=RouterSettings.connect_timeout)
-    a("--upstream-timeout", type=float, default=RouterSettings.upstream_timeout,
-      help="Total time for one upstream request, streaming included.")
-    a("--upstream-read-timeout", type=float, default=RouterSettings.read_timeout,
-      help="Longest silence between two chunks from the backend.")
-    a("--shutdown-grace", type=float, default=30.0,
-      help="On SIGTERM, how long in-flight requests may take to finish.")
+    a(
+        "--upstream-timeout",
+        type=float,
+        default=RouterSettings.upstream_timeout,
+        help="Total time for one upstream request, streaming included.",
+    )
+    a(
+        "--upstream-read-timeout",
+        type=float,
+        default=RouterSettings.read_timeout,
+        help="Longest silence between two chunks from the backend.",
+    )
+    a(
+        "--shutdown-grace",
+        type=float,
+        default=30.0,
+        help="On SIGTERM, how long in-flight requests may take to finish.",
+    )
     a("--reload-interval", type=float, default=0.5, help="How often watched files are polled.")
-    a("--access-log", action="store_true",
-      help="Log every request (off by default: metrics count them, and the log line "
-      "costs more CPU than the proxying).")
+    a(
+        "--access-log",
+        action="store_true",
+        help="Log every request (off by default: metrics count them, and the log line "
+        "costs more CPU than the proxying).",
+    )
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -77,8 +132,11 @@ def _host_port(value: str) -> tuple[str, int]:
 def _signer(args: argparse.Namespace) -> tuple[TokenSigner, Callable[[str], None] | None]:
     keys = load_keys(args.token_key_file)
     if not keys:
-        log.warning("no feedback token key (--token-key-file or %s): using a random one; "
-                    "tokens will not verify on other replicas or after a restart", KEY_ENV)
+        log.warning(
+            "no feedback token key (--token-key-file or %s): using a random one; "
+            "tokens will not verify on other replicas or after a restart",
+            KEY_ENV,
+        )
         keys = [secrets.token_bytes(32)]
     signer = TokenSigner(keys, args.token_ttl)
 
@@ -143,8 +201,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     # One log line per proxied request costs more CPU than the proxying itself;
     # request counts and latencies are in the metrics. --access-log turns it on.
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
-    runner = web.AppRunner(router.make_app(), shutdown_timeout=args.shutdown_grace,
-                           access_log=access_log)
+    runner = web.AppRunner(
+        router.make_app(), shutdown_timeout=args.shutdown_grace, access_log=access_log
+    )
     await runner.setup()
     await web.TCPSite(runner, *_host_port(args.listen)).start()
     runners.append(runner)
@@ -183,8 +242,10 @@ def run(args: argparse.Namespace) -> int:
     # Halves the series; nothing queries them.
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        logging.basicConfig(
+            level=os.environ.get("LOG_LEVEL", "INFO"),
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
     try:
         asyncio.run(serve(args))
     except (ValueError, OSError) as exc:

@@ -24,66 +24,85 @@ class RouterMetrics:
         r = self.registry
         self.requests = Counter(
             registered(metric_names.REQUESTS),
-            "Proxied requests by final status code.", [*DEP, "code"],
+            "Proxied requests by final status code.",
+            [*DEP, "code"],
             registry=r,
         )
         self.duration = Histogram(
             metric_names.REQUEST_DURATION,
-            "Time from request received to last response byte sent.", DEP,
-            buckets=DURATION_BUCKETS, registry=r,
+            "Time from request received to last response byte sent.",
+            DEP,
+            buckets=DURATION_BUCKETS,
+            registry=r,
         )
         self.ttft = Histogram(
             metric_names.TTFT,
-            "Time from request received to first response body chunk.", DEP,
-            buckets=TTFT_BUCKETS, registry=r,
+            "Time from request received to first response body chunk.",
+            DEP,
+            buckets=TTFT_BUCKETS,
+            registry=r,
         )
         self.tokens = Counter(
-            registered(metric_names.TOKENS), "Tokens reported by the backend's OpenAI-style usage.",
-            [*DEP, "direction"], registry=r,
+            registered(metric_names.TOKENS),
+            "Tokens reported by the backend's OpenAI-style usage.",
+            [*DEP, "direction"],
+            registry=r,
         )
         self.feedback = Counter(
             registered(metric_names.FEEDBACK),
-            "Accepted feedback.", [*DEP, "source", "rating"], registry=r,
+            "Accepted feedback.",
+            [*DEP, "source", "rating"],
+            registry=r,
         )
         self.feedback_score = Histogram(
             metric_names.FEEDBACK_SCORE,
             "Feedback scores 1..5 (criterion 'overall' for the main score).",
-            [*DEP, "source", "criterion"], buckets=SCORE_BUCKETS, registry=r,
+            [*DEP, "source", "criterion"],
+            buckets=SCORE_BUCKETS,
+            registry=r,
         )
         self.checks = Counter(
             registered(metric_names.HEURISTIC_CHECKS),
-            "Online heuristic check results.", [*DEP, "check", "result"],
+            "Online heuristic check results.",
+            [*DEP, "check", "result"],
             registry=r,
         )
         self.fallbacks = Counter(
             registered(metric_names.FALLBACKS),
             "Requests sent to stable because their release could not be reached.",
-            ["namespace", "deployment", "cohort", "release"], registry=r,
+            ["namespace", "deployment", "cohort", "release"],
+            registry=r,
         )
         self.upstream_errors = Counter(
             registered(metric_names.UPSTREAM_ERRORS),
             "Upstream failures (connect, timeout, midstream).",
-            ["namespace", "deployment", "release", "kind"], registry=r,
+            ["namespace", "deployment", "release", "kind"],
+            registry=r,
         )
         self.assignments = Counter(
             registered(metric_names.ASSIGNMENTS),
             "Units placed on a release: users at their first request since their cohort's "
-            "routing changed, and requests without a user id (router/assignments.py).", DEP,
+            "routing changed, and requests without a user id (router/assignments.py).",
+            DEP,
             registry=r,
         )
         self.unsticky = Counter(
             registered(metric_names.UNSTICKY_REQUESTS),
             "Requests without a user id (bucketed by request id, not sticky).",
-            ["namespace", "deployment"], registry=r,
+            ["namespace", "deployment"],
+            registry=r,
         )
         self.feedback_rejected = Counter(
-            registered(metric_names.FEEDBACK_REJECTED), "Rejected feedback by reason.", ["reason"],
+            registered(metric_names.FEEDBACK_REJECTED),
+            "Rejected feedback by reason.",
+            ["reason"],
             registry=r,
         )
         self._criteria: set[str] = {"overall"}
 
-    def prime(self, namespace: str, deployment: str, release: str, cohort: str,
-              checks: list[str]) -> None:
+    def prime(
+        self, namespace: str, deployment: str, release: str, cohort: str, checks: list[str]
+    ) -> None:
         """Create the main series of a release and cohort at zero.
 
         A counter series that appears with its first increment already in it is
@@ -113,9 +132,18 @@ class RouterMetrics:
         every release it ever served. Returns how many series were removed.
         """
         removed = 0
-        for metric in (self.requests, self.duration, self.ttft, self.tokens, self.feedback,
-                       self.feedback_score, self.checks, self.fallbacks,
-                       self.upstream_errors, self.assignments):
+        for metric in (
+            self.requests,
+            self.duration,
+            self.ttft,
+            self.tokens,
+            self.feedback,
+            self.feedback_score,
+            self.checks,
+            self.fallbacks,
+            self.upstream_errors,
+            self.assignments,
+        ):
             names = list(metric._labelnames)
             try:
                 at = [names.index(n) for n in ("namespace", "deployment", "release")]

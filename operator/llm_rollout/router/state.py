@@ -87,7 +87,7 @@ class RouterState:
             served = snap.by_key.get((ns, name))
             return (served, path) if served else None
         if path.startswith(PATH_PREFIX):
-            parts = path[len(PATH_PREFIX):].split("/", 2)
+            parts = path[len(PATH_PREFIX) :].split("/", 2)
             if len(parts) < 2:
                 return None
             served = snap.by_key.get((parts[0], parts[1]))

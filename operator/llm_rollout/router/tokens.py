@@ -82,8 +82,15 @@ class TokenSigner:
 
     def sign(self, claims: TokenClaims) -> str:
         c = claims
-        data = {"ns": c.ns, "dep": c.dep, "rel": c.rel, "coh": c.coh, "rid": c.rid, "uh": c.uh,
-                "exp": c.exp}
+        data = {
+            "ns": c.ns,
+            "dep": c.dep,
+            "rel": c.rel,
+            "coh": c.coh,
+            "rid": c.rid,
+            "uh": c.uh,
+            "exp": c.exp,
+        }
         payload = _b64e(json.dumps(data, separators=(",", ":")).encode())
         sig = hmac.new(self._keys[0], payload.encode("ascii"), hashlib.sha256).digest()
         return f"{payload}.{_b64e(sig)}"

@@ -103,7 +103,8 @@ def score(prompt: str) -> tuple[int, str, tuple[int, int]]:
     if any(k in sections.get(RUBRIC, "").lower() for k in _TERMINOLOGY):
         missing = [f"brand {b!r}" for b in BRANDS if b in question and b not in answer]
         missing += [
-            f"{src!r} -> {dst!r}" for src, dst in GLOSSARY.items()
+            f"{src!r} -> {dst!r}"
+            for src, dst in GLOSSARY.items()
             if re.search(rf"(?<!\w){re.escape(src)}(?!\w)", question, re.IGNORECASE)
             and dst.lower() not in answer.lower()
         ]
@@ -114,8 +115,11 @@ def score(prompt: str) -> tuple[int, str, tuple[int, int]]:
     if not reference or reference == NO_REFERENCE:
         reference = translate(question)
     overlap = _f1(answer, reference)
-    return low + round(overlap * (high - low)), f"word overlap with the reference {overlap:.2f}", (
-        low, high)
+    return (
+        low + round(overlap * (high - low)),
+        f"word overlap with the reference {overlap:.2f}",
+        (low, high),
+    )
 
 
 class Judge:
@@ -157,8 +161,11 @@ class Judge:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llm_rollout.sim.judge", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m llm_rollout.sim.judge",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     openai.add_listen_argument(parser, "127.0.0.1:8010")
     parser.add_argument("--behavior", choices=BEHAVIORS, default="normal")
     parser.add_argument("--status", type=int, default=None, help="answer with this HTTP error")

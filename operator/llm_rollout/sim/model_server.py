@@ -30,8 +30,14 @@ PROFILES = ("good", "regressed")
 
 
 class ModelServer:
-    def __init__(self, profile: str = "good", *, model: str = "acme-translate",
-                 latency_ms: float = 0.0, regression_share: float = 0.5) -> None:
+    def __init__(
+        self,
+        profile: str = "good",
+        *,
+        model: str = "acme-translate",
+        latency_ms: float = 0.0,
+        regression_share: float = 0.5,
+    ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
         self.profile = profile
@@ -55,16 +61,25 @@ class ModelServer:
         if body.get("stream"):
             options = body.get("stream_options") or {}
             words = max(len(content.split(" ")), 1)
-            return await openai.stream(request, model, messages, content,
-                                       include_usage=bool(options.get("include_usage")),
-                                       delay=self.latency / words)
+            return await openai.stream(
+                request,
+                model,
+                messages,
+                content,
+                include_usage=bool(options.get("include_usage")),
+                delay=self.latency / words,
+            )
         if self.latency:
             await asyncio.sleep(self.latency)
         return openai.completion(model, messages, content)
 
     async def models(self, _: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [
-            {"id": self.model, "object": "model", "owned_by": f"sim-{self.profile}"}]})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [{"id": self.model, "object": "model", "owned_by": f"sim-{self.profile}"}],
+            }
+        )
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -75,19 +90,33 @@ class ModelServer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llm_rollout.sim.model_server",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m llm_rollout.sim.model_server",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     openai.add_listen_argument(parser, "127.0.0.1:8001")
     parser.add_argument("--profile", choices=PROFILES, default="good")
     parser.add_argument("--model", default="acme-translate", help="model name it reports")
-    parser.add_argument("--latency-ms", type=float, default=0.0,
-                        help="time to answer (streams spread it over the words)")
-    parser.add_argument("--regression-share", type=float, default=0.5,
-                        help="regressed profile: share of inputs it gets wrong (0..1)")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="time to answer (streams spread it over the words)",
+    )
+    parser.add_argument(
+        "--regression-share",
+        type=float,
+        default=0.5,
+        help="regressed profile: share of inputs it gets wrong (0..1)",
+    )
     args = parser.parse_args(argv)
-    server = ModelServer(args.profile, model=args.model, latency_ms=args.latency_ms,
-                         regression_share=args.regression_share)
+    server = ModelServer(
+        args.profile,
+        model=args.model,
+        latency_ms=args.latency_ms,
+        regression_share=args.regression_share,
+    )
     return openai.serve(server.app, args.listen, f"model server ({args.profile})")
 
 

@@ -23,8 +23,9 @@ class BadRequest(Exception):
 
 
 def error(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
-    return web.json_response({"error": {"message": message, "type": kind, "code": status}},
-                             status=status)
+    return web.json_response(
+        {"error": {"message": message, "type": kind, "code": status}}, status=status
+    )
 
 
 async def chat_request(request: web.Request) -> dict[str, Any]:
@@ -34,8 +35,11 @@ async def chat_request(request: web.Request) -> dict[str, Any]:
     except ValueError:
         raise BadRequest("the body is not JSON") from None
     messages = body.get("messages") if isinstance(body, dict) else None
-    if not isinstance(messages, list) or not messages or not all(
-            isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages):
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages)
+    ):
         raise BadRequest("'messages' must be a non-empty list of {role, content}")
     return dict(body)
 
@@ -59,38 +63,59 @@ def _completion_id(model: str, content: str) -> str:
 def usage(messages: list[dict[str, Any]], content: str) -> dict[str, int]:
     prompt = sum(count_tokens(str(m.get("content", ""))) for m in messages)
     completion = count_tokens(content)
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def completion(model: str, messages: list[dict[str, Any]], content: str) -> web.Response:
-    return web.json_response({
-        "id": _completion_id(model, content),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                     "finish_reason": "stop"}],
-        "usage": usage(messages, content),
-    })
+    return web.json_response(
+        {
+            "id": _completion_id(model, content),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": usage(messages, content),
+        }
+    )
 
 
-async def stream(request: web.Request, model: str, messages: list[dict[str, Any]],
-                 content: str, *, include_usage: bool, delay: float = 0.0) -> web.StreamResponse:
+async def stream(
+    request: web.Request,
+    model: str,
+    messages: list[dict[str, Any]],
+    content: str,
+    *,
+    include_usage: bool,
+    delay: float = 0.0,
+) -> web.StreamResponse:
     """Server-sent events as OpenAI streams them: a role chunk, one chunk per word, a
     finish chunk, the usage chunk if asked for, then `data: [DONE]`."""
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-cache"})
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
     await response.prepare(request)
-    base = {"id": _completion_id(model, content), "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": model}
+    base = {
+        "id": _completion_id(model, content),
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
 
     async def send(choices: list[dict[str, Any]], **extra: Any) -> None:
         data = json.dumps({**base, "choices": choices, **extra}, ensure_ascii=False)
         await response.write(f"data: {data}\n\n".encode())
 
-    await send([{"index": 0, "delta": {"role": "assistant", "content": ""},
-                 "finish_reason": None}])
+    await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
     words = content.split(" ")
     for i, word in enumerate(words):
         if delay:
@@ -110,8 +135,9 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 def add_listen_argument(parser: argparse.ArgumentParser, default: str) -> None:
-    parser.add_argument("--listen", default=default, metavar="HOST:PORT",
-                        help=f"where to serve (default {default})")
+    parser.add_argument(
+        "--listen", default=default, metavar="HOST:PORT", help=f"where to serve (default {default})"
+    )
 
 
 def serve(make_app: Callable[[], web.Application], listen: str, what: str) -> int:

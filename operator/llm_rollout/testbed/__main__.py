@@ -16,13 +16,20 @@ from llm_rollout.testbed.bed import TestBed, TestBedError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llm_rollout.testbed",
-                                     description="Local kube-apiserver + etcd + Prometheus.")
+    parser = argparse.ArgumentParser(
+        prog="python -m llm_rollout.testbed",
+        description="Local kube-apiserver + etcd + Prometheus.",
+    )
     parser.add_argument("command", choices=["up", "down", "status", "scrape", "kubelet"])
-    parser.add_argument("args", nargs="*", help="scrape: [add NAME HOST:PORT | remove NAME]; "
-                        "kubelet: NAMESPACE")
-    parser.add_argument("--dir", type=Path, default=Path(".cluster"),
-                        help="where the bed keeps its state, logs and env file")
+    parser.add_argument(
+        "args", nargs="*", help="scrape: [add NAME HOST:PORT | remove NAME]; kubelet: NAMESPACE"
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(".cluster"),
+        help="where the bed keeps its state, logs and env file",
+    )
     args = parser.parse_args(argv)
     root: Path = args.dir.resolve()
     env_file = root / "env"
@@ -43,19 +50,25 @@ def main(argv: list[str] | None = None) -> int:
             print("the local bed is not running")
             return 1
         if dead:
-            print(f"the local bed is half dead: {', '.join(dead)} exited "
-                  f"(logs in {root}); run make cluster-down, then make cluster-up")
+            print(
+                f"the local bed is half dead: {', '.join(dead)} exited "
+                f"(logs in {root}); run make cluster-down, then make cluster-up"
+            )
             return 1
-        print(f"running: kube-apiserver {recorded.state.apiserver_url}, "
-              f"Prometheus {recorded.state.prometheus_url}\nsource {env_file}")
+        print(
+            f"running: kube-apiserver {recorded.state.apiserver_url}, "
+            f"Prometheus {recorded.state.prometheus_url}\nsource {env_file}"
+        )
         return 0
     if args.command == "down":
         if recorded is None:
             print("the local bed is not running; nothing to stop")
         else:
             exited = recorded.stop()
-            print("stopped the local bed" + (
-                f" ({', '.join(sorted(exited))} had already exited)" if exited else ""))
+            print(
+                "stopped the local bed"
+                + (f" ({', '.join(sorted(exited))} had already exited)" if exited else "")
+            )
         env_file.unlink(missing_ok=True)
         return 0
 
@@ -64,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if recorded is not None:
         # Half dead: nothing in it can be trusted; stop the rest and start afresh.
-        print(f"the local bed was half dead ({', '.join(dead)} exited); "
-              "stopping the rest and starting a new one")
+        print(
+            f"the local bed was half dead ({', '.join(dead)} exited); "
+            "stopping the rest and starting a new one"
+        )
         recorded.stop()
     try:
         bed = TestBed.start(root, detached=True)
@@ -73,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     env_file.write_text(bed.env_lines())
-    print(f"local bed ready: kube-apiserver {bed.state.apiserver_url}, "
-          f"Prometheus {bed.state.prometheus_url}\n  source {env_file}")
+    print(
+        f"local bed ready: kube-apiserver {bed.state.apiserver_url}, "
+        f"Prometheus {bed.state.prometheus_url}\n  source {env_file}"
+    )
     return 0
 
 
@@ -86,8 +103,10 @@ def _scrape(bed: TestBed, words: list[str]) -> int:
             return 0
         case ["add", name, address] if ":" in address:
             bed.add_scrape_target(name, address)
-            print(f"Prometheus {bed.state.prometheus_url} scrapes {address} as "
-                  f'bed_target="{name}" (within a few seconds)')
+            print(
+                f"Prometheus {bed.state.prometheus_url} scrapes {address} as "
+                f'bed_target="{name}" (within a few seconds)'
+            )
             return 0
         case ["remove", name]:
             bed.remove_scrape_target(name)
@@ -112,8 +131,11 @@ def _kubelet(bed: TestBed, words: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     api_client = config.new_client_from_config(config_file=bed.state.kubeconfig)
     stand_in = KubeletStandIn(api_client, words[0])
-    print(f"standing in for the kubelet in namespace {words[0]}: release Deployments are "
-          "marked available (no pods run); Ctrl-C stops", flush=True)
+    print(
+        f"standing in for the kubelet in namespace {words[0]}: release Deployments are "
+        "marked available (no pods run); Ctrl-C stops",
+        flush=True,
+    )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with contextlib.suppress(KeyboardInterrupt):

@@ -103,8 +103,9 @@ class TestBed:
     # -- lifecycle -----------------------------------------------------------------
 
     @classmethod
-    def start(cls, root: Path | None = None, *, detached: bool = False,
-              ready_timeout: float = 90.0) -> TestBed:
+    def start(
+        cls, root: Path | None = None, *, detached: bool = False, ready_timeout: float = 90.0
+    ) -> TestBed:
         bin_dir = tools_bin_dir()
         prometheus = prometheus_binary()
         owns_root = root is None
@@ -164,8 +165,15 @@ class TestBed:
         if self.state.owns_root:
             shutil.rmtree(root, ignore_errors=True)
         else:
-            for child in ("etcd-data", "prometheus-data", "certs", STATE_FILE, "kubeconfig",
-                          TARGETS_FILE, "prometheus.yml"):
+            for child in (
+                "etcd-data",
+                "prometheus-data",
+                "certs",
+                STATE_FILE,
+                "kubeconfig",
+                TARGETS_FILE,
+                "prometheus.yml",
+            ):
                 target = root / child
                 if target.is_dir():
                     shutil.rmtree(target, ignore_errors=True)
@@ -184,12 +192,24 @@ class TestBed:
         client = f"http://127.0.0.1:{s.etcd_port}"
         peer = f"http://127.0.0.1:{s.etcd_peer_port}"
         argv = [
-            str(Path(s.bin_dir) / "etcd"), "--name", "bed",
-            "--data-dir", str(Path(s.root) / "etcd-data"),
-            "--listen-client-urls", client, "--advertise-client-urls", client,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"bed={peer}",
-            "--unsafe-no-fsync", "--log-level", "warn",
+            str(Path(s.bin_dir) / "etcd"),
+            "--name",
+            "bed",
+            "--data-dir",
+            str(Path(s.root) / "etcd-data"),
+            "--listen-client-urls",
+            client,
+            "--advertise-client-urls",
+            client,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"bed={peer}",
+            "--unsafe-no-fsync",
+            "--log-level",
+            "warn",
         ]
         s.pids["etcd"] = spawn(argv, self._log("etcd"), tied_to_parent=not detached).pid
 
@@ -199,38 +219,67 @@ class TestBed:
         s.apiserver_port = free_port()
         argv = [
             str(Path(s.bin_dir) / "kube-apiserver"),
-            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-            "--secure-port", str(s.apiserver_port),
-            "--etcd-servers", f"http://127.0.0.1:{s.etcd_port}",
-            "--tls-cert-file", str(certs.serving_cert),
-            "--tls-private-key-file", str(certs.serving_key),
-            "--client-ca-file", str(certs.ca_cert),
-            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-            "--service-account-key-file", str(certs.sa_pub),
-            "--service-account-signing-key-file", str(certs.sa_key),
-            "--service-cluster-ip-range", "10.96.0.0/16",
-            "--authorization-mode", "RBAC",
+            "--bind-address",
+            "127.0.0.1",
+            "--advertise-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(s.apiserver_port),
+            "--etcd-servers",
+            f"http://127.0.0.1:{s.etcd_port}",
+            "--tls-cert-file",
+            str(certs.serving_cert),
+            "--tls-private-key-file",
+            str(certs.serving_key),
+            "--client-ca-file",
+            str(certs.ca_cert),
+            "--service-account-issuer",
+            "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file",
+            str(certs.sa_pub),
+            "--service-account-signing-key-file",
+            str(certs.sa_key),
+            "--service-cluster-ip-range",
+            "10.96.0.0/16",
+            "--authorization-mode",
+            "RBAC",
             "--allow-privileged=true",
             # No controller-manager runs here, so nothing creates the default
             # ServiceAccount that this admission plugin insists on.
-            "--disable-admission-plugins", "ServiceAccount",
+            "--disable-admission-plugins",
+            "ServiceAccount",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
-            "-v", "1",
+            "-v",
+            "1",
         ]
-        s.pids["kube-apiserver"] = spawn(argv, self._log("kube-apiserver"),
-                                         tied_to_parent=not detached).pid
+        s.pids["kube-apiserver"] = spawn(
+            argv, self._log("kube-apiserver"), tied_to_parent=not detached
+        ).pid
         self._write_kubeconfig(certs.ca_cert, certs.admin_cert, certs.admin_key)
 
     def _write_kubeconfig(self, ca: Path, cert: Path, key: Path) -> None:
         config = {
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "bed", "cluster": {
-                "server": self.state.apiserver_url, "certificate-authority": str(ca)}}],
-            "users": [{"name": "admin", "user": {
-                "client-certificate": str(cert), "client-key": str(key)}}],
-            "contexts": [{"name": "bed", "context": {"cluster": "bed", "user": "admin",
-                                                      "namespace": "default"}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "bed",
+                    "cluster": {
+                        "server": self.state.apiserver_url,
+                        "certificate-authority": str(ca),
+                    },
+                }
+            ],
+            "users": [
+                {"name": "admin", "user": {"client-certificate": str(cert), "client-key": str(key)}}
+            ],
+            "contexts": [
+                {
+                    "name": "bed",
+                    "context": {"cluster": "bed", "user": "admin", "namespace": "default"},
+                }
+            ],
             "current-context": "bed",
         }
         Path(self.state.kubeconfig).write_text(yaml.safe_dump(config))
@@ -241,26 +290,33 @@ class TestBed:
         root = Path(s.root)
         (root / TARGETS_FILE).write_text("[]")
         config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
-                       "scrape_timeout": "1s"},
-            "scrape_configs": [{
-                "job_name": "bed",
-                # Tests add targets at run time by rewriting this file
-                # (Prometheus watches it; see add_scrape_target).
-                "file_sd_configs": [{"files": [str(root / TARGETS_FILE)],
-                                     "refresh_interval": "1s"}],
-            }],
+            "global": {
+                "scrape_interval": "1s",
+                "evaluation_interval": "1s",
+                "scrape_timeout": "1s",
+            },
+            "scrape_configs": [
+                {
+                    "job_name": "bed",
+                    # Tests add targets at run time by rewriting this file
+                    # (Prometheus watches it; see add_scrape_target).
+                    "file_sd_configs": [
+                        {"files": [str(root / TARGETS_FILE)], "refresh_interval": "1s"}
+                    ],
+                }
+            ],
         }
         (root / "prometheus.yml").write_text(yaml.safe_dump(config))
         argv = [
-            binary, f"--config.file={root / 'prometheus.yml'}",
+            binary,
+            f"--config.file={root / 'prometheus.yml'}",
             f"--storage.tsdb.path={root / 'prometheus-data'}",
             f"--web.listen-address=127.0.0.1:{s.prometheus_port}",
-            "--web.enable-lifecycle", "--storage.tsdb.retention.time=1d",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=1d",
             "--log.level=warn",
         ]
-        s.pids["prometheus"] = spawn(argv, self._log("prometheus"),
-                                     tied_to_parent=not detached).pid
+        s.pids["prometheus"] = spawn(argv, self._log("prometheus"), tied_to_parent=not detached).pid
 
     def _save(self) -> None:
         (Path(self.state.root) / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=2))
@@ -306,11 +362,17 @@ class TestBed:
                 return int(resp.status) == 200
 
         checks: list[tuple[str, Callable[[], bool]]] = [
-            ("kube-apiserver /readyz", apiserver_ready), ("prometheus /-/ready", prometheus_ready)]
+            ("kube-apiserver /readyz", apiserver_ready),
+            ("prometheus /-/ready", prometheus_ready),
+        ]
         for what, check in checks:
             try:
-                wait_until(functools.partial(self._ok, check), timeout=timeout, what=what,
-                           on_timeout=self._diagnose)
+                wait_until(
+                    functools.partial(self._ok, check),
+                    timeout=timeout,
+                    what=what,
+                    on_timeout=self._diagnose,
+                )
             except TimeoutError as err:
                 raise TestBedError(str(err)) from None
 
@@ -318,8 +380,10 @@ class TestBed:
 
     def set_scrape_targets(self, targets: dict[str, str]) -> None:
         """Replace the scrape targets: job label -> "host:port"."""
-        groups = [{"targets": [addr], "labels": {"bed_target": name}}
-                  for name, addr in sorted(targets.items())]
+        groups = [
+            {"targets": [addr], "labels": {"bed_target": name}}
+            for name, addr in sorted(targets.items())
+        ]
         path = Path(self.state.root) / TARGETS_FILE
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(groups))

@@ -28,11 +28,37 @@ def _openssl(*args: str) -> None:
 def _signed(dir_: Path, name: str, subject: str, ca: tuple[Path, Path], ext: str) -> None:
     key, csr, crt, extfile = (dir_ / f"{name}.{s}" for s in ("key", "csr", "crt", "ext"))
     extfile.write_text(ext)
-    _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-             "-subj", subject, "-out", str(csr))
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
-             "-CAcreateserial", "-days", "30", "-sha256", "-extfile", str(extfile),
-             "-out", str(crt))
+    _openssl(
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-subj",
+        subject,
+        "-out",
+        str(csr),
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca[0]),
+        "-CAkey",
+        str(ca[1]),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-sha256",
+        "-extfile",
+        str(extfile),
+        "-out",
+        str(crt),
+    )
 
 
 def make_certs(dir_: Path) -> BedCerts:
@@ -40,15 +66,46 @@ def make_certs(dir_: Path) -> BedCerts:
     client cert in group system:masters, and the service-account signing key pair."""
     dir_.mkdir(parents=True, exist_ok=True)
     ca_key, ca_crt = dir_ / "ca.key", dir_ / "ca.crt"
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key),
-             "-subj", "/CN=llm-rollout-testbed-ca", "-days", "30", "-out", str(ca_crt))
-    _signed(dir_, "serving", "/CN=kube-apiserver", (ca_crt, ca_key),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"
-            "extendedKeyUsage=serverAuth\n")
-    _signed(dir_, "admin", "/O=system:masters/CN=admin", (ca_crt, ca_key),
-            "extendedKeyUsage=clientAuth\n")
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-subj",
+        "/CN=llm-rollout-testbed-ca",
+        "-days",
+        "30",
+        "-out",
+        str(ca_crt),
+    )
+    _signed(
+        dir_,
+        "serving",
+        "/CN=kube-apiserver",
+        (ca_crt, ca_key),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"
+        "extendedKeyUsage=serverAuth\n",
+    )
+    _signed(
+        dir_,
+        "admin",
+        "/O=system:masters/CN=admin",
+        (ca_crt, ca_key),
+        "extendedKeyUsage=clientAuth\n",
+    )
     sa_key, sa_pub = dir_ / "sa.key", dir_ / "sa.pub"
     _openssl("genrsa", "-out", str(sa_key), "2048")
     _openssl("rsa", "-in", str(sa_key), "-pubout", "-out", str(sa_pub))
-    return BedCerts(ca_crt, ca_key, dir_ / "serving.crt", dir_ / "serving.key",
-                    dir_ / "admin.crt", dir_ / "admin.key", sa_key, sa_pub)
+    return BedCerts(
+        ca_crt,
+        ca_key,
+        dir_ / "serving.crt",
+        dir_ / "serving.key",
+        dir_ / "admin.crt",
+        dir_ / "admin.key",
+        sa_key,
+        sa_pub,
+    )

@@ -24,34 +24,49 @@ log = logging.getLogger("llm_rollout.testbed.kubelet")
 
 
 class KubeletStandIn:
-    def __init__(self, api_client: Any, namespace: str,
-                 is_ready: Callable[[str], bool] = lambda _release: True,
-                 period: float = 0.2) -> None:
+    def __init__(
+        self,
+        api_client: Any,
+        namespace: str,
+        is_ready: Callable[[str], bool] = lambda _release: True,
+        period: float = 0.2,
+    ) -> None:
         self.apps = client.AppsV1Api(api_client)
         self.namespace = namespace
         self.is_ready = is_ready
         self.hold: set[str] = set()  # Deployment names to leave unavailable
         self.period = period
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"kubelet-stand-in-{namespace}")
+        self._thread = threading.Thread(
+            target=self._run, daemon=True, name=f"kubelet-stand-in-{namespace}"
+        )
         self._thread.start()
 
     def _sync_once(self) -> None:
         deps: list[Any] = self.apps.list_namespaced_deployment(
-            self.namespace, label_selector=LABEL_DEPLOYMENT).items
+            self.namespace, label_selector=LABEL_DEPLOYMENT
+        ).items
         for dep in deps:
             name, generation = dep.metadata.name, dep.metadata.generation
             replicas = dep.spec.replicas or 0
             release = (dep.metadata.labels or {}).get(LABEL_RELEASE, "")
             st = dep.status
-            available = bool(st and st.observed_generation == generation
-                             and (st.available_replicas or 0) == replicas)
+            available = bool(
+                st
+                and st.observed_generation == generation
+                and (st.available_replicas or 0) == replicas
+            )
             if name in self.hold or available or not self.is_ready(release):
                 continue
-            body = {"status": {"observedGeneration": generation, "replicas": replicas,
-                               "readyReplicas": replicas, "availableReplicas": replicas,
-                               "updatedReplicas": replicas}}
+            body = {
+                "status": {
+                    "observedGeneration": generation,
+                    "replicas": replicas,
+                    "readyReplicas": replicas,
+                    "availableReplicas": replicas,
+                    "updatedReplicas": replicas,
+                }
+            }
             self.apps.patch_namespaced_deployment_status(name, self.namespace, body)
             log.info("marked %s/%s available (%d replicas)", self.namespace, name, replicas)
 

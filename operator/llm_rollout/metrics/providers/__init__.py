@@ -20,8 +20,7 @@ class MetricsSource:
 
 
 def prometheus(source: MetricsSource, timeout: float) -> MetricsProvider:
-    return PrometheusProvider(source.address, bearer_token=source.bearer_token,
-                              timeout=timeout)
+    return PrometheusProvider(source.address, bearer_token=source.bearer_token, timeout=timeout)
 
 
 @dataclass

@@ -25,8 +25,9 @@ class MetricsProvider(Protocol):
 
     name: str
 
-    async def query_many(self, promqls: Sequence[str], *,
-                         at: datetime | None = None) -> list[float | MetricQueryError]:
+    async def query_many(
+        self, promqls: Sequence[str], *, at: datetime | None = None
+    ) -> list[float | MetricQueryError]:
         """Evaluate each query at time `at` (None: the server's now); a result is its
         single value or the classified error."""
         ...

@@ -21,29 +21,33 @@ from llm_rollout.metrics.providers.base import MetricQueryError
 def parse_instant_vector(body: dict[str, Any]) -> float:
     """The single value of an instant-query answer (vector or scalar), or the error."""
     if body.get("status") != "success":
-        raise MetricQueryError(Kind.BAD_QUERY,
-                               str(body.get("error", "query failed")))
+        raise MetricQueryError(Kind.BAD_QUERY, str(body.get("error", "query failed")))
     data = body.get("data", {})
     result_type, result = data.get("resultType"), data.get("result")
     if result_type == "scalar":
         raw = result[1]
     elif result_type == "vector":
         if not result:
-            raise MetricQueryError(Kind.EMPTY,
-                                   "the query returned no series (no data in the window?)")
+            raise MetricQueryError(
+                Kind.EMPTY, "the query returned no series (no data in the window?)"
+            )
         if len(result) > 1:
             labels = ", ".join(str(s.get("metric", {})) for s in result[:3])
-            raise MetricQueryError(Kind.MULTIPLE_SERIES,
-                                   f"the query returned {len(result)} series, expected one "
-                                   f"(aggregate with sum(...)); first: {labels}")
+            raise MetricQueryError(
+                Kind.MULTIPLE_SERIES,
+                f"the query returned {len(result)} series, expected one "
+                f"(aggregate with sum(...)); first: {labels}",
+            )
         raw = result[0]["value"][1]
     else:
-        raise MetricQueryError(Kind.BAD_QUERY,
-                               f"the query returned a {result_type}, expected an instant vector")
+        raise MetricQueryError(
+            Kind.BAD_QUERY, f"the query returned a {result_type}, expected an instant vector"
+        )
     value = float(raw)
     if math.isnan(value) or math.isinf(value):
-        raise MetricQueryError(Kind.NAN,
-                               f"the query returned {raw} (division by zero: no samples?)")
+        raise MetricQueryError(
+            Kind.NAN, f"the query returned {raw} (division by zero: no samples?)"
+        )
     return value
 
 
@@ -52,8 +56,14 @@ class PrometheusProvider:
 
     name = "prometheus"
 
-    def __init__(self, address: str, *, bearer_token: str | None = None,
-                 timeout: float = 5.0, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        bearer_token: str | None = None,
+        timeout: float = 5.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
         self.address = address.rstrip("/")
         headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else {}
         self._client = client or httpx.AsyncClient(timeout=timeout, headers=headers)
@@ -73,34 +83,38 @@ class PrometheusProvider:
         try:
             resp = await self._client.post(url, data=form)
         except httpx.TimeoutException as err:
-            raise MetricQueryError(Kind.TIMEOUT,
-                                   f"Prometheus at {self.address} did not answer in "
-                                   f"{self._timeout}s") from err
+            raise MetricQueryError(
+                Kind.TIMEOUT, f"Prometheus at {self.address} did not answer in {self._timeout}s"
+            ) from err
         except httpx.HTTPError as err:
-            raise MetricQueryError(Kind.UNREACHABLE,
-                                   f"Prometheus at {self.address} is unreachable: "
-                                   f"{type(err).__name__}: {err}") from err
+            raise MetricQueryError(
+                Kind.UNREACHABLE,
+                f"Prometheus at {self.address} is unreachable: {type(err).__name__}: {err}",
+            ) from err
         if resp.status_code in (401, 403):
-            raise MetricQueryError(Kind.UNAUTHORIZED,
-                                   f"Prometheus answered {resp.status_code}: check the "
-                                   "bearer token Secret")
+            raise MetricQueryError(
+                Kind.UNAUTHORIZED,
+                f"Prometheus answered {resp.status_code}: check the bearer token Secret",
+            )
         try:
             body = resp.json()
         except ValueError as err:
-            raise MetricQueryError(Kind.UNREACHABLE,
-                                   f"Prometheus answered {resp.status_code} with a non-JSON "
-                                   "body (is the address a Prometheus?)") from err
+            raise MetricQueryError(
+                Kind.UNREACHABLE,
+                f"Prometheus answered {resp.status_code} with a non-JSON "
+                "body (is the address a Prometheus?)",
+            ) from err
         if resp.status_code == 400 or body.get("errorType") == "bad_data":
-            raise MetricQueryError(Kind.BAD_QUERY,
-                                   str(body.get("error", "bad query")))
+            raise MetricQueryError(Kind.BAD_QUERY, str(body.get("error", "bad query")))
         if resp.status_code >= 500:
-            raise MetricQueryError(Kind.UNREACHABLE,
-                                   f"Prometheus answered {resp.status_code}: "
-                                   f"{body.get('error', '')}")
+            raise MetricQueryError(
+                Kind.UNREACHABLE, f"Prometheus answered {resp.status_code}: {body.get('error', '')}"
+            )
         return parse_instant_vector(body)
 
-    async def query_many(self, promqls: Sequence[str], *,
-                         at: datetime | None = None) -> list[float | MetricQueryError]:
+    async def query_many(
+        self, promqls: Sequence[str], *, at: datetime | None = None
+    ) -> list[float | MetricQueryError]:
         async def one(promql: str) -> float | MetricQueryError:
             try:
                 return await self.query(promql, at=at)

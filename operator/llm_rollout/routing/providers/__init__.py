@@ -37,8 +37,12 @@ def provider_for(spec: RoutingSpec) -> RoutingProvider:
 def kinds_of_others(name: ProviderName) -> list[OwnedKind]:
     """What every other provider may have left behind (to delete on a switch)."""
     default = RoutingSpec()
-    return [kind for other, make in PROVIDERS.items() if other is not name
-            for kind in make(default).kinds]
+    return [
+        kind
+        for other, make in PROVIDERS.items()
+        if other is not name
+        for kind in make(default).kinds
+    ]
 
 
 __all__ = [

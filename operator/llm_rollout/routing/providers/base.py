@@ -60,12 +60,17 @@ def split(table: RoutingTable, cohort: str) -> list[tuple[ReleaseInfo, int]]:
 
 
 def header_matches(cohort: Cohort, user_id_header: str) -> list[tuple[str, str]]:
-    pairs = [(name.lower(), value) for name, values in cohort.match.headers.items()
-             for value in values]
+    pairs = [
+        (name.lower(), value) for name, values in cohort.match.headers.items() for value in values
+    ]
     pairs += [(user_id_header.lower(), user) for user in cohort.match.users]
     return pairs
 
 
 def metadata(target: MeshTarget) -> dict[str, Any]:
-    return {"name": target.owner.name, "namespace": target.owner.namespace,
-            "labels": dict(target.labels), "ownerReferences": [owner_reference(target.owner)]}
+    return {
+        "name": target.owner.name,
+        "namespace": target.owner.namespace,
+        "labels": dict(target.labels),
+        "ownerReferences": [owner_reference(target.owner)],
+    }

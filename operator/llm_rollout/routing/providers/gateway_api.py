@@ -37,18 +37,33 @@ class GatewayAPIProvider:
     @classmethod
     def from_spec(cls, spec: RoutingSpec) -> GatewayAPIProvider:
         options = spec.gateway_api
-        return cls(parent_refs=options.parent_refs if options else [],
-                   hostnames=list(options.hostnames) if options else [])
+        return cls(
+            parent_refs=options.parent_refs if options else [],
+            hostnames=list(options.hostnames) if options else [],
+        )
 
-    def _backends(self, target: MeshTarget, table: RoutingTable,
-                  cohort: str) -> list[dict[str, Any]]:
-        return [{
-            "name": release_object_name(target.owner.name, release.id), "port": target.port,
-            "weight": weight,
-            "filters": [{"type": "ResponseHeaderModifier", "responseHeaderModifier": {
-                "set": [{"name": "x-llm-release", "value": release.id},
-                        {"name": "x-llm-cohort", "value": cohort}]}}],
-        } for release, weight in split(table, cohort)]
+    def _backends(
+        self, target: MeshTarget, table: RoutingTable, cohort: str
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": release_object_name(target.owner.name, release.id),
+                "port": target.port,
+                "weight": weight,
+                "filters": [
+                    {
+                        "type": "ResponseHeaderModifier",
+                        "responseHeaderModifier": {
+                            "set": [
+                                {"name": "x-llm-release", "value": release.id},
+                                {"name": "x-llm-cohort", "value": cohort},
+                            ]
+                        },
+                    }
+                ],
+            }
+            for release, weight in split(table, cohort)
+        ]
 
     def render(self, target: MeshTarget, table: RoutingTable) -> list[dict[str, Any]]:
         rules: list[dict[str, Any]] = []
@@ -56,15 +71,28 @@ class GatewayAPIProvider:
             pairs = header_matches(cohort, target.user_id_header)
             if not pairs or cohort.name == target.default_cohort:
                 continue
-            rules.append({
-                "matches": [{"headers": [{"type": "Exact", "name": n, "value": v}]}
-                            for n, v in pairs],
-                "backendRefs": self._backends(target, table, cohort.name),
-            })
-        rules.append({"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                      "backendRefs": self._backends(target, table, target.default_cohort)})
+            rules.append(
+                {
+                    "matches": [
+                        {"headers": [{"type": "Exact", "name": n, "value": v}]} for n, v in pairs
+                    ],
+                    "backendRefs": self._backends(target, table, cohort.name),
+                }
+            )
+        rules.append(
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                "backendRefs": self._backends(target, table, target.default_cohort),
+            }
+        )
         spec: dict[str, Any] = {"parentRefs": self.parent_refs, "rules": rules}
         if self.hostnames:
             spec["hostnames"] = self.hostnames
-        return [{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-                 "metadata": metadata(target), "spec": spec}]
+        return [
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": metadata(target),
+                "spec": spec,
+            }
+        ]

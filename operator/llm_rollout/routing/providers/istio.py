@@ -34,20 +34,26 @@ class IstioProvider:
     @classmethod
     def from_spec(cls, spec: RoutingSpec) -> IstioProvider:
         istio = spec.istio
-        return cls(hosts=list(istio.hosts) if istio else [],
-                   gateways=list(istio.gateways) if istio else [])
+        return cls(
+            hosts=list(istio.hosts) if istio else [], gateways=list(istio.gateways) if istio else []
+        )
 
     def _route(self, target: MeshTarget, table: RoutingTable, cohort: str) -> list[dict[str, Any]]:
         ns = target.owner.namespace
-        return [{
-            "destination": {
-                "host": f"{release_object_name(target.owner.name, release.id)}.{ns}"
-                        ".svc.cluster.local",
-                "port": {"number": target.port}},
-            "weight": weight,
-            "headers": {"response": {"set": {"x-llm-release": release.id,
-                                             "x-llm-cohort": cohort}}},
-        } for release, weight in split(table, cohort)]
+        return [
+            {
+                "destination": {
+                    "host": f"{release_object_name(target.owner.name, release.id)}.{ns}"
+                    ".svc.cluster.local",
+                    "port": {"number": target.port},
+                },
+                "weight": weight,
+                "headers": {
+                    "response": {"set": {"x-llm-release": release.id, "x-llm-cohort": cohort}}
+                },
+            }
+            for release, weight in split(table, cohort)
+        ]
 
     def render(self, target: MeshTarget, table: RoutingTable) -> list[dict[str, Any]]:
         http: list[dict[str, Any]] = []
@@ -55,13 +61,27 @@ class IstioProvider:
             pairs = header_matches(cohort, target.user_id_header)
             if not pairs or cohort.name == target.default_cohort:
                 continue
-            http.append({"name": cohort.name,
-                         "match": [{"headers": {n: {"exact": v}}} for n, v in pairs],
-                         "route": self._route(target, table, cohort.name)})
-        http.append({"name": target.default_cohort,
-                     "route": self._route(target, table, target.default_cohort)})
+            http.append(
+                {
+                    "name": cohort.name,
+                    "match": [{"headers": {n: {"exact": v}}} for n, v in pairs],
+                    "route": self._route(target, table, cohort.name),
+                }
+            )
+        http.append(
+            {
+                "name": target.default_cohort,
+                "route": self._route(target, table, target.default_cohort),
+            }
+        )
         spec: dict[str, Any] = {"hosts": self.hosts or [target.owner.name], "http": http}
         if self.gateways:
             spec["gateways"] = self.gateways
-        return [{"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-                 "metadata": metadata(target), "spec": spec}]
+        return [
+            {
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "VirtualService",
+                "metadata": metadata(target),
+                "spec": spec,
+            }
+        ]
