@@ -61,7 +61,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_action(args: argparse.Namespace) -> int:
-    from llm_rollout.actions import action_patch, kubectl_equivalent
+    from llm_rollout.api.actions import action_patch, kubectl_equivalent
 
     action = "promote-full" if args.command == "promote" and args.full else args.command
     if args.dry_run:

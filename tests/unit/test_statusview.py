@@ -168,7 +168,7 @@ def test_a_new_object_without_status_renders() -> None:
 def test_docs_cli_shows_the_exact_patch_of_every_action() -> None:
     from tests.conftest import REPO_ROOT
 
-    from llm_rollout.actions import ACTIONS, kubectl_equivalent
+    from llm_rollout.api.actions import ACTIONS, kubectl_equivalent
 
     doc = (REPO_ROOT / "docs" / "cli.md").read_text()
     for action in ACTIONS:
