@@ -10,6 +10,11 @@ from pydantic import Field
 
 from llm_rollout.camel import CamelModel
 
+# Defaults of spec.defaultCohort and spec.userIdHeader, shared with the router (which
+# reads the raw object) and the mesh providers.
+DEFAULT_COHORT = "everyone"
+DEFAULT_USER_ID_HEADER = "x-user-id"
+
 
 class CohortMatch(CamelModel):
     """How a request is recognised as belonging to a cohort.

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict, JsonValue
 
-from llm_rollout.api.cohorts import Cohort, CohortMatch
+from llm_rollout.api.cohorts import DEFAULT_COHORT, DEFAULT_USER_ID_HEADER, Cohort, CohortMatch
 from llm_rollout.api.durations import DURATION_MAX_LENGTH, DURATION_PATTERN, parse_duration
 from llm_rollout.camel import CamelModel
 from llm_rollout.heuristics.checks import CheckSpec, parse_checks
@@ -858,10 +858,10 @@ class LLMDeploymentSpec(CamelModel):
         json_schema_extra=_validations(_unique_names_cel("cohort")),
     )
     default_cohort: Name = Field(
-        default="everyone", description="Cohort of requests that match no cohort."
+        default=DEFAULT_COHORT, description="Cohort of requests that match no cohort."
     )
     user_id_header: str = Field(
-        default="x-user-id",
+        default=DEFAULT_USER_ID_HEADER,
         min_length=1,
         max_length=128,
         description="Request header carrying the user id (sticky bucketing).",

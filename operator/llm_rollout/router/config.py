@@ -23,12 +23,9 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from llm_rollout.api.cohorts import Cohort
+from llm_rollout.api.cohorts import DEFAULT_COHORT, DEFAULT_USER_ID_HEADER, Cohort
 from llm_rollout.heuristics import HeuristicCheck, parse_checks
 from llm_rollout.routing.table import RoutingTable
-
-DEFAULT_COHORT = "everyone"
-DEFAULT_USER_ID_HEADER = "x-user-id"
 
 _COHORTS = TypeAdapter(list[Cohort])
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llm_rollout.api.cohorts import Cohort
+from llm_rollout.api.cohorts import DEFAULT_USER_ID_HEADER, Cohort
 from llm_rollout.kube.builders import Owner, owner_reference
 from llm_rollout.routing.table import ReleaseInfo, RoutingTable
 
@@ -19,7 +19,7 @@ class MeshTarget:
     port: int
     cohorts: Sequence[Cohort]
     default_cohort: str
-    user_id_header: str = "x-user-id"
+    user_id_header: str = DEFAULT_USER_ID_HEADER
     labels: dict[str, str] = field(default_factory=dict)
 
 
