@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from llm_rollout.router import Router, RouterState
-from llm_rollout.router.backends import StaticBackends
 from llm_rollout.router.tokens import TokenSigner
+from llm_rollout.routing.backends import StaticBackends
 from tests.router.conftest import KEY, NAME, deployment, start_app
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ from llm_rollout.api.durations import DURATION_MAX_LENGTH, DURATION_PATTERN, par
 from llm_rollout.camel import CamelModel
 from llm_rollout.heuristics.checks import CheckSpec, parse_checks
 from llm_rollout.metrics.presets import PRESET_NAMES, PRESETS, MetricKind
-from llm_rollout.routing.table import ReleaseInfo
+from llm_rollout.routing.table import DEFAULT_SERVICE_PORT, ReleaseInfo
 
 MAX_COHORTS = 16
 MAX_STAGES = 10
@@ -133,7 +133,9 @@ class ReleaseSpec(CamelModel):
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     replicas: int = Field(default=1, ge=1, le=1000, description="Pods per release.")
-    port: int = Field(default=8080, ge=1, le=65535, description="Port the application serves on.")
+    port: int = Field(
+        default=DEFAULT_SERVICE_PORT, ge=1, le=65535, description="Port the application serves on."
+    )
 
 
 # --- cohorts and stages --------------------------------------------------------------

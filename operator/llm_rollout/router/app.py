@@ -22,7 +22,6 @@ from yarl import URL
 
 from llm_rollout.heuristics import run_checks
 from llm_rollout.router.assignments import AssignmentTracker
-from llm_rollout.router.backends import BackendResolver
 from llm_rollout.router.cohorts import COHORT_HEADER, place_request
 from llm_rollout.router.config import ServedDeployment
 from llm_rollout.router.extract import (
@@ -41,6 +40,7 @@ from llm_rollout.router.feedback import (
 from llm_rollout.router.metrics import RouterMetrics
 from llm_rollout.router.state import DEPLOYMENT_HEADER, RouterState
 from llm_rollout.router.tokens import TokenError, TokenSigner
+from llm_rollout.routing.backends import BackendResolver
 from llm_rollout.routing.table import ReleaseInfo
 
 log = logging.getLogger("llm_rollout.router")

@@ -17,6 +17,9 @@ from pydantic import Field
 
 from llm_rollout.camel import CamelModel
 
+# spec.release.port's default: the port of each release's Service.
+DEFAULT_SERVICE_PORT = 8080
+
 BUCKETS = 100
 
 

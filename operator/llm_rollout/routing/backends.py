@@ -1,4 +1,5 @@
-"""Where a release of a deployment is served. The router proxies only to these URLs."""
+"""Where a release of a deployment is served: the router proxies only to these URLs,
+and the eval runner sends its cases there (so neither imports the other)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Protocol
 import yaml
 from yarl import URL
 
-DEFAULT_SERVICE_PORT = 8080  # spec.release.port's default
+from llm_rollout.routing.table import DEFAULT_SERVICE_PORT
 
 
 class BackendResolver(Protocol):
