@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from llm_rollout.api import LLMDeploymentStatus, Phase
+from llm_rollout.api.routing_table import ReleaseInfo
 from llm_rollout.controller.roles import plan_roles, release_role
 from llm_rollout.kube.builders import LABEL_RELEASE, LABEL_ROLE
-from llm_rollout.routing.table import ReleaseInfo
 
 
 def info(rid: str) -> ReleaseInfo:

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from llm_rollout.api.routing_table import ReleaseInfo
 from llm_rollout.router.feedback import FeedbackRequest, SeenSet, error_field, log_record
 from llm_rollout.router.tokens import TokenClaims
-from llm_rollout.routing.table import ReleaseInfo
 
 
 def fb(**kw: Any) -> FeedbackRequest:

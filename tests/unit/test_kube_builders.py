@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from llm_rollout.api.routing_table import ReleaseInfo
 from llm_rollout.kube.builders import (
     LABEL_RELEASE,
     Owner,
@@ -8,7 +9,6 @@ from llm_rollout.kube.builders import (
     deployment_available,
     release_object_name,
 )
-from llm_rollout.routing.table import ReleaseInfo
 
 OWNER = Owner(namespace="team-a", name="support-bot", uid="uid-1")
 RELEASE = ReleaseInfo(

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
+from llm_rollout.api.routing_table import ReleaseInfo
 from llm_rollout.api.status import GateResult, LLMDeploymentStatus, Phase, Verdict
 from llm_rollout.controller.settings import OperatorSettings
 from llm_rollout.opmetrics import OperatorMetrics
-from llm_rollout.routing.table import ReleaseInfo
 
 
 def status() -> LLMDeploymentStatus:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from llm_rollout.api.routing_table import CohortRoute, ReleaseInfo, RoutingTable
 from llm_rollout.router.assignments import AssignmentTracker
-from llm_rollout.routing.table import CohortRoute, ReleaseInfo, RoutingTable
 
 STABLE, CANDIDATE = ReleaseInfo(id="s1"), ReleaseInfo(id="c1")
 

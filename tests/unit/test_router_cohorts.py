@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
+from llm_rollout.api.routing_table import bucket_of
 from llm_rollout.router.cohorts import place_request, resolve_cohort
 from llm_rollout.router.config import ServedDeployment, served_from_object
-from llm_rollout.routing.table import bucket_of
 
 
 def served(routes: dict[str, int] | None = None, **spec: Any) -> ServedDeployment:

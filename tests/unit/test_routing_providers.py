@@ -6,6 +6,7 @@ import pytest
 
 from llm_rollout.api import LLMDeploymentSpec, RoutingProvider
 from llm_rollout.api.cohorts import Cohort, CohortMatch
+from llm_rollout.api.routing_table import CohortRoute, ReleaseInfo, RoutingTable
 from llm_rollout.api.spec import RoutingSpec
 from llm_rollout.kube.builders import Owner
 from llm_rollout.kube.client import resource_path
@@ -18,7 +19,6 @@ from llm_rollout.routing.providers import (
     kinds_of_others,
     provider_for,
 )
-from llm_rollout.routing.table import CohortRoute, ReleaseInfo, RoutingTable
 
 TARGET = MeshTarget(
     owner=Owner("team", "bot", "uid-1"),

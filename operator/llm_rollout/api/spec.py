@@ -20,10 +20,10 @@ from pydantic.config import JsonDict, JsonValue
 
 from llm_rollout.api.cohorts import DEFAULT_COHORT, DEFAULT_USER_ID_HEADER, Cohort, CohortMatch
 from llm_rollout.api.durations import DURATION_MAX_LENGTH, DURATION_PATTERN, parse_duration
+from llm_rollout.api.routing_table import DEFAULT_SERVICE_PORT, ReleaseInfo
 from llm_rollout.camel import CamelModel
 from llm_rollout.heuristics.checks import CheckSpec, parse_checks
 from llm_rollout.metrics.presets import PRESET_NAMES, PRESETS, MetricKind
-from llm_rollout.routing.table import DEFAULT_SERVICE_PORT, ReleaseInfo
 
 MAX_COHORTS = 16
 MAX_STAGES = 10

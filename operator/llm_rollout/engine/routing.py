@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from llm_rollout.api.routing_table import CohortRoute, RoutingTable
 from llm_rollout.api.spec import LLMDeploymentSpec
 from llm_rollout.api.status import ACTIVE_PHASES, LLMDeploymentStatus
 from llm_rollout.engine.plan import current_stage, earlier_cohorts
-from llm_rollout.routing.table import CohortRoute, RoutingTable
 
 
 def build_routing(spec: LLMDeploymentSpec, status: LLMDeploymentStatus) -> RoutingTable:

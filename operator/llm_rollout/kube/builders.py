@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_rollout import GROUP, KIND, VERSION
-from llm_rollout.routing.table import ReleaseInfo
+from llm_rollout.api.routing_table import ReleaseInfo
 
 MANAGED_BY = "llm-rollout-operator"
 LABEL_DEPLOYMENT = f"{GROUP}/deployment"

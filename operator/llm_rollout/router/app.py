@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from yarl import URL
 
+from llm_rollout.api.routing_table import ReleaseInfo
 from llm_rollout.heuristics import run_checks
 from llm_rollout.router.assignments import AssignmentTracker
 from llm_rollout.router.cohorts import COHORT_HEADER, place_request
@@ -41,7 +42,6 @@ from llm_rollout.router.metrics import RouterMetrics
 from llm_rollout.router.state import DEPLOYMENT_HEADER, RouterState
 from llm_rollout.router.tokens import TokenError, TokenSigner
 from llm_rollout.routing.backends import BackendResolver
-from llm_rollout.routing.table import ReleaseInfo
 
 log = logging.getLogger("llm_rollout.router")
 feedback_log = logging.getLogger("llm_rollout.feedback")

@@ -11,7 +11,7 @@ sequential test of the split assumes.
 
 from __future__ import annotations
 
-from llm_rollout.routing.table import RoutingTable
+from llm_rollout.api.routing_table import RoutingTable
 
 # Users remembered per (deployment, cohort); past it, new users go uncounted, which
 # only thins the sample (whom to count does not depend on their release).

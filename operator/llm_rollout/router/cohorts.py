@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from multidict import MultiMapping
 
+from llm_rollout.api.routing_table import ReleaseInfo, bucket_of
 from llm_rollout.router.config import ServedDeployment
-from llm_rollout.routing.table import ReleaseInfo, bucket_of
 
 COHORT_HEADER = "x-llm-cohort"
 

@@ -24,8 +24,8 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from llm_rollout.api.cohorts import DEFAULT_COHORT, DEFAULT_USER_ID_HEADER, Cohort
+from llm_rollout.api.routing_table import RoutingTable
 from llm_rollout.heuristics import HeuristicCheck, parse_checks
-from llm_rollout.routing.table import RoutingTable
 
 _COHORTS = TypeAdapter(list[Cohort])
 

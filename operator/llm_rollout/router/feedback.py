@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+from llm_rollout.api.routing_table import ReleaseInfo
 from llm_rollout.router.tokens import MAX_TOKEN_CHARS, TokenClaims
-from llm_rollout.routing.table import ReleaseInfo
 
 MAX_FEEDBACK_BYTES = 16 * 1024
 DEFAULT_DEDUPE_CAPACITY = 100_000

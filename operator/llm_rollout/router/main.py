@@ -15,13 +15,13 @@ from collections.abc import Callable
 import prometheus_client
 from aiohttp import web
 
+from llm_rollout.api.routing_table import DEFAULT_SERVICE_PORT
 from llm_rollout.router.app import Router, RouterSettings
 from llm_rollout.router.config import load_config_text
 from llm_rollout.router.state import RouterState
 from llm_rollout.router.tokens import DEFAULT_TTL_SECONDS, KEY_ENV, TokenSigner, load_keys
 from llm_rollout.router.watch import FileWatcher
 from llm_rollout.routing.backends import BackendResolver, ServiceBackends, StaticBackends
-from llm_rollout.routing.table import DEFAULT_SERVICE_PORT
 
 log = logging.getLogger("llm_rollout.router")
 

@@ -6,8 +6,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from llm_rollout.api.routing_table import ReleaseInfo
 from llm_rollout.router.config import ServedDeployment
-from llm_rollout.routing.table import ReleaseInfo
 
 DEPLOYMENT_HEADER = "x-llm-deployment"
 PATH_PREFIX = "/d/"

@@ -1,1 +1,2 @@
-"""Routing: the routing table a decision produces, and the providers that publish it."""
+"""Routing: where each release is served (backends) and the providers that publish the
+routing table (the table itself is API: api/routing_table.py)."""

@@ -10,7 +10,7 @@ from typing import Protocol
 import yaml
 from yarl import URL
 
-from llm_rollout.routing.table import DEFAULT_SERVICE_PORT
+from llm_rollout.api.routing_table import DEFAULT_SERVICE_PORT
 
 
 class BackendResolver(Protocol):

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llm_rollout.api.cohorts import DEFAULT_USER_ID_HEADER, Cohort
+from llm_rollout.api.routing_table import ReleaseInfo, RoutingTable
 from llm_rollout.kube.builders import Owner, owner_reference
-from llm_rollout.routing.table import ReleaseInfo, RoutingTable
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from llm_rollout.api.routing_table import RoutingTable
 from llm_rollout.api.spec import RoutingSpec
 from llm_rollout.routing.providers.base import MeshTarget, OwnedKind
-from llm_rollout.routing.table import RoutingTable
 
 
 class BuiltinProvider:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm_rollout.api.routing_table import RoutingTable
 from llm_rollout.api.spec import RoutingSpec
 from llm_rollout.kube.builders import release_object_name
 from llm_rollout.kube.client import register_plural
@@ -15,7 +16,6 @@ from llm_rollout.routing.providers.base import (
     metadata,
     split,
 )
-from llm_rollout.routing.table import RoutingTable
 
 HTTPROUTE = OwnedKind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 register_plural(HTTPROUTE.kind, HTTPROUTE.plural)
