@@ -33,9 +33,11 @@ from llm_rollout.api.actions import ACTION_ANNOTATION, ACTION_ID_ANNOTATION, Act
 from llm_rollout.api.evalrun import (
     EVAL_RUN_KIND,
     EVAL_RUN_PLURAL,
+    EVAL_RUN_PRINTER_COLUMNS,
     LLMEvalRunSpec,
     LLMEvalRunStatus,
 )
+from llm_rollout.api.resource import PRINTER_COLUMNS, SHORT_NAMES, SINGULAR
 from llm_rollout.api.spec import LLMDeploymentSpec
 from llm_rollout.api.status import LLMDeploymentStatus
 from llm_rollout.metrics.presets import PRESETS
@@ -44,8 +46,6 @@ REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "crds" / f"{GROUP}_{PLURAL}.yaml"
 EVAL_RUN_CRD_PATH = REPO / "crds" / f"{GROUP}_{EVAL_RUN_PLURAL}.yaml"
 DOCS_PATH = REPO / "docs" / "crd-reference.md"
-SHORT_NAMES = ["llmd"]
-SINGULAR = "llmdeployment"
 
 # Keywords a structural schema may carry (apiextensions.k8s.io/v1 JSONSchemaProps).
 ALLOWED_KEYWORDS = frozenset(
@@ -113,82 +113,6 @@ _KEY_ORDER = {
         ]
     )
 }
-
-PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {
-        "name": "Release",
-        "type": "string",
-        "jsonPath": ".status.release",
-        "description": "Candidate release id, else stable's.",
-    },
-    {"name": "Stage", "type": "string", "jsonPath": ".status.stage", "description": "Stage."},
-    {"name": "Step", "type": "string", "jsonPath": ".status.step", "description": "Step."},
-    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Phase."},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    {
-        "name": "Stable",
-        "type": "string",
-        "jsonPath": ".status.stable.id",
-        "priority": 1,
-        "description": "Stable release id.",
-    },
-    {
-        "name": "Candidate",
-        "type": "string",
-        "jsonPath": ".status.candidate.id",
-        "priority": 1,
-        "description": "Candidate release id.",
-    },
-    {
-        "name": "Message",
-        "type": "string",
-        "jsonPath": ".status.message",
-        "priority": 1,
-        "description": "Latest decision.",
-    },
-]
-
-
-EVAL_RUN_PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {
-        "name": "Deployment",
-        "type": "string",
-        "jsonPath": ".spec.deployment",
-        "description": "The LLMDeployment.",
-    },
-    {"name": "Release", "type": "string", "jsonPath": ".spec.release", "description": "Release."},
-    {"name": "Suite", "type": "string", "jsonPath": ".spec.suite.name", "description": "Suite."},
-    {"name": "Stage", "type": "string", "jsonPath": ".spec.stage", "description": "Stage."},
-    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Phase."},
-    {
-        "name": "Score",
-        "type": "number",
-        "jsonPath": ".status.composite",
-        "description": "Composite score of the release (0..1).",
-    },
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    {
-        "name": "Cases",
-        "type": "integer",
-        "jsonPath": ".status.candidate.cases.total",
-        "priority": 1,
-        "description": "Cases evaluated.",
-    },
-    {
-        "name": "Passed",
-        "type": "integer",
-        "jsonPath": ".status.candidate.cases.pass",
-        "priority": 1,
-        "description": "Cases that passed.",
-    },
-    {
-        "name": "Message",
-        "type": "string",
-        "jsonPath": ".status.message",
-        "priority": 1,
-        "description": "Why, for a failed run.",
-    },
-]
 
 
 class _WithFactoryDefaults(GenerateJsonSchema):

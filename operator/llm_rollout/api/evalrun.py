@@ -178,3 +178,46 @@ class LLMEvalRunStatus(CamelModel):
     @property
     def finished(self) -> bool:
         return self.phase in FINISHED_PHASES
+
+
+# The columns of `kubectl get llmevalruns` (crdgen writes them into the CRD).
+EVAL_RUN_PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {
+        "name": "Deployment",
+        "type": "string",
+        "jsonPath": ".spec.deployment",
+        "description": "The LLMDeployment.",
+    },
+    {"name": "Release", "type": "string", "jsonPath": ".spec.release", "description": "Release."},
+    {"name": "Suite", "type": "string", "jsonPath": ".spec.suite.name", "description": "Suite."},
+    {"name": "Stage", "type": "string", "jsonPath": ".spec.stage", "description": "Stage."},
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Phase."},
+    {
+        "name": "Score",
+        "type": "number",
+        "jsonPath": ".status.composite",
+        "description": "Composite score of the release (0..1).",
+    },
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Cases",
+        "type": "integer",
+        "jsonPath": ".status.candidate.cases.total",
+        "priority": 1,
+        "description": "Cases evaluated.",
+    },
+    {
+        "name": "Passed",
+        "type": "integer",
+        "jsonPath": ".status.candidate.cases.pass",
+        "priority": 1,
+        "description": "Cases that passed.",
+    },
+    {
+        "name": "Message",
+        "type": "string",
+        "jsonPath": ".status.message",
+        "priority": 1,
+        "description": "Why, for a failed run.",
+    },
+]
