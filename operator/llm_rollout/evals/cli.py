@@ -27,6 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_rollout.evals.run import run as run_eval
+    from llm_rollout.evals.worker import run as run_eval
 
     return run_eval(args)

@@ -15,10 +15,10 @@ from aiohttp import web
 
 from llm_rollout.api.spec import EvalSuite
 from llm_rollout.evals.aggregate import aggregate
+from llm_rollout.evals.cases import Target, evaluate
 from llm_rollout.evals.client import CallError, ChatClient, judge_chat_url, release_chat_url
 from llm_rollout.evals.dataset import parse_dataset
 from llm_rollout.evals.judge import InvalidScore, JudgeScore
-from llm_rollout.evals.runner import Target, evaluate
 from llm_rollout.sim.judge import Behavior, Judge, behavior_from_model, score
 from llm_rollout.sim.model_server import ModelServer
 from llm_rollout.sim.toylang import BRANDS, GLOSSARY, SAMPLE_SENTENCES, affected, translate

@@ -34,10 +34,10 @@ from llm_rollout.api.evalrun import (
 )
 from llm_rollout.api.spec import EvalSuite
 from llm_rollout.evals.aggregate import aggregate, failures, run_problem
+from llm_rollout.evals.cases import Target, evaluate
 from llm_rollout.evals.client import ChatClient
 from llm_rollout.evals.dataset import Case, DatasetError, parse_dataset, sample_cases
 from llm_rollout.evals.manifests import EXECUTOR_ENV
-from llm_rollout.evals.runner import Target, evaluate
 from llm_rollout.kube.client import KubeClient, new_api_client
 from llm_rollout.kube.times import format_time, parse_time
 from llm_rollout.routing.backends import BackendResolver, ServiceBackends, StaticBackends
