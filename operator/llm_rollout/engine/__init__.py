@@ -9,10 +9,10 @@ decision = decide(spec, status, now=..., name=..., generation=...,
 
 from llm_rollout.engine.analysis import ANALYSIS_TOLERANCE, analysis_due
 from llm_rollout.engine.durations import elapsed_in_step
+from llm_rollout.engine.exposure import build_routing
 from llm_rollout.engine.gates import evaluate_gate, evaluate_stage
 from llm_rollout.engine.machine import decide, mark_failed, mark_invalid
 from llm_rollout.engine.plan import exposed_cohorts, plan_queries, query_key, resolve_metric
-from llm_rollout.engine.routing import build_routing
 from llm_rollout.engine.sequential import (
     Counts,
     difference_bounds,

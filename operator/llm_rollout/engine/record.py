@@ -16,9 +16,9 @@ from llm_rollout.api.status import (
 from llm_rollout.engine.analysis import requeue_after
 from llm_rollout.engine.conditions import set_condition
 from llm_rollout.engine.context import Context, Step
+from llm_rollout.engine.exposure import build_routing
 from llm_rollout.engine.history import record as record_history
 from llm_rollout.engine.plan import current_stage
-from llm_rollout.engine.routing import build_routing
 from llm_rollout.engine.types import (
     Decision,
     Outcome,

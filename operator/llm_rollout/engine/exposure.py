@@ -1,4 +1,5 @@
-"""The routing table, built purely from spec and status."""
+"""Exposure: the routing table (which cohorts reach the candidate, and how much), built
+purely from spec and status."""
 
 from __future__ import annotations
 
