@@ -15,7 +15,6 @@ from llm_rollout.controller import leadership
 from llm_rollout.controller.leadership import (
     ElectionConfig,
     LeaderElector,
-    LeaseConflict,
     LeaseRecord,
     LostLeadership,
     Move,
@@ -27,6 +26,7 @@ from llm_rollout.controller.leadership import (
     release_spec,
     run_elected,
 )
+from llm_rollout.kube.errors import Conflict
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
@@ -182,14 +182,14 @@ class LeaseStore:
     def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         self._check()
         if (namespace, body["metadata"]["name"]) in self.leases:
-            raise LeaseConflict("already exists")
+            raise Conflict(409, "Conflict", "already exists")
         return self._store(namespace, body)
 
     def replace(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         self._check()
         current = self.leases[(namespace, name)]
         if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
-            raise LeaseConflict("the object has been modified")
+            raise Conflict(409, "Conflict", "the object has been modified")
         return self._store(namespace, body)
 
 

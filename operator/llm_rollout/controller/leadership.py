@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -46,6 +45,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
+
+from llm_rollout.kube.client import KubeClient
+from llm_rollout.kube.errors import Conflict, NotFound
 
 log = logging.getLogger("llm_rollout.leadership")
 
@@ -270,11 +272,9 @@ def config_from_args(args: argparse.Namespace) -> ElectionConfig:
 # -- I/O --------------------------------------------------------------------------------
 
 
-class LeaseConflict(Exception):
-    """Create or update lost a race (HTTP 409): someone else wrote the Lease first."""
-
-
 class LeaseAPI(Protocol):
+    """Lease reads and writes; create and replace raise kube.errors.Conflict on a lost race."""
+
     def get(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
     def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
@@ -283,45 +283,39 @@ class LeaseAPI(Protocol):
 
 
 class KubeLeases:
-    """Lease reads and writes through the official client's ApiClient (blocking)."""
+    """Leases through the operator's own client, blocking (the elector runs in a thread)."""
 
-    def __init__(self, api_client: Any, timeout: float) -> None:
-        self._api = api_client
+    def __init__(self, kube: KubeClient, timeout: float) -> None:
+        self._kube = kube
         self._timeout = timeout
 
-    def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException
-
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        _m, url, headers, serialized, _p = self._api.param_serialize(
-            method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
-        )
-        response = self._api.call_api(
-            method, url, header_params=headers, body=serialized, _request_timeout=self._timeout
-        )
-        data = response.read()
-        if response.status == 404 and method == "GET":
-            return None
-        if response.status == 409:
-            raise LeaseConflict(data.decode("utf-8", "replace"))
-        if not 200 <= response.status < 300:
-            raise ApiException(
-                status=response.status, reason=response.reason, body=data.decode("utf-8", "replace")
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = self._kube.call(
+                "GET", _LEASES.format(namespace=namespace) + f"/{name}", timeout=self._timeout
             )
-        result: dict[str, Any] = json.loads(data)
+        except NotFound:
+            return None
         return result
 
-    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._call("GET", _LEASES.format(namespace=namespace) + f"/{name}")
-
     def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        result = self._call("POST", _LEASES.format(namespace=namespace), body)
-        assert result is not None
+        result: dict[str, Any] = self._kube.call(
+            "POST",
+            _LEASES.format(namespace=namespace),
+            body=body,
+            content_type="application/json",
+            timeout=self._timeout,
+        )
         return result
 
     def replace(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        result = self._call("PUT", _LEASES.format(namespace=namespace) + f"/{name}", body)
-        assert result is not None
+        result: dict[str, Any] = self._kube.call(
+            "PUT",
+            _LEASES.format(namespace=namespace) + f"/{name}",
+            body=body,
+            content_type="application/json",
+            timeout=self._timeout,
+        )
         return result
 
 
@@ -395,7 +389,7 @@ class LeaderElector:
                 written = self.api.replace(
                     cfg.namespace, cfg.name, {**lease, "spec": spec}
                 )  # carries metadata.resourceVersion
-        except LeaseConflict:
+        except Conflict:
             return False
         except Exception as err:
             log.warning("writing Lease %s/%s failed: %s", cfg.namespace, cfg.name, err)
@@ -585,7 +579,7 @@ def run_operator(
         log.error("leader election: %s", err)
         return 2
     elector = LeaderElector(
-        KubeLeases(api_client, timeout=min(5.0, config.renew_deadline / 2)), config
+        KubeLeases(KubeClient(api_client), timeout=min(5.0, config.renew_deadline / 2)), config
     )
     log.info(
         "leader election: identity %s, Lease %s/%s (duration %gs, renew deadline %gs, retry %gs)",

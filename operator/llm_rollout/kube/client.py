@@ -99,7 +99,7 @@ class KubeClient:
         """The client's connection settings (server, TLS files, token)."""
         return self._api.configuration
 
-    def _call(
+    def call(
         self,
         method: str,
         path: str,
@@ -107,7 +107,10 @@ class KubeClient:
         body: Any = None,
         content_type: str | None = None,
         query: list[tuple[str, str]] | None = None,
+        timeout: float = 30.0,
     ) -> Any:
+        """One blocking request (the async methods run it in a thread); an error status
+        raises its typed KubeError (kube/errors.py)."""
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
@@ -120,7 +123,7 @@ class KubeClient:
             auth_settings=["BearerToken"],
         )
         response = self._api.call_api(
-            method, url, header_params=headers, body=serialized, _request_timeout=30
+            method, url, header_params=headers, body=serialized, _request_timeout=timeout
         )
         data = response.read()
         if not 200 <= response.status < 300:
@@ -136,7 +139,7 @@ class KubeClient:
             manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]
         )
         result: dict[str, Any] = await asyncio.to_thread(
-            self._call,
+            self.call,
             "PATCH",
             path,
             body=manifest,
@@ -150,7 +153,7 @@ class KubeClient:
     ) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = await asyncio.to_thread(
-                self._call, "GET", resource_path(api_version, kind, namespace, name)
+                self.call, "GET", resource_path(api_version, kind, namespace, name)
             )
         except NotFound:
             return None
@@ -160,14 +163,14 @@ class KubeClient:
         self, path: str, *, query: list[tuple[str, str]] | None = None
     ) -> dict[str, Any]:
         """GET an API path as it is (raises a KubeError on any error status)."""
-        result: dict[str, Any] = await asyncio.to_thread(self._call, "GET", path, query=query)
+        result: dict[str, Any] = await asyncio.to_thread(self.call, "GET", path, query=query)
         return result
 
     async def list(
         self, api_version: str, kind: str, namespace: str, label_selector: str
     ) -> list[dict[str, Any]]:
         result = await asyncio.to_thread(
-            self._call,
+            self.call,
             "GET",
             resource_path(api_version, kind, namespace),
             query=[("labelSelector", label_selector)],
@@ -178,7 +181,7 @@ class KubeClient:
         """Delete the object; False when there was none (or no such kind is served)."""
         try:
             await asyncio.to_thread(
-                self._call, "DELETE", resource_path(api_version, kind, namespace, name)
+                self.call, "DELETE", resource_path(api_version, kind, namespace, name)
             )
         except NotFound:
             return False
@@ -197,7 +200,7 @@ class KubeClient:
             + "/status"
         )
         body = {**obj, "status": status}
-        result: dict[str, Any] = await asyncio.to_thread(self._call, "PUT", path, body=body)
+        result: dict[str, Any] = await asyncio.to_thread(self.call, "PUT", path, body=body)
         return result
 
     async def create(
@@ -209,7 +212,7 @@ class KubeClient:
         query = [("fieldManager", FIELD_MANAGER)] + ([("dryRun", "All")] if dry_run else [])
         try:
             result: dict[str, Any] = await asyncio.to_thread(
-                self._call, "POST", path, body=manifest, query=query
+                self.call, "POST", path, body=manifest, query=query
             )
         except Conflict:
             return None
@@ -234,7 +237,7 @@ class KubeClient:
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         result: dict[str, Any] = await asyncio.to_thread(
-            self._call, "PATCH", path, body=body, content_type="application/merge-patch+json"
+            self.call, "PATCH", path, body=body, content_type="application/merge-patch+json"
         )
         return result
 
@@ -267,7 +270,7 @@ class KubeClient:
             "count": 1,
         }
         await asyncio.to_thread(
-            self._call, "POST", resource_path("v1", "Event", meta["namespace"]), body=body
+            self.call, "POST", resource_path("v1", "Event", meta["namespace"]), body=body
         )
 
 
