@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import copy
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,7 +141,7 @@ def test_config_defaults_come_from_the_pod(monkeypatch: pytest.MonkeyPatch) -> N
     assert cfg.namespace == "llm-system" and cfg.identity.startswith("op-7d9c-xk2_")
     assert (cfg.lease_duration, cfg.renew_deadline, cfg.retry_period) == (15, 10, 2)
     monkeypatch.delenv("POD_NAMESPACE")
-    monkeypatch.setattr(leadership, "_SA_NAMESPACE", leadership.Path("/nonexistent"))
+    monkeypatch.setattr(leadership.config, "_SA_NAMESPACE", Path("/nonexistent"))
     cfg = leadership.config_from_args(
         parser.parse_args(["--namespace", "team-a", "--leader-elect-identity", "x"])
     )
