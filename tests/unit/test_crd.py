@@ -54,7 +54,7 @@ def test_check_mode_reports_stale_files(
     assert crdgen.main(["--check", "--all"]) == 0
     stale = tmp_path / "crd.yaml"
     stale.write_text(crdgen.crd_yaml().replace("llmd", "llmx"))
-    monkeypatch.setattr(crdgen, "CRD_PATH", stale)
+    monkeypatch.setattr(crdgen.cli, "CRD_PATH", stale)
     assert crdgen.main(["--check"]) == 1
     out = capsys.readouterr().out
     assert "-    - llmx" in out and "+    - llmd" in out
