@@ -402,10 +402,10 @@ class Demo:
                 status.get("release") == scenario.release
                 or (status.get("candidate") or {}).get("id") == scenario.release
             )
-            line = f"{status.get('phase')} {status.get('stage')} {status.get('step')}"
+            line = " ".join(str(status[k]) for k in ("phase", "stage", "step") if status.get(k))
             if self.config.live and sys.stdout.isatty():
                 print("\033[2J\033[H" + f"{scenario.title}\n\n" + render_status(obj), flush=True)
-            elif line != last:
+            elif line and line != last:  # nothing to show before the operator's first word
                 self.say(f"  {line}: {status.get('message', '')}")
             last = line
             if (
