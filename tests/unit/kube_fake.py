@@ -46,6 +46,7 @@ class FakeKube:
         self.events: list[dict[str, Any]] = []
         self.reject: dict[str, str] = {}  # kind -> the API server's message
         self.unserved: set[str] = {"HTTPRoute", "VirtualService"}  # meshes not installed
+        self.forbidden_delete: set[str] = set()  # kinds RBAC does not let the operator delete
         self.conflict_once = False
         self.writes: list[tuple[str, str, str]] = []  # (verb, kind, name)
         self._versions = itertools.count(1)
@@ -125,6 +126,8 @@ class FakeKube:
         ]
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        if kind in self.forbidden_delete:
+            self._refuse(403, f'{kind.lower()}s "{name}" is forbidden: cannot delete')
         self.writes.append(("delete", kind, name))
         return self.objects.pop((api_version, kind, namespace, name), None) is not None
 

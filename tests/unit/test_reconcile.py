@@ -227,3 +227,17 @@ def test_a_superseded_release_is_scaled_down_then_deleted() -> None:
     bench.step(130)
     assert bench.kube.find("Deployment", NS, old) is None
     assert bench.kube.find("Service", NS, old) is None
+
+
+def test_rbac_that_forbids_deleting_old_routes_is_logged_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bench = Bench()
+    bench.kube.unserved.clear()
+    bench.kube.forbidden_delete = {"HTTPRoute", "VirtualService"}
+    bench.create(spec("1"))
+    with caplog.at_level("WARNING", logger="llm_rollout.operator"):
+        bench.step(0)
+    assert bench.status()["phase"] == "Promoted"  # the rollout is not held up
+    assert "not allowed to delete VirtualService bot" in caplog.text
+    assert "grant the operator delete on virtualservices" in caplog.text

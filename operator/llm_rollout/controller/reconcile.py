@@ -54,7 +54,7 @@ from llm_rollout.kube.builders import (
     deployment_available,
 )
 from llm_rollout.kube.client import KubeAPI
-from llm_rollout.kube.errors import Conflict, Invalid, KubeError, NotFound
+from llm_rollout.kube.errors import Conflict, Forbidden, Invalid, KubeError, NotFound
 from llm_rollout.kube.times import format_time
 from llm_rollout.metrics.providers import MetricsSource, ProviderCache
 from llm_rollout.opmetrics import OperatorMetrics
@@ -199,7 +199,24 @@ class Controller:
         """Delete what other providers applied: a stale VirtualService or HTTPRoute would
         keep routing with old weights after a switch (to builtin, say)."""
         for kind in kinds_of_others(spec.routing.provider):
-            if await self.kube.delete(kind.api_version, kind.kind, owner.namespace, owner.name):
+            try:
+                deleted = await self.kube.delete(
+                    kind.api_version, kind.kind, owner.namespace, owner.name
+                )
+            except Forbidden:
+                # RBAC from before this operator deleted routes: say how to fix it, and do
+                # not hold every rollout of the namespace hostage to it.
+                log.warning(
+                    "%s/%s: not allowed to delete %s %s left by an earlier routing provider; "
+                    "grant the operator delete on %s (the chart does), or delete it by hand",
+                    owner.namespace,
+                    owner.name,
+                    kind.kind,
+                    owner.name,
+                    kind.plural,
+                )
+                continue
+            if deleted:
                 log.info(
                     "deleted %s %s/%s left by an earlier routing provider",
                     kind.kind,
