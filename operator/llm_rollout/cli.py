@@ -169,15 +169,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# Long-running commands: (help, the module with their add_arguments and run).
 _SERVERS = {
-    "operator": "run the operator",
-    "router": "run the cohort router and feedback collector",
-    "eval": "execute one LLMEvalRun (what the operator's eval Jobs and local executor run)",
-}
-_SERVER_MODULES = {
-    "operator": "llm_rollout.controller.main",
-    "router": "llm_rollout.router.main",
-    "eval": "llm_rollout.evals.cli",
+    "operator": ("run the operator", "llm_rollout.controller.main"),
+    "router": ("run the cohort router and feedback collector", "llm_rollout.router.main"),
+    "eval": (
+        "execute one LLMEvalRun (what the operator's eval Jobs and local executor run)",
+        "llm_rollout.evals.cli",
+    ),
 }
 
 
@@ -194,10 +193,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     # The long-running commands' modules (kopf, aiohttp, ...) take most of a second to
     # import: only the one being run is imported, so `llm-rollout abort` starts fast.
-    for name, text in _SERVERS.items():
+    for name, (text, module_name) in _SERVERS.items():
         server = sub.add_parser(name, help=text)
         if only is None or only == name:
-            module = importlib.import_module(_SERVER_MODULES[name])
+            module = importlib.import_module(module_name)
             module.add_arguments(server)
             server.set_defaults(func=module.run)
 

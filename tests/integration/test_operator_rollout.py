@@ -115,6 +115,26 @@ def start_stable(
     return rid(v1)
 
 
+def expose_slow_candidate(
+    rollouts: Rollouts,
+    metrics: ControlledMetrics,
+    namespace: str,
+    revision: str,
+    experts_min: str,
+) -> dict[str, Any]:
+    """Start a rollout of `revision` that soaks at the experts stage; return its spec
+    once the candidate is exposed there."""
+    slow = spec(revision, experts_min=experts_min)
+    metrics.set_quality(namespace, rid(slow), 0.9)
+    rollouts.patch("bot", {"spec": slow})
+    wait_for(
+        lambda: rollouts.status("bot").get("exposed"),
+        what=f"{revision} exposed to experts",
+        describe=lambda: rollouts.describe("bot"),
+    )
+    return slow
+
+
 def decisions(rollouts: Rollouts, name: str) -> list[tuple[str, str, int]]:
     return [
         (h["decision"], h.get("stage", ""), h.get("step", 0))
@@ -449,14 +469,7 @@ def test_a_rejected_release_mid_rollout_names_the_rejected_release(
     namespace: str,
 ) -> None:
     stable = start_stable(rollouts, controlled_metrics, namespace)
-    slow = spec("v2", experts_min="60s")
-    controlled_metrics.set_quality(namespace, rid(slow), 0.9)
-    rollouts.patch("bot", {"spec": slow})
-    wait_for(
-        lambda: rollouts.status("bot").get("exposed"),
-        what="v2 exposed to experts",
-        describe=lambda: rollouts.describe("bot"),
-    )
+    slow = expose_slow_candidate(rollouts, controlled_metrics, namespace, "v2", "60s")
     bad = _no_image("v3")
     rollouts.patch("bot", {"spec": bad})
     wait_for(
@@ -527,14 +540,7 @@ def test_role_labels_say_what_each_release_is_now(
     cluster: Cluster,
 ) -> None:
     v1 = start_stable(rollouts, controlled_metrics, namespace)
-    slow = spec("v2", experts_min="60s")
-    controlled_metrics.set_quality(namespace, rid(slow), 0.9)
-    rollouts.patch("bot", {"spec": slow})
-    wait_for(
-        lambda: rollouts.status("bot").get("exposed"),
-        what="v2 exposed",
-        describe=lambda: rollouts.describe("bot"),
-    )
+    slow = expose_slow_candidate(rollouts, controlled_metrics, namespace, "v2", "60s")
     assert _roles(cluster, namespace, "deployments") == {v1: "stable", rid(slow): "candidate"}
     v3 = spec("v3")
     controlled_metrics.set_quality(namespace, rid(v3), 0.95)
@@ -569,14 +575,7 @@ def test_new_release_supersedes_the_candidate(
     namespace: str,
 ) -> None:
     start_stable(rollouts, controlled_metrics, namespace)
-    slow = spec("v5", experts_min="30s")
-    controlled_metrics.set_quality(namespace, rid(slow), 0.9)
-    rollouts.patch("bot", {"spec": slow})
-    wait_for(
-        lambda: rollouts.status("bot").get("exposed"),
-        what="v5 exposed to experts",
-        describe=lambda: rollouts.describe("bot"),
-    )
+    expose_slow_candidate(rollouts, controlled_metrics, namespace, "v5", "30s")
 
     newer = spec("v6")
     controlled_metrics.set_quality(namespace, rid(newer), 0.9)

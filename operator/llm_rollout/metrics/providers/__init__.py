@@ -19,7 +19,7 @@ class MetricsSource:
     bearer_token: str | None = None
 
 
-def prometheus(source: MetricsSource, timeout: float) -> MetricsProvider:
+def build_prometheus(source: MetricsSource, timeout: float) -> MetricsProvider:
     return PrometheusProvider(source.address, bearer_token=source.bearer_token, timeout=timeout)
 
 
@@ -28,7 +28,7 @@ class ProviderCache:
     """One provider per source, built on first use and closed together."""
 
     timeout: float = 5.0
-    build: Callable[[MetricsSource, float], MetricsProvider] = prometheus
+    build: Callable[[MetricsSource, float], MetricsProvider] = build_prometheus
     _providers: dict[MetricsSource, MetricsProvider] = field(default_factory=dict)
 
     def get(self, source: MetricsSource) -> MetricsProvider:
@@ -48,6 +48,6 @@ __all__ = [
     "MetricsSource",
     "PrometheusProvider",
     "ProviderCache",
+    "build_prometheus",
     "parse_instant_vector",
-    "prometheus",
 ]
