@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 from typing import Any
 
 from llm_rollout.controller.settings import OperatorSettings
@@ -71,6 +72,14 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
     )
 
 
+def own_identity() -> str:
+    """Who this operator process is, for kopf: host (the pod's name) and PID.
+
+    kopf's own default asks for the user name, which fails with a KeyError for a uid
+    without a passwd entry: exactly how the chart runs the image (uid 65532)."""
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
 def run(args: argparse.Namespace) -> int:
     import kopf
 
@@ -98,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         namespaces=list(settings.namespaces),
         memo=kopf.Memo(controller=controller),
         settings=kopf_settings,
+        identity=own_identity(),
     )
     if args.leader_elect:
         from llm_rollout.controller import leadership
