@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
 # Installs the system packages the test bed and benchmarks need, when missing:
 # Prometheus (and promtool), nginx and wrk (router benchmark) from Debian, openssl for
-# bed certificates.
+# bed certificates. With --node, also what the bed's real node and `make image` need:
+# containerd, runc, the CNI plugins, iptables and conntrack (the node), Docker's
+# engine and mmdebstrap (building the image with no registry).
 set -euo pipefail
 
 need=()
+if [ "${1:-}" = --node ]; then
+  command -v containerd >/dev/null 2>&1 || need+=(containerd)
+  command -v runc >/dev/null 2>&1 || need+=(runc)
+  [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+  command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need+=(iptables)
+  command -v conntrack >/dev/null 2>&1 || [ -x /usr/sbin/conntrack ] || need+=(conntrack)
+  command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+  command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+fi
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
