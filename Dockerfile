@@ -1,17 +1,22 @@
-# syntax=docker/dockerfile:1
 # One image for the operator, the router and the eval runner:
 #   llm-rollout operator | router | eval | status | ...
-# Dependencies come from requirements.lock (pinned, hash-checked; `make lock`).
-# Build: `make image` (needs a Docker engine). For a fully reproducible base, pin it:
-#   docker build --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest> .
+# Dependencies come from requirements.lock (pinned, hash-checked; `make lock`). The
+# wheels are downloaded on the host into build/image-wheels (hack/image.sh) and
+# installed with --no-index: the build itself needs no network at all.
+# Build: `make image`. The base is any Debian-based Python 3.11 with `python` on PATH:
+#   python:3.11-slim-bookworm (the default; pin it with @sha256:<digest>), or, where no
+#   registry is reachable, one made from Debian packages (`make image BASE=debian`).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/llm-rollout
+# Dependencies before the code: a rebuild with an unchanged lock reuses this layer.
 COPY requirements.lock ./
-RUN /opt/llm-rollout/bin/pip install --require-hashes --no-deps -r requirements.lock
+COPY build/image-wheels/ /wheels/
+RUN /opt/llm-rollout/bin/pip install --no-index --find-links /wheels --require-hashes \
+      --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY operator/llm_rollout/ operator/llm_rollout/
 RUN /opt/llm-rollout/bin/pip install --no-deps --no-build-isolation . \
