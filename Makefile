@@ -8,7 +8,7 @@ CLUSTER_DIR := .cluster
 
 .PHONY: install deps tools test test-unit test-integration lint crds crds-check \
         cluster-up cluster-down bench demo clean
-.PHONY: dashboard chart-test lock image kind-e2e bench-soundness
+.PHONY: dashboard chart-test lock image kind-e2e bench-soundness e2e node-tools
 
 install: $(INSTALLED)
 
@@ -26,14 +26,26 @@ tools: deps
 	@bash hack/build-tools.sh >/dev/null
 	@bash hack/upstream-crds.sh >/dev/null
 
-test: install tools
+# The real node's packages (containerd, runc, CNI plugins, iptables, Docker's engine,
+# mmdebstrap) and binaries (kubelet, kube-proxy, controllers, scheduler, CoreDNS, pause,
+# Prometheus with Kubernetes discovery), built once and cached like the others.
+node-tools: tools
+	@bash hack/install-deps.sh --node
+	@bash hack/build-tools.sh --node >/dev/null
+
+test: install tools node-tools
 	$(PY) -m pytest
 
 test-unit: install
 	$(PY) -m pytest -m "not integration"
 
 test-integration: install tools
-	$(PY) -m pytest -m integration
+	$(PY) -m pytest -m "integration and not node"
+
+# End to end in pods on the bed's real node (root): the image built here, the chart
+# installed, the demo's rollouts and faults in pods, then a clean cluster-down.
+e2e: install node-tools
+	$(PY) -m pytest tests/e2e
 
 lint: install
 	$(VENV)/bin/ruff format --check operator tests bench
@@ -68,23 +80,27 @@ lock: install
 	  --allow-unsafe --no-emit-find-links --no-emit-index-url --no-emit-trusted-host \
 	  --output-file requirements.lock pyproject.toml
 
-# The one image (operator, router, eval runner); needs a Docker engine.
-image:
-	@bash hack/image.sh $(IMAGE)
+# The one image (operator, router, eval runner). BASE=debian: from Debian packages, no
+# registry needed (hack/image.sh starts a private Docker engine if none runs).
+image: install
+	@BASE=$(BASE) bash hack/image.sh $(IMAGE)
 
 # kind cluster + image + Prometheus + chart + an example rollout; needs Docker.
 kind-e2e:
 	@bash hack/kind-e2e.sh
 
-cluster-up: install tools
-	@$(PY) -m llm_rollout.testbed up --dir $(CLUSTER_DIR)
+# NODE=1: also a real node where pods run (root; containerd, kubelet, kube-proxy,
+# controllers, scheduler, CoreDNS; see docs/install.md).
+cluster-up: install tools $(if $(NODE),node-tools)
+	@$(PY) -m llm_rollout.testbed up --dir $(CLUSTER_DIR) $(if $(NODE),--node)
 
 cluster-down: install
 	@$(PY) -m llm_rollout.testbed down --dir $(CLUSTER_DIR)
 
-# The main job: the whole loop on the local bed (see README).
-demo: install tools
-	$(PY) -m llm_rollout.demo
+# The main job: the whole loop on the local bed (see README). PODS=1: all of it in
+# pods on a bed with a real node (root).
+demo: install tools $(if $(PODS),node-tools)
+	$(PY) -m llm_rollout.demo $(if $(PODS),--pods)
 
 # Router vs direct vs nginx on loopback (~2 min), then the CLI's start-up time (~30 s);
 # figures go to docs/benchmarks.md.

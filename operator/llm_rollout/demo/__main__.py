@@ -22,8 +22,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="print progress lines instead of redrawing the status table",
     )
+    parser.add_argument(
+        "--pods",
+        action="store_true",
+        help="run it all in pods on a bed with a real node: the image built here, the Helm "
+        "chart, model servers and judge as pods (root; make demo PODS=1)",
+    )
     args = parser.parse_args(argv)
-    demo = Demo(DemoConfig(out_dir=args.out_dir, live=not args.no_live))
+    config = DemoConfig(out_dir=args.out_dir, live=not args.no_live)
+    if args.pods:
+        return _pods(config)
+    demo = Demo(config)
 
     def interrupted(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -39,6 +48,34 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         demo.stop()
+    print(summary(result))
+    return 0 if result.ok else 1
+
+
+def _pods(config: DemoConfig) -> int:
+    from llm_rollout.demo.pods import PodsDemo, build_and_import_image
+    from llm_rollout.testbed import TestBed
+
+    print("[demo] starting the bed with a real node (pods run here)...", flush=True)
+    try:
+        bed = TestBed.start(node=True)
+    except TestBedError as err:
+        print(f"[demo] error: {err}", file=sys.stderr)
+        return 1
+    demo = PodsDemo(config, bed)
+    try:
+        print(f"[demo] building {demo.image.ref} and importing it into the node...", flush=True)
+        build_and_import_image(bed, demo.image)
+        result = asyncio.run(demo.run())
+    except KeyboardInterrupt:
+        print("\n[demo] interrupted: stopping everything", file=sys.stderr)
+        return 130
+    except (TestBedError, RuntimeError) as err:
+        print(f"[demo] error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        demo.stop()
+        bed.stop()
     print(summary(result))
     return 0 if result.ok else 1
 

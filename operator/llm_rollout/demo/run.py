@@ -178,6 +178,7 @@ class Demo:
             for label, s in self.specs.items()
         }
         self.servers: dict[str, str] = {}  # release id -> base URL
+        self.router_url = ""
 
     # -- plumbing ----------------------------------------------------------------
 
@@ -328,6 +329,7 @@ class Demo:
         key_file = self.work / "feedback.key"
         key_file.write_text(secrets.token_hex(32) + "\n")
         self.router_port, router_metrics = free_port(), free_port()
+        self.router_url = f"http://127.0.0.1:{self.router_port}"
         self._start(
             "router",
             [
@@ -380,7 +382,7 @@ class Demo:
         self._wait_http(f"http://127.0.0.1:{operator_metrics}/healthz", "operator")
         bed.add_scrape_target("router", f"127.0.0.1:{router_metrics}")
         bed.add_scrape_target("operator", f"127.0.0.1:{operator_metrics}")
-        self.say(f"router on port {self.router_port}, operator running; logs in {self.work}")
+        self.say(f"router on {self.router_url}, operator running; logs in {self.work}")
 
         from kubernetes import config as kconfig
 
@@ -437,7 +439,7 @@ class Demo:
     def _wait_routed(self, timeout: float = 15.0) -> None:
         """Until the router has seen release A's routing (its watch lags the status
         write by up to a second): traffic starts only once it can be served."""
-        url = f"http://127.0.0.1:{self.router_port}/d/{NAMESPACE}/{NAME}/v1/chat/completions"
+        url = f"{self.router_url}/d/{NAMESPACE}/{NAME}/v1/chat/completions"
         body = json.dumps(
             {"model": "assistant", "messages": [{"role": "user", "content": "ping"}]}
         ).encode()
@@ -479,7 +481,7 @@ class Demo:
 
         await asyncio.to_thread(self._wait_routed)
         sim = Simulator(
-            f"http://127.0.0.1:{self.router_port}",
+            self.router_url,
             NAMESPACE,
             NAME,
             self.specs["A"]["checks"],

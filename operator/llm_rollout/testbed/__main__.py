@@ -1,6 +1,7 @@
 """`python -m llm_rollout.testbed up|down|status|scrape|kubelet [--dir .cluster]`.
 
-up/down/status: the bed itself (make cluster-up/down). scrape: list, add or remove
+up/down/status: the bed itself (make cluster-up/down; `up --node` adds a real node
+where pods run: make cluster-up NODE=1). scrape: list, add or remove
 what the bed's Prometheus scrapes. kubelet: stand in for the kubelet the no-node bed
 does not have, marking the release Deployments of a namespace available.
 """
@@ -29,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=Path(".cluster"),
         help="where the bed keeps its state, logs and env file",
+    )
+    parser.add_argument(
+        "--node",
+        action="store_true",
+        help="up: also a real node (containerd, kubelet, kube-proxy, controllers, CoreDNS)",
     )
     args = parser.parse_args(argv)
     root: Path = args.dir.resolve()
@@ -69,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
                 "stopped the local bed"
                 + (f" ({', '.join(sorted(exited))} had already exited)" if exited else "")
             )
+            if recorded.node_leftovers:
+                print(
+                    "error: the node left these behind:\n  " + "\n  ".join(recorded.node_leftovers),
+                    file=sys.stderr,
+                )
+                env_file.unlink(missing_ok=True)
+                return 1
         env_file.unlink(missing_ok=True)
         return 0
 
@@ -83,14 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         recorded.stop()
     try:
-        bed = TestBed.start(root, detached=True)
+        bed = TestBed.start(root, detached=True, node=args.node)
     except TestBedError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     env_file.write_text(bed.env_lines())
     print(
         f"local bed ready: kube-apiserver {bed.state.apiserver_url}, "
-        f"Prometheus {bed.state.prometheus_url}\n  source {env_file}"
+        f"Prometheus {bed.state.prometheus_url}"
+        + (", a node (pods run)" if bed.node is not None else "")
+        + f"\n  source {env_file}"
     )
     return 0
 

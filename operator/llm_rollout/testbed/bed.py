@@ -21,10 +21,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from llm_rollout.testbed.certs import make_certs
+from llm_rollout.testbed.node import Node, NodeError, NodeState
 from llm_rollout.testbed.procs import free_port, pid_alive, spawn, stop_pid, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -36,19 +38,28 @@ class TestBedError(RuntimeError):
     """The bed could not be built or started; the message says why and where to look."""
 
 
-def tools_bin_dir() -> Path:
-    """Directory holding kube-apiserver, etcd, kubectl and helm (built once, cached)."""
+def tools_bin_dir(*, node: bool = False) -> Path:
+    """Directory holding kube-apiserver, etcd, kubectl and helm (built once, cached);
+    with `node`, also the real node's binaries."""
     override = os.environ.get("LLM_ROLLOUT_TOOLS_BIN")
     if override:
         return Path(override)
     script = REPO_ROOT / "hack" / "build-tools.sh"
-    result = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True, check=False)
+    argv = ["bash", str(script), *(["--node"] if node else [])]
+    result = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)
     if result.returncode != 0:
         raise TestBedError(f"building the test bed binaries failed ({script}); see the log above")
     return Path(result.stdout.strip().splitlines()[-1])
 
 
-def prometheus_binary() -> str:
+def prometheus_binary(bin_dir: Path | None = None) -> str:
+    """Debian's Prometheus; for a bed with a node, the one built with Kubernetes
+    service discovery (Debian's lacks it) by hack/build-tools.sh --node."""
+    if bin_dir is not None:
+        built = bin_dir / "prometheus"
+        if not built.exists():
+            raise TestBedError(f"{built} is missing: run `bash hack/build-tools.sh --node`")
+        return str(built)
     found = shutil.which("prometheus")
     if found is None:
         raise TestBedError(
@@ -67,6 +78,10 @@ class BedState:
     prometheus_port: int = 0
     pids: dict[str, int] = field(default_factory=dict)
     owns_root: bool = True
+    # The address the API server and Prometheus listen on: loopback, or the real
+    # node's address (pods cannot reach the host's loopback).
+    host: str = "127.0.0.1"
+    node: dict[str, Any] | None = None
 
     @property
     def kubeconfig(self) -> str:
@@ -74,11 +89,11 @@ class BedState:
 
     @property
     def prometheus_url(self) -> str:
-        return f"http://127.0.0.1:{self.prometheus_port}"
+        return f"http://{self.host}:{self.prometheus_port}"
 
     @property
     def apiserver_url(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{self.host}:{self.apiserver_port}"
 
 
 def _is_server(pid: int, name: str) -> bool:
@@ -99,26 +114,70 @@ class TestBed:
 
     def __init__(self, state: BedState) -> None:
         self.state = state
+        # What stop() found of the node still on the machine (empty: nothing).
+        self.node_leftovers: list[str] = []
+
+    @property
+    def node(self) -> Node | None:
+        """The real node, when the bed has one (`start(node=True)`)."""
+        if self.state.node is None:
+            return None
+        return Node(
+            NodeState.from_json(dict(self.state.node)),
+            Path(self.state.bin_dir),
+            self.state.apiserver_port,
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
     @classmethod
     def start(
-        cls, root: Path | None = None, *, detached: bool = False, ready_timeout: float = 90.0
+        cls,
+        root: Path | None = None,
+        *,
+        detached: bool = False,
+        ready_timeout: float = 90.0,
+        node: bool = False,
     ) -> TestBed:
-        bin_dir = tools_bin_dir()
-        prometheus = prometheus_binary()
+        """Start the bed; with `node`, also a real node where pods run (root only)."""
+        bin_dir = tools_bin_dir(node=node)
+        prometheus = prometheus_binary(bin_dir if node else None)
+        if node:
+            try:
+                Node.check_host()
+            except NodeError as err:
+                raise TestBedError(str(err)) from None
         owns_root = root is None
         root = Path(tempfile.mkdtemp(prefix="llm-rollout-bed-")) if root is None else root
         root.mkdir(parents=True, exist_ok=True)
         state = BedState(root=str(root), bin_dir=str(bin_dir), owns_root=owns_root)
         bed = cls(state)
+        the_node: Node | None = None
         try:
+            if node:
+                the_node = Node(NodeState(root=str(root / "node")), bin_dir, 0)
+                state.host = the_node.state.net.node_ip
+                state.node = the_node.state.to_json()
+                bed._save()  # before anything is made, so stop() finds it
+                the_node.setup_network()
+                state.node = the_node.state.to_json()
+                bed._save()
             bed._start_etcd(detached)
             bed._start_apiserver(detached)
             bed._start_prometheus(prometheus, detached)
             bed._save()
             bed.wait_ready(ready_timeout)
+            if the_node is not None:
+                the_node.apiserver_port = state.apiserver_port
+                try:
+                    the_node.start(Path(root) / "certs", detached=detached)
+                finally:
+                    state.node = the_node.state.to_json()
+                    bed._save()
+                bed._wait_node_ready(the_node, ready_timeout)
+        except NodeError as err:
+            bed.stop()
+            raise TestBedError(str(err)) from None
         except BaseException:
             bed.stop()
             raise
@@ -140,7 +199,10 @@ class TestBed:
 
     def alive(self) -> dict[str, bool]:
         """Each recorded process: is it still the bed's own server?"""
-        return {name: _is_server(pid, name) for name, pid in self.state.pids.items()}
+        pids = dict(self.state.pids)
+        if self.state.node is not None:
+            pids.update(self.state.node.get("pids", {}))
+        return {name: _is_server(pid, name) for name, pid in pids.items()}
 
     def running(self) -> bool:
         alive = self.alive()
@@ -153,6 +215,18 @@ class TestBed:
         is no longer the recorded server (the PID was reused) is left alone.
         """
         exited = []
+        node = self.node
+        if node is not None:
+            alive = self.alive()
+            exited += [n for n in node.state.pids if not alive.get(n, False)]
+            # Only what is still the node's own process is signalled.
+            node.state.pids = {n: p for n, p in node.state.pids.items() if alive.get(n, False)}
+            api_up = alive.get("kube-apiserver", False)
+            self.node_leftovers = node.stop(
+                str(Path(self.state.bin_dir) / "kubectl") if api_up else None,
+                self.state.kubeconfig if api_up else None,
+            )
+            self.state.node = None
         for name in ("prometheus", "kube-apiserver", "etcd"):
             pid = self.state.pids.pop(name, None)
             if pid is None:
@@ -166,6 +240,7 @@ class TestBed:
             shutil.rmtree(root, ignore_errors=True)
         else:
             for child in (
+                "node",
                 "etcd-data",
                 "prometheus-data",
                 "certs",
@@ -215,14 +290,16 @@ class TestBed:
 
     def _start_apiserver(self, detached: bool) -> None:
         s = self.state
-        certs = make_certs(Path(s.root) / "certs")
+        node = self.node
+        extra_ips = (s.host, node.state.net.first_service_ip) if node is not None else ()
+        certs = make_certs(Path(s.root) / "certs", extra_ips)
         s.apiserver_port = free_port()
         argv = [
             str(Path(s.bin_dir) / "kube-apiserver"),
             "--bind-address",
-            "127.0.0.1",
+            s.host,
             "--advertise-address",
-            "127.0.0.1",
+            s.host,
             "--secure-port",
             str(s.apiserver_port),
             "--etcd-servers",
@@ -240,19 +317,35 @@ class TestBed:
             "--service-account-signing-key-file",
             str(certs.sa_key),
             "--service-cluster-ip-range",
-            "10.96.0.0/16",
-            "--authorization-mode",
-            "RBAC",
+            node.state.net.service_cidr if node is not None else "10.96.0.0/16",
             "--allow-privileged=true",
-            # No controller-manager runs here, so nothing creates the default
-            # ServiceAccount that this admission plugin insists on.
-            "--disable-admission-plugins",
-            "ServiceAccount",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             "-v",
             "1",
         ]
+        if node is not None:
+            # The kubelet is authorized as a node; the API server reaches it (logs,
+            # exec) as the admin.
+            argv += [
+                "--authorization-mode",
+                "Node,RBAC",
+                "--kubelet-preferred-address-types",
+                "InternalIP",
+                "--kubelet-client-certificate",
+                str(certs.admin_cert),
+                "--kubelet-client-key",
+                str(certs.admin_key),
+            ]
+        else:
+            # No controller-manager runs here, so nothing creates the default
+            # ServiceAccount that this admission plugin insists on.
+            argv += [
+                "--authorization-mode",
+                "RBAC",
+                "--disable-admission-plugins",
+                "ServiceAccount",
+            ]
         s.pids["kube-apiserver"] = spawn(
             argv, self._log("kube-apiserver"), tied_to_parent=not detached
         ).pid
@@ -289,7 +382,7 @@ class TestBed:
         s.prometheus_port = free_port()
         root = Path(s.root)
         (root / TARGETS_FILE).write_text("[]")
-        config = {
+        config: dict[str, Any] = {
             "global": {
                 "scrape_interval": "1s",
                 "evaluation_interval": "1s",
@@ -306,17 +399,125 @@ class TestBed:
                 }
             ],
         }
+        if s.node is not None:
+            config["scrape_configs"].append(self._pods_scrape_config())
         (root / "prometheus.yml").write_text(yaml.safe_dump(config))
         argv = [
             binary,
             f"--config.file={root / 'prometheus.yml'}",
             f"--storage.tsdb.path={root / 'prometheus-data'}",
-            f"--web.listen-address=127.0.0.1:{s.prometheus_port}",
+            f"--web.listen-address={s.host}:{s.prometheus_port}",
             "--web.enable-lifecycle",
             "--storage.tsdb.retention.time=1d",
             "--log.level=warn",
         ]
         s.pids["prometheus"] = spawn(argv, self._log("prometheus"), tied_to_parent=not detached).pid
+
+    def _pods_scrape_config(self) -> dict[str, Any]:
+        """Pods of the real node, found through the bed's API server: every container
+        port named `metrics` (the chart's operator and router), and any pod annotated
+        `prometheus.io/scrape: "true"` on its `prometheus.io/port`."""
+        certs = Path(self.state.root) / "certs"
+        tls = {
+            "ca_file": str(certs / "ca.crt"),
+            "cert_file": str(certs / "admin.crt"),
+            "key_file": str(certs / "admin.key"),
+        }
+        return {
+            "job_name": "pods",
+            "kubernetes_sd_configs": [
+                {"role": "pod", "api_server": self.state.apiserver_url, "tls_config": tls}
+            ],
+            "relabel_configs": [
+                {
+                    "source_labels": [
+                        "__meta_kubernetes_pod_container_port_name",
+                        "__meta_kubernetes_pod_annotation_prometheus_io_scrape",
+                    ],
+                    "regex": "metrics;.*|.*;true",
+                    "action": "keep",
+                },
+                {
+                    "source_labels": [
+                        "__address__",
+                        "__meta_kubernetes_pod_annotation_prometheus_io_port",
+                    ],
+                    "regex": "([^:]+)(?::\\d+)?;(\\d+)",
+                    "replacement": "$1:$2",
+                    "target_label": "__address__",
+                },
+                # Not `namespace`: the metrics' own namespace label is the LLMDeployment's.
+                {
+                    "source_labels": ["__meta_kubernetes_namespace"],
+                    "target_label": "kubernetes_namespace",
+                },
+                {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "kubernetes_pod"},
+                {
+                    "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+                    "target_label": "component",
+                },
+            ],
+        }
+
+    def _wait_node_ready(self, node: Node, timeout: float) -> None:
+        """The Node Ready, then the cluster DNS running on it."""
+
+        def node_ready() -> bool:
+            code, body = self.api_get("/api/v1/nodes", timeout=2)
+            if code != 200:
+                return False
+            for item in json.loads(body).get("items", []):
+                for cond in item.get("status", {}).get("conditions", []):
+                    if cond["type"] == "Ready" and cond["status"] == "True":
+                        return True
+            return False
+
+        def diagnose() -> str:
+            return "\n".join(
+                f"--- {name}: "
+                + "\n".join(
+                    (node.dir / f"{name}.log").read_text(errors="replace").splitlines()[-12:]
+                )
+                for name in node.state.pids
+                if (node.dir / f"{name}.log").exists()
+            )
+
+        try:
+            wait_until(
+                functools.partial(self._ok, node_ready),
+                timeout=timeout,
+                what="the node",
+                on_timeout=diagnose,
+            )
+        except TimeoutError as err:
+            raise TestBedError(str(err)) from None
+        self.kubectl_apply(node.coredns_manifests())
+        self.kubectl(
+            "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=90s"
+        )
+
+    def tool(
+        self, name: str, *args: str, input_text: str | None = None, timeout: float = 120
+    ) -> str:
+        """Run one of the bed's tools (kubectl, helm) against the bed; raise with its
+        output if it fails."""
+        result = subprocess.run(
+            [str(Path(self.state.bin_dir) / name), "--kubeconfig", self.state.kubeconfig, *args],
+            input=input_text,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise TestBedError(f"{name} {' '.join(args)}: {result.stderr.strip()}")
+        return result.stdout
+
+    def kubectl(self, *args: str, input_text: str | None = None) -> str:
+        return self.tool("kubectl", *args, input_text=input_text)
+
+    def kubectl_apply(self, objects: list[dict[str, Any]]) -> None:
+        self.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(objects))
 
     def _save(self) -> None:
         (Path(self.state.root) / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=2))

@@ -61,9 +61,11 @@ def _signed(dir_: Path, name: str, subject: str, ca: tuple[Path, Path], ext: str
     )
 
 
-def make_certs(dir_: Path) -> BedCerts:
-    """A throwaway CA, an API server serving cert for 127.0.0.1/localhost, an admin
-    client cert in group system:masters, and the service-account signing key pair."""
+def make_certs(dir_: Path, extra_ips: tuple[str, ...] = ()) -> BedCerts:
+    """A throwaway CA, an API server serving cert for 127.0.0.1/localhost (and
+    `extra_ips`: the node's address and the first Service IP, for in-cluster
+    clients), an admin client cert in group system:masters, and the service-account
+    signing key pair."""
     dir_.mkdir(parents=True, exist_ok=True)
     ca_key, ca_crt = dir_ / "ca.key", dir_ / "ca.crt"
     _openssl(
@@ -86,7 +88,10 @@ def make_certs(dir_: Path) -> BedCerts:
         "serving",
         "/CN=kube-apiserver",
         (ca_crt, ca_key),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc,"
+        "DNS:kubernetes.default.svc.cluster.local,DNS:kubernetes.default,DNS:kubernetes"
+        + "".join(f",IP:{ip}" for ip in extra_ips)
+        + "\n"
         "extendedKeyUsage=serverAuth\n",
     )
     _signed(
@@ -108,4 +113,38 @@ def make_certs(dir_: Path) -> BedCerts:
         dir_ / "admin.key",
         sa_key,
         sa_pub,
+    )
+
+
+@dataclass(frozen=True)
+class NodeCerts:
+    kubelet_client_cert: Path
+    kubelet_client_key: Path
+    kubelet_serving_cert: Path
+    kubelet_serving_key: Path
+
+
+def make_node_certs(dir_: Path, node_name: str, node_ip: str) -> NodeCerts:
+    """The kubelet's client cert (the Node authorizer knows it by system:node:NAME)
+    and its serving cert for the node's address, signed by the bed's CA in `dir_`."""
+    ca = (dir_ / "ca.crt", dir_ / "ca.key")
+    _signed(
+        dir_,
+        "kubelet-client",
+        f"/O=system:nodes/CN=system:node:{node_name}",
+        ca,
+        "extendedKeyUsage=clientAuth\n",
+    )
+    _signed(
+        dir_,
+        "kubelet-serving",
+        f"/CN={node_name}",
+        ca,
+        f"subjectAltName=IP:{node_ip},DNS:{node_name}\nextendedKeyUsage=serverAuth\n",
+    )
+    return NodeCerts(
+        dir_ / "kubelet-client.crt",
+        dir_ / "kubelet-client.key",
+        dir_ / "kubelet-serving.crt",
+        dir_ / "kubelet-serving.key",
     )
