@@ -23,15 +23,22 @@ import logging
 import os
 import signal
 import subprocess
+import time
 from typing import Any, Protocol
 
 from llm_rollout.evals.manifests import EXECUTOR_ENV, build_eval_job, job_name
 from llm_rollout.evals.settings import EvalSettings
 from llm_rollout.kube.client import KubeAPI
+from llm_rollout.kube.errors import KubeError
+from llm_rollout.kube.times import parse_time
 
 log = logging.getLogger("llm_rollout.operator")
 
 _PR_SET_PDEATHSIG = 1
+# A Job with no pod this long after it was made, and the Job controller's FailedCreate
+# events, cannot start: a forbidden pod (no such ServiceAccount, a PodSecurity level
+# the pod does not meet, a quota). Shorter than any suite's timeout.
+POD_CREATE_GRACE = 20.0
 
 
 class Executor(Protocol):
@@ -79,13 +86,37 @@ class JobExecutor:
         if job is None:
             self._launched.discard(_uid(run))  # deleted: launch creates it again
             return None
-        for condition in (job.get("status") or {}).get("conditions") or []:
+        status = job.get("status") or {}
+        for condition in status.get("conditions") or []:
             if condition.get("type") == "Failed" and condition.get("status") == "True":
                 return (
                     f"Job {job_name(name)} failed: {condition.get('reason', '')}: "
                     f"{condition.get('message', '')}"
                 ).rstrip(": ")
-        return None
+        if any(status.get(k) for k in ("active", "ready", "succeeded", "failed")):
+            return None
+        return await self._cannot_create_pod(job, time.time())
+
+    async def _cannot_create_pod(self, job: dict[str, Any], now: float) -> str | None:
+        """Why the Job controller cannot create the Job's pod, if it has tried long enough."""
+        meta = job["metadata"]
+        created = parse_time(meta.get("creationTimestamp"))
+        if created is None or now - created.timestamp() < POD_CREATE_GRACE:
+            return None
+        selector = f"involvedObject.kind=Job,involvedObject.name={meta['name']}"
+        try:
+            events = await self._kube.get_path(
+                f"/api/v1/namespaces/{meta['namespace']}/events",
+                query=[("fieldSelector", selector)],
+            )
+        except KubeError as err:  # e.g. an older chart's RBAC without `list` on events
+            log.debug("events of Job %s unreadable: %s", meta["name"], err)
+            return None
+        failed = [e for e in events.get("items", []) if e.get("reason") == "FailedCreate"]
+        if not failed:
+            return None
+        latest = max(failed, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        return f"Job {meta['name']} cannot create its pod: {latest.get('message', '')}"
 
 
 def _die_with_parent() -> None:
