@@ -12,6 +12,7 @@ for every outcome (query errors for every kind) from the first observation on, s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,8 @@ class OperatorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # (namespace, name) -> id(metric) -> the label sets observe_status made.
+        self._series: dict[tuple[str, str], dict[int, set[tuple[str, ...]]]] = {}
         self.phase = Gauge(
             metric_names.PHASE,
             "1 for the rollout's current phase, else 0",
@@ -151,15 +154,18 @@ class OperatorMetrics:
     ) -> None:
         """Export a rollout's status; `bounds` maps gate name -> (min, max)."""
         for phase in Phase:
-            self.phase.labels(namespace, name, phase.value).set(1 if status.phase == phase else 0)
-        _drop(self.info, namespace, name)  # one series per rollout: old release pairs go
-        self.info.labels(
+            self._child(self.phase, namespace, name, phase.value).set(
+                1 if status.phase == phase else 0
+            )
+        self._drop(self.info, namespace, name)  # one series per rollout: old release pairs go
+        self._child(
+            self.info,
             namespace,
             name,
             status.stable.id if status.stable else "",
             status.candidate.id if status.candidate else "",
         ).set(1)
-        self.stage_index.labels(namespace, name).set(status.stage_index)
+        self._child(self.stage_index, namespace, name).set(status.stage_index)
         current = {(namespace, name, status.stage, g.name) for g in status.gates}
         for metric in (
             self.step_percent,
@@ -170,7 +176,7 @@ class OperatorMetrics:
             self.gate_threshold,
             self.gate_verdict,
         ):
-            _drop(
+            self._drop(
                 metric,
                 namespace,
                 name,
@@ -178,41 +184,41 @@ class OperatorMetrics:
                     labels[2] == status.stage and (len(labels) == 3 or tuple(labels[:4]) in current)
                 ),
             )
-        self.step_percent.labels(namespace, name, status.stage).set(status.step_percent)
+        self._child(self.step_percent, namespace, name, status.stage).set(status.step_percent)
         # At zero from the start: increase() sees the first Rollback or query error too.
         for outcome in Outcome:
-            self.decisions.labels(namespace, name, outcome.value)
+            self._child(self.decisions, namespace, name, outcome.value)
         for kind in ObservationErrorKind:
-            self.query_errors.labels(namespace, name, kind.value)
-        _drop(self.condition, namespace, name)
+            self._child(self.query_errors, namespace, name, kind.value)
+        self._drop(self.condition, namespace, name)
         for cond in status.conditions:
             for value in ConditionStatus:
-                self.condition.labels(namespace, name, cond.type.value, value.value).set(
+                self._child(self.condition, namespace, name, cond.type.value, value.value).set(
                     1 if cond.status == value else 0
                 )
-        _set_time(self.step_start, namespace, name, status.step_start_time)
-        _set_time(self.last_analysis, namespace, name, status.last_analysis_time)
+        self._set_time(self.step_start, namespace, name, status.step_start_time)
+        self._set_time(self.last_analysis, namespace, name, status.last_analysis_time)
         max_duration = self._max_durations.get((namespace, name), {}).get(status.stage)
         if max_duration is None:
-            _drop(self.step_max_duration, namespace, name)
+            self._drop(self.step_max_duration, namespace, name)
         else:
-            self.step_max_duration.labels(namespace, name).set(max_duration)
+            self._child(self.step_max_duration, namespace, name).set(max_duration)
         for gate in status.gates:
             labels = (namespace, name, status.stage, gate.name)
             if gate.value is not None:
-                self.gate_value.labels(*labels).set(gate.value)
+                self._child(self.gate_value, *labels).set(gate.value)
             if gate.interval:
-                self.gate_lower.labels(*labels).set(gate.interval[0])
-                self.gate_upper.labels(*labels).set(gate.interval[1])
+                self._child(self.gate_lower, *labels).set(gate.interval[0])
+                self._child(self.gate_upper, *labels).set(gate.interval[1])
             if gate.samples is not None:
-                self.gate_samples.labels(*labels).set(gate.samples)
+                self._child(self.gate_samples, *labels).set(gate.samples)
             low, high = bounds.get(gate.name, (None, None))
             if low is not None:
-                self.gate_threshold.labels(*labels, "min").set(low)
+                self._child(self.gate_threshold, *labels, "min").set(low)
             if high is not None:
-                self.gate_threshold.labels(*labels, "max").set(high)
+                self._child(self.gate_threshold, *labels, "max").set(high)
             for verdict in Verdict:
-                self.gate_verdict.labels(*labels, verdict.value).set(
+                self._child(self.gate_verdict, *labels, verdict.value).set(
                     1 if gate.verdict == verdict else 0
                 )
 
@@ -236,8 +242,40 @@ class OperatorMetrics:
             self.decisions,
             self.query_errors,
         ):
-            _drop(metric, namespace, name)
+            _drop(metric, namespace, name)  # every series, indexed or not: once per deletion
         self._max_durations.pop((namespace, name), None)
+        self._series.pop((namespace, name), None)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered under its rollout (the first two labels)."""
+        self._series.setdefault((labels[0], labels[1]), {}).setdefault(id(metric), set()).add(
+            labels
+        )
+        return metric.labels(*labels)
+
+    def _drop(
+        self,
+        metric: Gauge | Counter,
+        namespace: str,
+        name: str,
+        keep: Any = lambda _labels: False,
+    ) -> None:
+        """Remove a rollout's series of `metric` except those `keep(labels)` accepts: only
+        the rollout's own (indexed) series are looked at, so the cost does not grow
+        with the number of LLMDeployments (prometheus-client itself can only scan all)."""
+        known = self._series.get((namespace, name), {}).get(id(metric))
+        if not known:
+            return
+        for labels in [labels for labels in known if not keep(labels)]:
+            with contextlib.suppress(KeyError):
+                metric.remove(*labels)
+            known.discard(labels)
+
+    def _set_time(self, metric: Gauge, namespace: str, name: str, moment: Any) -> None:
+        if moment is None:
+            self._drop(metric, namespace, name)
+        else:
+            self._child(metric, namespace, name).set(moment.timestamp())
 
 
 def _drop(
@@ -248,10 +286,3 @@ def _drop(
     for labels in list(metric._metrics):
         if labels[:2] == (namespace, name) and not keep(labels):
             metric.remove(*labels)
-
-
-def _set_time(metric: Gauge, namespace: str, name: str, moment: Any) -> None:
-    if moment is None:
-        _drop(metric, namespace, name)
-    else:
-        metric.labels(namespace, name).set(moment.timestamp())

@@ -140,3 +140,43 @@ def test_the_operator_exports_the_operator_names_of_metrics_names() -> None:
         if k.isupper() and isinstance(v, str) and v.startswith("llm_rollout_")
     }
     assert operator_names <= typed, operator_names - typed
+
+
+class _NoScan(dict):  # type: ignore[type-arg]
+    """A metric's children that refuse to be listed: a scan of every series fails."""
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("observe_status scanned every series of a metric")
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("observe_status scanned every series of a metric")
+
+    def items(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("observe_status scanned every series of a metric")
+
+
+def test_observing_one_rollout_does_not_scan_the_others_series() -> None:
+    """The cost of one rollout's export must not grow with the number of rollouts."""
+    m = OperatorMetrics()
+    for i in range(300):
+        m.observe_status("ns", f"bot-{i}", status(), {"thumbs": (0.7, None)})
+    for metric in vars(m).values():
+        if hasattr(metric, "_metrics"):
+            metric._metrics = _NoScan(metric._metrics)
+    # A stage change and a new release pair: old series of bot-7 must go, others stay.
+    moved = status().model_copy(update={"stage": "all", "candidate": ReleaseInfo(id="ccc")})
+    m.observe_status("ns", "bot-7", moved, {"thumbs": (0.7, None)})
+    for metric in vars(m).values():
+        if hasattr(metric, "_metrics"):
+            metric._metrics = dict(dict.items(metric._metrics))
+    text = generate_latest(m.registry).decode()
+    assert (
+        'llm_rollout_gate_value{deployment="bot-7",gate="thumbs",namespace="ns",stage="all"}'
+        in text
+    )
+    assert 'deployment="bot-7",gate="thumbs",namespace="ns",stage="beta"' not in text
+    assert 'candidate="bbb",deployment="bot-7"' not in text
+    assert (
+        'llm_rollout_gate_value{deployment="bot-8",gate="thumbs",namespace="ns",stage="beta"}'
+        in text
+    )
