@@ -20,6 +20,7 @@ from llm_rollout import GROUP, PLURAL, VERSION
 from llm_rollout.api.evalrun import EVAL_RUN_PLURAL
 from llm_rollout.controller.reconcile import Conflict, Controller
 from llm_rollout.controller.served import wait_until_served
+from llm_rollout.controller.wakers import Wakers
 from llm_rollout.kube.builders import LABEL_DEPLOYMENT
 
 log = logging.getLogger("llm_rollout.operator")
@@ -29,14 +30,9 @@ RESYNC_SECONDS = 60.0
 ERROR_BACKOFF_SECONDS = 5.0
 
 
-def _wakers(memo: Any) -> dict[tuple[str, str], asyncio.Event]:
-    wakers: dict[tuple[str, str], asyncio.Event] = memo.setdefault("wakers", {})
+def _wakers(memo: Any) -> Wakers:
+    wakers: Wakers = memo["controller"].wakers
     return wakers
-
-
-def _wake(memo: Any, namespace: str | None, name: str | None) -> None:
-    if namespace and name and (event := _wakers(memo).get((namespace, name))):
-        event.set()
 
 
 @kopf.on.startup()
@@ -99,25 +95,36 @@ async def shutdown(memo: Any, **_: Any) -> None:
     await memo["controller"].aclose()
 
 
+# The wake-up handlers are async so that kopf runs them on the event loop, where the
+# loops' asyncio.Events live (a sync handler runs in a worker thread).
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def wake_on_change(
-    namespace: str | None, name: str | None, memo: Any, spec: Any, type: str | None, **_: Any
+async def wake_on_change(
+    namespace: str | None,
+    name: str | None,
+    memo: Any,
+    spec: Any,
+    body: Any,
+    type: str | None,
+    **_: Any,
 ) -> None:
-    if namespace and name and type != "DELETED":
-        # stage maxDurations, for llm_rollout_step_max_duration_seconds
-        memo["controller"].metrics.observe_spec(namespace, name, spec)
-    _wake(memo, namespace, name)
+    if not (namespace and name) or type == "DELETED":
+        return
+    # stage maxDurations, for llm_rollout_step_max_duration_seconds
+    memo["controller"].metrics.observe_spec(namespace, name, spec)
+    # Not on the operator's own status writes: each would cost a second reconcile.
+    if _wakers(memo).decisive_change(namespace, name, body):
+        _wakers(memo).wake(namespace, name)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL_DEPLOYMENT: kopf.PRESENT})
-def wake_on_release_change(namespace: str | None, labels: Any, memo: Any, **_: Any) -> None:
-    _wake(memo, namespace, labels.get(LABEL_DEPLOYMENT))
+async def wake_on_release_change(namespace: str | None, labels: Any, memo: Any, **_: Any) -> None:
+    _wakers(memo).wake(namespace, labels.get(LABEL_DEPLOYMENT))
 
 
 @kopf.on.event(GROUP, VERSION, EVAL_RUN_PLURAL, labels={LABEL_DEPLOYMENT: kopf.PRESENT})
-def wake_on_eval_run_change(namespace: str | None, spec: Any, memo: Any, **_: Any) -> None:
+async def wake_on_eval_run_change(namespace: str | None, spec: Any, memo: Any, **_: Any) -> None:
     # An eval run progressed or finished: its LLMDeployment decides again at once.
-    _wake(memo, namespace, (spec or {}).get("deployment"))
+    _wakers(memo).wake(namespace, (spec or {}).get("deployment"))
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
@@ -126,7 +133,7 @@ async def rollout_loop(
 ) -> None:
     assert namespace is not None  # LLMDeployment is namespaced
     controller: Controller = memo["controller"]
-    waker = _wakers(memo).setdefault((namespace, name), asyncio.Event())
+    waker = _wakers(memo).register(namespace, name)
     try:
         while not stopped:
             waker.clear()
@@ -146,7 +153,7 @@ async def rollout_loop(
             if timeout > 0:
                 await _wait_any(waker, stopped, timeout)
     finally:
-        _wakers(memo).pop((namespace, name), None)
+        _wakers(memo).forget(namespace, name)
         controller.metrics.forget(namespace, name)
 
 

@@ -30,6 +30,7 @@ from llm_rollout.controller.evals import EvalStep
 from llm_rollout.controller.retire import RETIRED_AT, RetireStep, plan_retirement
 from llm_rollout.controller.roles import CANDIDATE, RETIRED, plan_roles, release_role
 from llm_rollout.controller.settings import OperatorSettings
+from llm_rollout.controller.wakers import Wakers
 from llm_rollout.engine import (
     Decision,
     MetricQuery,
@@ -78,6 +79,8 @@ class Controller:
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     providers: ProviderCache | None = None  # metrics providers, one per source
     evals: EvalStep | None = None  # eval runs (controller/evals.py); built from settings
+    # The per-object loops' wake-ups (controller/wakers.py: not in kopf's memo).
+    wakers: Wakers = field(default_factory=Wakers)
 
     def __post_init__(self) -> None:
         if self.providers is None:
