@@ -72,6 +72,21 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
     )
 
 
+# Loggers that speak at INFO for every request or event: without --verbose only their
+# warnings are shown (httpx logs each Prometheus query: 17,010 of 17,437 lines at 100
+# LLMDeployments; kopf each handled watch event). Decisions are what matter here.
+CHATTY_LOGGERS = ("kopf.objects", "httpx", "httpcore")
+
+
+def configure_logging(*, verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
 def own_identity() -> str:
     """Who this operator process is, for kopf: host (the pod's name) and PID.
 
@@ -87,13 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from llm_rollout.controller.reconcile import Controller
     from llm_rollout.kube.client import KubeClient, new_api_client
 
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
-        # kopf logs every handled watch event at INFO; decisions are what matter here.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    configure_logging(verbose=args.verbose)
     settings = settings_from_args(args)
     api_client = new_api_client(args.kubeconfig)
     controller = Controller(kube=KubeClient(api_client), settings=settings)
