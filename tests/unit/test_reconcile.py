@@ -241,3 +241,32 @@ def test_rbac_that_forbids_deleting_old_routes_is_logged_not_fatal(
     assert bench.status()["phase"] == "Promoted"  # the rollout is not held up
     assert "not allowed to delete VirtualService bot" in caplog.text
     assert "grant the operator delete on virtualservices" in caplog.text
+
+
+def _release_applies(bench: Bench) -> list[tuple[str, str, str]]:
+    return [w for w in bench.kube.writes if w[0] == "apply" and w[1] in ("Deployment", "Service")]
+
+
+def test_an_unchanged_release_is_not_applied_every_tick() -> None:
+    bench = Bench()
+    bench.create(spec("1"))
+    bench.step(0)  # applied as the candidate, promoted at once
+    bench.step(10)  # applied again: its role is now stable
+    first = len(_release_applies(bench))
+    bench.step(20)
+    bench.step(25)
+    assert len(_release_applies(bench)) == first  # nothing changed: nothing applied
+
+    # Someone deleted the Deployment: the next tick puts it back.
+    dep = f"{NAME}-{rid(spec('1'))}"
+    del bench.kube.objects[("apps/v1", "Deployment", NS, dep)]
+    bench.step(30)
+    assert bench.kube.find("Deployment", NS, dep) is not None
+    after_delete = len(_release_applies(bench))
+    assert after_delete > first
+
+    # A hand edit is not seen in the listing; the periodic re-apply puts it right.
+    bench.step(60)
+    assert len(_release_applies(bench)) == after_delete
+    bench.step(30 + 301)
+    assert len(_release_applies(bench)) > after_delete

@@ -26,6 +26,7 @@ from llm_rollout.api import (
     release_info,
 )
 from llm_rollout.api.spec import SecretKeyRef
+from llm_rollout.controller.applied import AppliedCache
 from llm_rollout.controller.evals import EvalStep
 from llm_rollout.controller.retire import RETIRED_AT, RetireStep, plan_retirement
 from llm_rollout.controller.roles import CANDIDATE, RETIRED, plan_roles, release_role
@@ -54,7 +55,7 @@ from llm_rollout.kube.builders import (
     build_service,
     deployment_available,
 )
-from llm_rollout.kube.client import KubeAPI
+from llm_rollout.kube.client import FIELD_MANAGER, KubeAPI
 from llm_rollout.kube.errors import Conflict, Forbidden, Invalid, KubeError, NotFound
 from llm_rollout.kube.times import format_time
 from llm_rollout.metrics.providers import MetricsSource, ProviderCache
@@ -81,6 +82,8 @@ class Controller:
     evals: EvalStep | None = None  # eval runs (controller/evals.py); built from settings
     # The per-object loops' wake-ups (controller/wakers.py: not in kopf's memo).
     wakers: Wakers = field(default_factory=Wakers)
+    # Release objects applied, by digest: unchanged ones are not applied every tick.
+    applied_objects: AppliedCache = field(default_factory=AppliedCache)
 
     def __post_init__(self) -> None:
         if self.providers is None:
@@ -143,7 +146,12 @@ class Controller:
     # -- outputs --------------------------------------------------------------------
 
     async def _apply_release(
-        self, owner: Owner, spec: LLMDeploymentSpec, status: LLMDeploymentStatus
+        self,
+        owner: Owner,
+        spec: LLMDeploymentSpec,
+        status: LLMDeploymentStatus,
+        deployments: list[dict[str, Any]],
+        now: datetime,
     ) -> dict[str, tuple[str, str]]:
         """Apply the spec's release; returns {object name: (release, role applied)}."""
         release = release_info(spec)
@@ -157,8 +165,14 @@ class Controller:
             replicas=spec.release.replicas,
             role=role,
         )
-        await self.kube.apply(deployment)
-        await self.kube.apply(build_service(owner, release, port=spec.release.port, role=role))
+        service = build_service(owner, release, port=spec.release.port, role=role)
+        # The Service is not listed each tick: it is taken to be there with its
+        # Deployment (and put back by the periodic re-apply if it is not).
+        present = deployment["metadata"]["name"] in {d["metadata"]["name"] for d in deployments}
+        for manifest in (deployment, service):
+            if self.applied_objects.needed(manifest, FIELD_MANAGER, present=present, now=now):
+                await self.kube.apply(manifest)
+                self.applied_objects.applied(manifest, FIELD_MANAGER, now=now)
         return {deployment["metadata"]["name"]: (release.id, role)}
 
     async def _relabel(
@@ -281,6 +295,7 @@ class Controller:
         if obj is None:
             self.metrics.forget(namespace, name)
             self.evals.forget(namespace, name)
+            self.applied_objects.forget(namespace, f"{name}-")
             return None
         meta = obj["metadata"]
         owner = Owner(namespace, name, meta["uid"])
@@ -316,7 +331,7 @@ class Controller:
         decision: Decision | None = None
         applied: dict[str, tuple[str, str]] = {}
         try:
-            applied = await self._apply_release(owner, spec, status)
+            applied = await self._apply_release(owner, spec, status, deployments, now)
         except Invalid as err:
             reason = err.message
             if not spec.release.template:
