@@ -16,13 +16,14 @@ require_docker_engine() {
 }
 
 # A Docker engine for a build: the one DOCKER_HOST (or the default socket) points at
-# when it answers; otherwise, where dockerd is installed (Debian's docker.io) and we
-# are root, a private engine whose state stays under $2 (kept, so rebuilds reuse its
+# when it answers; otherwise, where dockerd is installed (Debian's docker.io), we are
+# root and LLM_ROLLOUT_PRIVATE_DOCKER is not 0, a private engine whose state stays under $2 (kept, so rebuilds reuse its
 # layers) with no bridge and no iptables rules, stopped when the script exits.
 use_docker_engine() {
   local what=$1 state=$2
   if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then return 0; fi
-  if ! command -v dockerd >/dev/null 2>&1 || [ "$(id -u)" -ne 0 ]; then
+  if [ "${LLM_ROLLOUT_PRIVATE_DOCKER:-1}" = 0 ] || ! command -v dockerd >/dev/null 2>&1 \
+     || [ "$(id -u)" -ne 0 ]; then
     require_docker_engine "$what"
   fi
   local run=/run/llm-rollout-docker
