@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -132,3 +133,30 @@ class ChatClient:
                 wait = getattr(err, "retry_after", None) or self._backoff * 2**attempt
                 await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def wait_until_reachable(url: str, *, within: float, every: float = 0.5) -> bool:
+    """Until a TCP connection to `url`'s host and port succeeds; False after `within` seconds.
+
+    In a cluster a release's Service can lag its ready pods by a second or more (the
+    EndpointSlice, then kube-proxy's rules): cases sent in that gap find nobody, and
+    count as the release giving no answer. A connection is all that is asked here;
+    what the release answers is the cases' business."""
+    parts = httpx.URL(url)
+    host, port = parts.host, parts.port or (443 if parts.scheme == "https" else 80)
+    deadline = time.monotonic() + within
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), timeout=max(min(2.0, left), 0.1)
+            )
+        except (OSError, TimeoutError):
+            if time.monotonic() + every >= deadline:
+                return False
+            await asyncio.sleep(every)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True

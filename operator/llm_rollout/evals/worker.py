@@ -35,7 +35,7 @@ from llm_rollout.api.evalrun import (
 from llm_rollout.api.spec import EvalSuite
 from llm_rollout.evals.aggregate import aggregate, failures, run_problem
 from llm_rollout.evals.cases import Target, evaluate
-from llm_rollout.evals.client import ChatClient
+from llm_rollout.evals.client import ChatClient, wait_until_reachable
 from llm_rollout.evals.dataset import Case, DatasetError, parse_dataset, sample_cases
 from llm_rollout.evals.manifests import EXECUTOR_ENV
 from llm_rollout.kube.client import KubeClient, new_api_client
@@ -43,6 +43,9 @@ from llm_rollout.kube.times import format_time, parse_time
 from llm_rollout.routing.backends import BackendResolver, ServiceBackends, StaticBackends
 
 log = logging.getLogger("llm_rollout.eval")
+# How long a release may stay unreachable before its cases run anyway (a Service
+# catching up with its pods; see wait_until_reachable).
+REACHABLE_TIMEOUT = 30.0
 
 API_VERSION = f"{GROUP}/{VERSION}"
 PROGRESS_EVERY = 2.0  # seconds between progress writes
@@ -144,6 +147,14 @@ class EvalRun:
         targets: list[Target],
     ) -> dict[str, Any]:
         suite = spec.suite
+        for target in targets:
+            if not await wait_until_reachable(target.url, within=REACHABLE_TIMEOUT):
+                log.warning(
+                    "release %s at %s: no connection after %.0fs; running the cases anyway",
+                    target.release,
+                    target.url,
+                    REACHABLE_TIMEOUT,
+                )
         async with httpx.AsyncClient() as http:
             client = ChatClient(http, timeout=suite.request_timeout_seconds)
             outcomes = await evaluate(
