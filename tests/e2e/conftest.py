@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ def node_bed() -> Iterator[NodeBed]:
     finally:
         if TestBed.recorded(root) is not None:
             bed.stop()
+        if not bed.node_leftovers:  # else keep the logs for whoever looks
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass
