@@ -172,3 +172,31 @@ def test_scrape_and_kubelet_need_a_running_bed(tmp_path: Path) -> None:
     result = _testbed(tmp_path, "scrape")
     assert result.returncode == 1
     assert "the local bed is not running: make cluster-up" in result.stderr
+
+
+def test_a_port_taken_after_it_was_picked_starts_the_bed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A free port picked for etcd is taken before etcd binds it (as an outgoing
+    connection's ephemeral port can be): the bed notices at once and starts again."""
+    import socket
+
+    from llm_rollout.testbed import bed as bed_module
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken = int(blocker.getsockname()[1])
+    picks = iter([taken])
+    monkeypatch.setattr(bed_module, "free_port", lambda: next(picks, None) or free_port())
+    try:
+        bed = bed_module.TestBed.start(tmp_path / "bed")
+    finally:
+        blocker.close()
+    try:
+        assert bed.running()
+        assert bed.state.etcd_port != taken
+        # Noticed when etcd exited, not after the readiness timeout.
+        assert "etcd exited while starting" in capsys.readouterr().out
+    finally:
+        bed.stop()

@@ -38,6 +38,14 @@ class TestBedError(RuntimeError):
     """The bed could not be built or started; the message says why and where to look."""
 
 
+class PortTaken(TestBedError):
+    """A server found its port taken: picked free a moment before, then used by someone
+    else (an outgoing connection's ephemeral port, say). Starting again picks others."""
+
+
+START_ATTEMPTS = 3
+
+
 def tools_bin_dir(*, node: bool = False) -> Path:
     """Directory holding kube-apiserver, etcd, kubectl and helm (built once, cached);
     with `node`, also the real node's binaries."""
@@ -140,6 +148,19 @@ class TestBed:
         node: bool = False,
     ) -> TestBed:
         """Start the bed; with `node`, also a real node where pods run (root only)."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return cls._start_once(root, detached, ready_timeout, node)
+            except PortTaken as err:
+                if attempt == START_ATTEMPTS:
+                    raise
+                print(f"[testbed] {err.args[0].splitlines()[0]}; starting again", flush=True)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    def _start_once(
+        cls, root: Path | None, detached: bool, ready_timeout: float, node: bool
+    ) -> TestBed:
         bin_dir = tools_bin_dir(node=node)
         prometheus = prometheus_binary(bin_dir if node else None)
         if node:
@@ -566,10 +587,22 @@ class TestBed:
             ("kube-apiserver /readyz", apiserver_ready),
             ("prometheus /-/ready", prometheus_ready),
         ]
+
+        def exited_early() -> None:
+            for name, up in self.alive().items():
+                if not up:
+                    log = self._log(name).read_text(errors="replace")
+                    kind = PortTaken if "address already in use" in log else TestBedError
+                    raise kind(f"{name} exited while starting\n{self._diagnose()}")
+
+        def ready(check: Callable[[], bool]) -> bool:
+            exited_early()  # a server that died will not become ready: say so at once
+            return self._ok(check)
+
         for what, check in checks:
             try:
                 wait_until(
-                    functools.partial(self._ok, check),
+                    functools.partial(ready, check),
                     timeout=timeout,
                     what=what,
                     on_timeout=self._diagnose,
