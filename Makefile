@@ -8,7 +8,7 @@ CLUSTER_DIR := .cluster
 
 .PHONY: install deps tools test test-unit test-integration lint crds crds-check \
         cluster-up cluster-down bench demo clean
-.PHONY: dashboard chart-test lock image kind-e2e bench-soundness e2e node-tools
+.PHONY: dashboard chart-test lock image kind-e2e bench-soundness e2e node-tools bench-scale
 
 install: $(INSTALLED)
 
@@ -114,6 +114,13 @@ BASELINE ?= 73f79ba
 bench-soundness: install
 	$(PY) -m bench.soundness --primed --baseline-ref $(BASELINE) --json-out soundness.json
 	$(PY) bench/sizing.py --runs 2000
+
+# The operator with N LLMDeployments in analysis on the bed, next to the operator of
+# BASELINE, in one run (~5 min per N and code); figures go to docs/benchmarks.md.
+SCALE_N ?= 100 150 200
+bench-scale: install tools
+	$(PY) bench/scale.py $(foreach n,$(SCALE_N),--n $(n)) --duration 150 --baseline-ref $(SCALE_BASELINE)
+SCALE_BASELINE ?= bb7e160
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
