@@ -589,8 +589,9 @@ class TestBed:
         ]
 
         def exited_early() -> None:
-            for name, up in self.alive().items():
-                if not up:
+            # The PIDs were spawned a moment ago: gone means exited (no reuse to fear).
+            for name, pid in self.state.pids.items():
+                if not pid_alive(pid):
                     log = self._log(name).read_text(errors="replace")
                     kind = PortTaken if "address already in use" in log else TestBedError
                     raise kind(f"{name} exited while starting\n{self._diagnose()}")
