@@ -125,6 +125,11 @@ def kubectl(bed: TestBed, *args: str, input_text: str | None = None) -> str:
     return bed.tool("kubectl", *args, input_text=input_text, timeout=600)
 
 
+def apply_in_batches(bed: TestBed, docs: list[dict[str, Any]], size: int = 200) -> None:
+    for start in range(0, len(docs), size):
+        kubectl(bed, "apply", "-f", "-", input_text=yaml.safe_dump_all(docs[start : start + size]))
+
+
 def objects(bed: TestBed) -> list[dict[str, Any]]:
     out = kubectl(bed, "-n", NAMESPACE, "get", "llmdeployments", "-o", "json")
     return list(json.loads(out)["items"])
@@ -175,14 +180,7 @@ def run_one(
                 }
                 for i in range(n)
             ]
-            for start in range(0, n, 200):
-                kubectl(
-                    bed,
-                    "apply",
-                    "-f",
-                    "-",
-                    input_text=yaml.safe_dump_all(docs[start : start + 200]),
-                )
+            apply_in_batches(bed, docs)
             env = dict(os.environ)
             if operator_src is not None:
                 env["PYTHONPATH"] = str(operator_src)
@@ -198,23 +196,13 @@ def run_one(
             operator = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
             log.close()
             started = time.monotonic()
-            first_status = wait_all(
-                bed, lambda o: (o.get("status") or {}).get("phase") == "Promoted", 600
-            )
+            wait_all(bed, lambda o: (o.get("status") or {}).get("phase") == "Promoted", 600)
             first_status_s = time.monotonic() - started
             for doc in docs:
                 doc["spec"] = spec("r2", interval)
-            for start in range(0, n, 200):
-                kubectl(
-                    bed,
-                    "apply",
-                    "-f",
-                    "-",
-                    input_text=yaml.safe_dump_all(docs[start : start + 200]),
-                )
+            apply_in_batches(bed, docs)
             wait_all(bed, lambda o: bool((o.get("status") or {}).get("gates")), 600)
             all_analysing_s = time.monotonic() - started
-            del first_status
 
             pids = {
                 "operator": operator.pid,

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from llm_rollout.demo.run import Demo, DemoConfig, summary
@@ -32,13 +33,18 @@ def main(argv: list[str] | None = None) -> int:
     config = DemoConfig(out_dir=args.out_dir, live=not args.no_live)
     if args.pods:
         return _pods(config)
-    demo = Demo(config)
+    return _run(Demo(config))
+
+
+def _run(demo: Demo, prepare: Callable[[], None] = lambda: None) -> int:
+    """Run the demo (after `prepare`), stop it, print the summary; the exit status."""
 
     def interrupted(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupted)
     try:
+        prepare()
         result = asyncio.run(demo.run())
     except KeyboardInterrupt:
         print("\n[demo] interrupted: stopping everything", file=sys.stderr)
@@ -63,21 +69,15 @@ def _pods(config: DemoConfig) -> int:
         print(f"[demo] error: {err}", file=sys.stderr)
         return 1
     demo = PodsDemo(config, bed)
-    try:
+
+    def build() -> None:
         print(f"[demo] building {demo.image.ref} and importing it into the node...", flush=True)
         build_and_import_image(bed, demo.image)
-        result = asyncio.run(demo.run())
-    except KeyboardInterrupt:
-        print("\n[demo] interrupted: stopping everything", file=sys.stderr)
-        return 130
-    except (TestBedError, RuntimeError) as err:
-        print(f"[demo] error: {err}", file=sys.stderr)
-        return 1
+
+    try:
+        return _run(demo, build)
     finally:
-        demo.stop()
         bed.stop()
-    print(summary(result))
-    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":
