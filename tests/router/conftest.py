@@ -218,7 +218,7 @@ class RunningRouter:
     async def settle(self) -> None:
         """Wait for the background analysis (checks, usage) of finished responses."""
         for _ in range(200):
-            if not self.router._tasks:
+            if not self.router.relay.tasks:
                 return
             await asyncio.sleep(0.01)
         raise AssertionError("background analysis did not finish")

@@ -1,91 +1,44 @@
-"""The router's aiohttp application: streaming proxy, /feedback, health and metrics."""
+"""The router's aiohttp application: places each request, proxies it (with one fallback to
+stable), and serves /feedback, health and metrics.
+
+The pieces: `http` (headers, bodies, errors), `relay` (streaming the answer back and
+analysing it), `feedback` (the endpoint), `series` (which release series exist).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import json
 import logging
-import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
 from yarl import URL
 
 from llm_rollout.api.routing_table import ReleaseInfo
-from llm_rollout.heuristics import run_checks
 from llm_rollout.router.assignments import AssignmentTracker
-from llm_rollout.router.cohorts import COHORT_HEADER, place_request
-from llm_rollout.router.config import ServedDeployment
-from llm_rollout.router.extract import (
-    decode_body,
-    extract_input,
-    extract_output,
-    extract_usage_from_tail,
-)
-from llm_rollout.router.feedback import (
-    MAX_FEEDBACK_BYTES,
-    FeedbackRequest,
-    SeenSet,
-    error_field,
-    log_record,
+from llm_rollout.router.cohorts import place_request
+from llm_rollout.router.feedback import MAX_FEEDBACK_BYTES, FeedbackEndpoint, SeenSet
+from llm_rollout.router.http import (
+    PROXIED_METHODS,
+    STALE,
+    UNREACHABLE,
+    backend_target,
+    json_error,
+    read_bounded,
+    request_id,
+    upstream_headers,
 )
 from llm_rollout.router.metrics import RouterMetrics
+from llm_rollout.router.relay import Placed, Relay, RelayLimits
+from llm_rollout.router.series import SeriesKeeper
 from llm_rollout.router.state import DEPLOYMENT_HEADER, RouterState
-from llm_rollout.router.tokens import TokenError, TokenSigner
+from llm_rollout.router.tokens import TokenSigner
 from llm_rollout.routing.backends import BackendResolver
 
 log = logging.getLogger("llm_rollout.router")
-feedback_log = logging.getLogger("llm_rollout.feedback")
-
-RELEASE_HEADER = "x-llm-release"
-REQUEST_ID_HEADER = "x-request-id"
-TOKEN_HEADER = "x-llm-feedback-token"
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-connection",
-    }
-)
-# Not forwarded upstream: set by the client library, or by the router itself.
-_NOT_UPSTREAM = HOP_BY_HOP | {
-    "host",
-    "content-length",
-    DEPLOYMENT_HEADER,
-    COHORT_HEADER,
-    RELEASE_HEADER,
-    REQUEST_ID_HEADER,
-    "expect",
-}
-_NOT_DOWNSTREAM = HOP_BY_HOP | {RELEASE_HEADER, COHORT_HEADER, REQUEST_ID_HEADER, TOKEN_HEADER}
-PROXIED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Failures before any response byte (the request is retried on stable).
-_UNREACHABLE = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ConnectionTimeoutError,
-    aiohttp.ServerDisconnectedError,
-    aiohttp.ClientOSError,
-)
-# ...of which these may be a pooled keep-alive connection the backend had just closed:
-# retried once on the same backend first (aiohttp itself only does so for GET & co).
-_STALE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
 @dataclass(frozen=True)
@@ -98,7 +51,7 @@ class RouterSettings:
     capture_bytes: int = 256 * 1024
     tail_bytes: int = 16 * 1024
     # Complete, uncompressed answers up to this size are analysed on the event loop once
-    # sent; larger or compressed ones in a worker thread (see Router._relay).
+    # sent; larger or compressed ones in a worker thread (see relay.Relay).
     inline_analysis_bytes: int = 16 * 1024
     dedupe_capacity: int = 100_000
     max_connections: int = 1024
@@ -106,44 +59,6 @@ class RouterSettings:
     # How long the series of a release that left the routing table are kept (checked
     # at each routing change): as long as its feedback tokens live by default.
     retired_series_grace: float = 24 * 3600.0
-
-
-def json_error(status: int, error: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": error, **extra}, status=status)
-
-
-class _Capture:
-    """A bounded copy of a response body: its head, plus its tail once the head is full."""
-
-    def __init__(self, head_limit: int, tail_limit: int) -> None:
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.truncated = False
-        self._head_limit = head_limit
-        self._tail_limit = tail_limit
-
-    def add(self, chunk: bytes) -> None:
-        room = self._head_limit - len(self.head)
-        if room > 0:
-            self.head += chunk[:room]
-            chunk = chunk[room:]
-        if chunk:
-            self.truncated = True
-            self.tail += chunk
-            if len(self.tail) > self._tail_limit:
-                del self.tail[: len(self.tail) - self._tail_limit]
-
-
-async def read_bounded(request: web.Request, limit: int) -> bytes | None:
-    """The whole request body, or None when it is larger than `limit`."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    buf = bytearray()
-    while chunk := await request.content.readany():
-        buf += chunk
-        if len(buf) > limit:
-            return None
-    return bytes(buf)
 
 
 class Router:
@@ -160,60 +75,28 @@ class Router:
     ) -> None:
         self.state = state
         self.backends = backends
-        self.signer = signer
-        self.settings = settings or RouterSettings()
+        self.settings = s = settings or RouterSettings()
         self.metrics = metrics or RouterMetrics()
-        self.clock = clock
-        self.seen = SeenSet(self.settings.dedupe_capacity)
         self.assignments = AssignmentTracker()
+        self.relay = Relay(
+            self.metrics,
+            signer,
+            RelayLimits(s.capture_bytes, s.tail_bytes, s.inline_analysis_bytes),
+            clock,
+        )
+        self.feedback = FeedbackEndpoint(
+            state, signer, self.metrics, SeenSet(s.dedupe_capacity), clock
+        )
+        series = SeriesKeeper(self.metrics, self.assignments, s.retired_series_grace, clock)
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._served_releases: set[tuple[str, str, str]] = set()
-        self._left_at: dict[tuple[str, str, str], float] = {}
-        state.subscribe(self._prime)
-
-    def _prime(self, served: list[ServedDeployment]) -> None:
-        """Zero-valued series for every live release x cohort (see RouterMetrics.prime),
-        and the series of releases no longer served dropped after a grace period."""
-        live: set[tuple[str, str, str]] = set()
-        for s in served:
-            releases = [r.id for r in (s.routing.stable, s.routing.candidate) if r is not None]
-            cohorts = {c.name for c in s.cohorts} | {s.default_cohort}
-            checks = [c.name for c in s.checks]
-            for rel in releases:
-                live.add((s.namespace, s.name, rel))
-                for cohort in cohorts:
-                    self.metrics.prime(s.namespace, s.name, rel, cohort, checks)
-        self.assignments.keep({s.key for s in served})
-        self._retire_series(live)
-
-    def _retire_series(self, live: set[tuple[str, str, str]]) -> None:
-        # A release that left the routing table keeps its series for a while: its last
-        # increments must still be scraped, and late feedback (tokens live for hours)
-        # still counts. After the grace period its series go.
-        now = self.clock()
-        for key in live:
-            self._left_at.pop(key, None)
-        for key in self._served_releases - live:
-            self._left_at.setdefault(key, now)
-        self._served_releases = set(live) | set(self._left_at)
-        expired = {
-            k for k, t in self._left_at.items() if now - t >= self.settings.retired_series_grace
-        }
-        if expired:
-            self.metrics.forget_releases(expired)
-            for key in expired:
-                del self._left_at[key]
-            self._served_releases -= expired
-
-    # -- application -----------------------------------------------------------------
+        state.subscribe(series.on_routing)
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_FEEDBACK_BYTES)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_handler)
-        app.router.add_post("/feedback", self.feedback)
+        app.router.add_post("/feedback", self.feedback.handle)
         app.router.add_route("*", "/{tail:.*}", self.proxy)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
@@ -236,8 +119,7 @@ class Router:
         )
 
     async def _stop(self, _app: web.Application) -> None:
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=self.settings.check_drain_seconds)
+        await self.relay.drain(self.settings.check_drain_seconds)
         if self._session is not None:
             await self._session.close()
 
@@ -255,47 +137,9 @@ class Router:
             headers={"Content-Type": CONTENT_TYPE_LATEST},
         )
 
-    # -- proxy -------------------------------------------------------------------------
-
-    def _upstream_headers(
-        self, request: web.Request, rid: str, release: ReleaseInfo, cohort: str
-    ) -> CIMultiDict[str]:
-        connection_listed = {
-            h.strip().lower()
-            for v in request.headers.getall("connection", ())
-            for h in v.split(",")
-        }
-        out: CIMultiDict[str] = CIMultiDict(
-            (k, v)
-            for k, v in request.headers.items()
-            if k.lower() not in _NOT_UPSTREAM and k.lower() not in connection_listed
-        )
-        out[REQUEST_ID_HEADER] = rid
-        out[RELEASE_HEADER] = release.id
-        out[COHORT_HEADER] = cohort
-        peer = request.remote or ""
-        prior = request.headers.get("x-forwarded-for")
-        out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
-        out["X-Forwarded-Host"] = request.host
-        out["X-Forwarded-Proto"] = request.scheme
-        return out
-
-    def _target(self, base: str, path: str, query: str) -> URL | None:
-        """Backend base + request path; None if the result would leave the backend."""
-        base_url = URL(base)
-        target = URL(base.rstrip("/") + path + (f"?{query}" if query else ""), encoded=True)
-        same = (target.scheme, target.host, target.port) == (
-            base_url.scheme,
-            base_url.host,
-            base_url.port,
-        )
-        return target if same else None
-
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
-        rid = request.headers.get(REQUEST_ID_HEADER, "")
-        if not _REQUEST_ID.match(rid):
-            rid = uuid.uuid4().hex
+        rid = request_id(request)
         selected = self.state.select(
             request.headers.get(DEPLOYMENT_HEADER), request.rel_url.raw_path, request.host
         )
@@ -336,7 +180,7 @@ class Router:
         failure = ""
         for i, rel in enumerate(attempts):
             base = self.backends.resolve(ns, dep, rel.id)
-            target = self._target(base, path, request.rel_url.raw_query_string) if base else None
+            target = backend_target(base, path, request.rel_url.raw_query_string) if base else None
             if target is None:
                 kind, failure = "unresolved", f"no backend known for release {rel.id}"
             else:
@@ -344,7 +188,7 @@ class Router:
                     upstream = await self._send(request, target, body, rid, rel, cohort)
                     release = rel
                     break
-                except _UNREACHABLE as exc:
+                except UNREACHABLE as exc:
                     timeout = isinstance(exc, aiohttp.ConnectionTimeoutError)
                     kind = "timeout" if timeout else "connect"
                     failure = f"backend {target.origin()} for release {rel.id} unreachable: {exc}"
@@ -372,7 +216,8 @@ class Router:
                 self.metrics.fallbacks.labels(ns, dep, cohort, rel.id).inc()
         if upstream is None:
             return json_error(502, failure, requestId=rid, release=attempts[-1].id)
-        return await self._relay(request, upstream, served, release, cohort, rid, body, started)
+        placed = Placed(served, release, cohort, rid)
+        return await self.relay.relay(request, upstream, placed, body, started)
 
     async def _send(
         self,
@@ -384,7 +229,7 @@ class Router:
         cohort: str,
     ) -> aiohttp.ClientResponse:
         assert self._session is not None, "router not started"
-        headers = self._upstream_headers(request, rid, rel, cohort)
+        headers = upstream_headers(request, rid, rel, cohort)
         for retry in (True, False):
             try:
                 return await self._session.request(
@@ -396,174 +241,7 @@ class Router:
                 )
             except aiohttp.ClientConnectorError:
                 raise
-            except _STALE:
+            except STALE:
                 if not retry:
                     raise
         raise AssertionError("unreachable")
-
-    async def _relay(
-        self,
-        request: web.Request,
-        upstream: aiohttp.ClientResponse,
-        served: ServedDeployment,
-        release: ReleaseInfo,
-        cohort: str,
-        rid: str,
-        body: bytes,
-        started: float,
-    ) -> web.StreamResponse:
-        ns, dep = served.namespace, served.name
-        labels = (ns, dep, release.id, cohort)
-        resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        for k, v in upstream.headers.items():
-            if k.lower() not in _NOT_DOWNSTREAM:
-                resp.headers.add(k, v)
-        resp.headers[RELEASE_HEADER] = release.id
-        resp.headers[COHORT_HEADER] = cohort
-        resp.headers[REQUEST_ID_HEADER] = rid
-        resp.headers[TOKEN_HEADER] = self.signer.issue(
-            ns=ns,
-            dep=dep,
-            rel=release.id,
-            coh=cohort,
-            rid=rid,
-            user_id=request.headers.get(served.user_id_header),
-            now=self.clock(),
-        )
-        capture = _Capture(self.settings.capture_bytes, self.settings.tail_bytes)
-        code, broken = str(upstream.status), ""
-        try:
-            await resp.prepare(request)
-            first = True
-            while True:
-                try:
-                    chunk = await upstream.content.readany()
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    broken = "timeout" if isinstance(exc, TimeoutError) else "midstream"
-                    log.warning("%s/%s request %s: backend broke mid-stream: %r", ns, dep, rid, exc)
-                    break
-                if not chunk:
-                    break
-                if first:
-                    self.metrics.ttft.labels(*labels).observe(time.monotonic() - started)
-                    first = False
-                capture.add(chunk)
-                await resp.write(chunk)
-            if broken:
-                self.metrics.upstream_errors.labels(ns, dep, release.id, broken).inc()
-                code = "504" if broken == "timeout" else "502"
-                # Close without the final chunk: the client sees a truncated body, not a
-                # complete one.
-                if request.transport is not None:
-                    request.transport.close()
-            else:
-                await resp.write_eof()
-        except (ConnectionError, aiohttp.ClientConnectionResetError):
-            code, broken = "499", "client"  # client went away
-        finally:
-            upstream.close() if broken else upstream.release()
-        self.metrics.duration.labels(*labels).observe(time.monotonic() - started)
-        self.metrics.requests.labels(*labels, code).inc()
-        if not broken and 200 <= upstream.status < 300:
-            enc = upstream.headers.get("content-encoding", "")
-            ctype = upstream.headers.get("content-type", "")
-            job = functools.partial(self._analysis, served, labels, capture, enc, ctype, body)
-            # The answer is sent. Small ones are analysed right here: the hop to a worker
-            # thread (wake-up, GIL hand-over, call back into the loop) costs more CPU than
-            # their analysis (~0.05 ms per KiB of SSE), and the loop would wait for the GIL
-            # just as long, since CPython hands it over only after 5 ms.
-            if (
-                not capture.truncated
-                and enc.strip().lower() in ("", "identity")
-                and len(capture.head) <= self.settings.inline_analysis_bytes
-            ):
-                self._run_analysis(job, labels)
-            else:
-                self._spawn(asyncio.to_thread(self._run_analysis, job, labels))
-        return resp
-
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _analysis(
-        self,
-        served: ServedDeployment,
-        labels: tuple[str, str, str, str],
-        capture: _Capture,
-        encoding: str,
-        content_type: str,
-        request_body: bytes,
-    ) -> None:
-        """Token usage and heuristic checks of a completed answer."""
-        usage = None
-        if not capture.truncated:
-            decoded = decode_body(bytes(capture.head), encoding)
-            if decoded is None:
-                return
-            text, usage = extract_output(decoded, content_type)
-            if served.checks and text is not None:
-                results = run_checks(
-                    served.checks, output=text, input_text=extract_input(request_body)
-                )
-                for r in results:
-                    self.metrics.checks.labels(
-                        *labels, r.name, "pass" if r.passed else "fail"
-                    ).inc()
-        elif encoding.strip().lower() in ("", "identity"):
-            usage = extract_usage_from_tail(bytes(capture.tail), content_type)
-        if usage is not None:
-            self.metrics.tokens.labels(*labels, "input").inc(usage.input_tokens)
-            self.metrics.tokens.labels(*labels, "output").inc(usage.output_tokens)
-
-    @staticmethod
-    def _run_analysis(job: Callable[[], None], labels: tuple[str, str, str, str]) -> None:
-        try:
-            job()
-        except Exception:
-            log.exception("analysing a response of %s/%s failed", labels[0], labels[1])
-
-    # -- feedback ------------------------------------------------------------------------
-
-    def _reject(self, status: int, reason: str, error: str, **extra: Any) -> web.Response:
-        self.metrics.feedback_rejected.labels(reason).inc()
-        return json_error(status, error, **extra)
-
-    async def feedback(self, request: web.Request) -> web.Response:
-        now = self.clock()
-        if request.content_type != "application/json":
-            return self._reject(
-                415, "unsupported_media_type", "Content-Type must be application/json"
-            )
-        raw = await read_bounded(request, MAX_FEEDBACK_BYTES)
-        if raw is None:
-            return self._reject(413, "too_large", f"feedback over {MAX_FEEDBACK_BYTES} bytes")
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            return self._reject(400, "invalid", "body is not valid JSON", field="")
-        try:
-            fb = FeedbackRequest.model_validate(data)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            return self._reject(400, "invalid", err["msg"], field=error_field(err["loc"]))
-        try:
-            claims = self.signer.verify(fb.token, now=now)
-        except TokenError as exc:
-            return self._reject(401, exc.reason, str(exc), field="token")
-        seen_key = (f"{claims.ns}/{claims.dep}/{claims.rid}", fb.source)
-        if not self.seen.add(seen_key, claims.exp, now):
-            return self._reject(
-                409, "duplicate", f"feedback from {fb.source} for this request already recorded"
-            )
-        labels = (claims.ns, claims.dep, claims.rel, claims.coh)
-        m = self.metrics
-        m.feedback.labels(*labels, fb.source, fb.rating).inc()
-        if fb.score is not None:
-            m.feedback_score.labels(*labels, fb.source, "overall").observe(fb.score)
-        for name, score in fb.criteria.items():
-            m.feedback_score.labels(*labels, fb.source, m.criterion(name)).observe(score)
-        release = self.state.release(claims.ns, claims.dep, claims.rel)
-        feedback_log.info(json.dumps(log_record(claims, fb, release, now), ensure_ascii=False))
-        return web.json_response({"status": "accepted", "requestId": claims.rid}, status=202)

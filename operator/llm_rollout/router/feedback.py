@@ -1,15 +1,25 @@
-"""`POST /feedback`: the request model, ratings, duplicate suppression and the log record."""
+"""`POST /feedback`: the request model, ratings, duplicate suppression, the log record and
+the endpoint."""
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from llm_rollout.api.routing_table import ReleaseInfo
-from llm_rollout.router.tokens import MAX_TOKEN_CHARS, TokenClaims
+from llm_rollout.router.http import json_error, read_bounded
+from llm_rollout.router.metrics import RouterMetrics
+from llm_rollout.router.state import RouterState
+from llm_rollout.router.tokens import MAX_TOKEN_CHARS, TokenClaims, TokenError, TokenSigner
+
+feedback_log = logging.getLogger("llm_rollout.feedback")
 
 MAX_FEEDBACK_BYTES = 16 * 1024
 DEFAULT_DEDUPE_CAPACITY = 100_000
@@ -107,3 +117,63 @@ def log_record(
         "criteria": fb.criteria,
         "comment": fb.comment,
     }
+
+
+class FeedbackEndpoint:
+    """Verifies a feedback token, refuses duplicates, counts the rating and logs it."""
+
+    def __init__(
+        self,
+        state: RouterState,
+        signer: TokenSigner,
+        metrics: RouterMetrics,
+        seen: SeenSet,
+        clock: Callable[[], float],
+    ) -> None:
+        self.state = state
+        self.signer = signer
+        self.metrics = metrics
+        self.seen = seen
+        self.clock = clock
+
+    def _reject(self, status: int, reason: str, error: str, **extra: Any) -> web.Response:
+        self.metrics.feedback_rejected.labels(reason).inc()
+        return json_error(status, error, **extra)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        now = self.clock()
+        if request.content_type != "application/json":
+            return self._reject(
+                415, "unsupported_media_type", "Content-Type must be application/json"
+            )
+        raw = await read_bounded(request, MAX_FEEDBACK_BYTES)
+        if raw is None:
+            return self._reject(413, "too_large", f"feedback over {MAX_FEEDBACK_BYTES} bytes")
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return self._reject(400, "invalid", "body is not valid JSON", field="")
+        try:
+            fb = FeedbackRequest.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            return self._reject(400, "invalid", err["msg"], field=error_field(err["loc"]))
+        try:
+            claims = self.signer.verify(fb.token, now=now)
+        except TokenError as exc:
+            return self._reject(401, exc.reason, str(exc), field="token")
+        seen_key = (f"{claims.ns}/{claims.dep}/{claims.rid}", fb.source)
+        if not self.seen.add(seen_key, claims.exp, now):
+            return self._reject(
+                409, "duplicate", f"feedback from {fb.source} for this request already recorded"
+            )
+        labels = (claims.ns, claims.dep, claims.rel, claims.coh)
+        m = self.metrics
+        m.feedback.labels(*labels, fb.source, fb.rating).inc()
+        if fb.score is not None:
+            m.feedback_score.labels(*labels, fb.source, "overall").observe(fb.score)
+        for name, score in fb.criteria.items():
+            m.feedback_score.labels(*labels, fb.source, m.criterion(name)).observe(score)
+        release = self.state.release(claims.ns, claims.dep, claims.rel)
+        feedback_log.info(json.dumps(log_record(claims, fb, release, now), ensure_ascii=False))
+        return web.json_response({"status": "accepted", "requestId": claims.rid}, status=202)
