@@ -14,7 +14,6 @@ import shutil
 import ssl
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,8 +25,20 @@ from typing import Any
 import yaml
 
 from llm_rollout.testbed.certs import make_certs
+from llm_rollout.testbed.control_plane import (
+    ApiServerAddress,
+    apiserver_argv,
+    etcd_argv,
+    kubeconfig,
+)
 from llm_rollout.testbed.node import Node, NodeError, NodeState
 from llm_rollout.testbed.procs import free_port, pid_alive, spawn, stop_pid, wait_until
+from llm_rollout.testbed.prometheus import (
+    pods_scrape_config,
+    prometheus_config,
+    read_targets,
+    write_targets,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 STATE_FILE = "bed.json"
@@ -285,28 +296,9 @@ class TestBed:
     def _start_etcd(self, detached: bool) -> None:
         s = self.state
         s.etcd_port, s.etcd_peer_port = free_port(), free_port()
-        client = f"http://127.0.0.1:{s.etcd_port}"
-        peer = f"http://127.0.0.1:{s.etcd_peer_port}"
-        argv = [
-            str(Path(s.bin_dir) / "etcd"),
-            "--name",
-            "bed",
-            "--data-dir",
-            str(Path(s.root) / "etcd-data"),
-            "--listen-client-urls",
-            client,
-            "--advertise-client-urls",
-            client,
-            "--listen-peer-urls",
-            peer,
-            "--initial-advertise-peer-urls",
-            peer,
-            "--initial-cluster",
-            f"bed={peer}",
-            "--unsafe-no-fsync",
-            "--log-level",
-            "warn",
-        ]
+        argv = etcd_argv(
+            Path(s.bin_dir) / "etcd", Path(s.root) / "etcd-data", s.etcd_port, s.etcd_peer_port
+        )
         s.pids["etcd"] = spawn(argv, self._log("etcd"), tied_to_parent=not detached).pid
 
     def _start_apiserver(self, detached: bool) -> None:
@@ -315,113 +307,34 @@ class TestBed:
         extra_ips = (s.host, node.state.net.first_service_ip) if node is not None else ()
         certs = make_certs(Path(s.root) / "certs", extra_ips)
         s.apiserver_port = free_port()
-        argv = [
-            str(Path(s.bin_dir) / "kube-apiserver"),
-            "--bind-address",
-            s.host,
-            "--advertise-address",
-            s.host,
-            "--secure-port",
-            str(s.apiserver_port),
-            "--etcd-servers",
-            f"http://127.0.0.1:{s.etcd_port}",
-            "--tls-cert-file",
-            str(certs.serving_cert),
-            "--tls-private-key-file",
-            str(certs.serving_key),
-            "--client-ca-file",
-            str(certs.ca_cert),
-            "--service-account-issuer",
-            "https://kubernetes.default.svc.cluster.local",
-            "--service-account-key-file",
-            str(certs.sa_pub),
-            "--service-account-signing-key-file",
-            str(certs.sa_key),
-            "--service-cluster-ip-range",
-            node.state.net.service_cidr if node is not None else "10.96.0.0/16",
-            "--allow-privileged=true",
-            "--enable-priority-and-fairness=false",
-            "--profiling=false",
-            "-v",
-            "1",
-        ]
-        if node is not None:
-            # The kubelet is authorized as a node; the API server reaches it (logs,
-            # exec) as the admin.
-            argv += [
-                "--authorization-mode",
-                "Node,RBAC",
-                "--kubelet-preferred-address-types",
-                "InternalIP",
-                "--kubelet-client-certificate",
-                str(certs.admin_cert),
-                "--kubelet-client-key",
-                str(certs.admin_key),
-            ]
-        else:
-            # No controller-manager runs here, so nothing creates the default
-            # ServiceAccount that this admission plugin insists on.
-            argv += [
-                "--authorization-mode",
-                "RBAC",
-                "--disable-admission-plugins",
-                "ServiceAccount",
-            ]
+        argv = apiserver_argv(
+            Path(s.bin_dir) / "kube-apiserver",
+            ApiServerAddress(s.host, s.apiserver_port, s.etcd_port),
+            certs,
+            node.state.net.service_cidr if node is not None else None,
+        )
         s.pids["kube-apiserver"] = spawn(
             argv, self._log("kube-apiserver"), tied_to_parent=not detached
         ).pid
-        self._write_kubeconfig(certs.ca_cert, certs.admin_cert, certs.admin_key)
-
-    def _write_kubeconfig(self, ca: Path, cert: Path, key: Path) -> None:
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "bed",
-                    "cluster": {
-                        "server": self.state.apiserver_url,
-                        "certificate-authority": str(ca),
-                    },
-                }
-            ],
-            "users": [
-                {"name": "admin", "user": {"client-certificate": str(cert), "client-key": str(key)}}
-            ],
-            "contexts": [
-                {
-                    "name": "bed",
-                    "context": {"cluster": "bed", "user": "admin", "namespace": "default"},
-                }
-            ],
-            "current-context": "bed",
-        }
-        Path(self.state.kubeconfig).write_text(yaml.safe_dump(config))
+        config = kubeconfig(
+            s.apiserver_url,
+            "admin",
+            certs.ca_cert,
+            certs.admin_cert,
+            certs.admin_key,
+            namespace="default",
+        )
+        Path(s.kubeconfig).write_text(yaml.safe_dump(config))
 
     def _start_prometheus(self, binary: str, detached: bool) -> None:
         s = self.state
         s.prometheus_port = free_port()
         root = Path(s.root)
         (root / TARGETS_FILE).write_text("[]")
-        config: dict[str, Any] = {
-            "global": {
-                "scrape_interval": "1s",
-                "evaluation_interval": "1s",
-                "scrape_timeout": "1s",
-            },
-            "scrape_configs": [
-                {
-                    "job_name": "bed",
-                    # Tests add targets at run time by rewriting this file
-                    # (Prometheus watches it; see add_scrape_target).
-                    "file_sd_configs": [
-                        {"files": [str(root / TARGETS_FILE)], "refresh_interval": "1s"}
-                    ],
-                }
-            ],
-        }
+        pods = None
         if s.node is not None:
-            config["scrape_configs"].append(self._pods_scrape_config())
+            pods = pods_scrape_config(s.apiserver_url, root / "certs")
+        config = prometheus_config(root / TARGETS_FILE, pods)
         (root / "prometheus.yml").write_text(yaml.safe_dump(config))
         argv = [
             binary,
@@ -433,52 +346,6 @@ class TestBed:
             "--log.level=warn",
         ]
         s.pids["prometheus"] = spawn(argv, self._log("prometheus"), tied_to_parent=not detached).pid
-
-    def _pods_scrape_config(self) -> dict[str, Any]:
-        """Pods of the real node, found through the bed's API server: every container
-        port named `metrics` (the chart's operator and router), and any pod annotated
-        `prometheus.io/scrape: "true"` on its `prometheus.io/port`."""
-        certs = Path(self.state.root) / "certs"
-        tls = {
-            "ca_file": str(certs / "ca.crt"),
-            "cert_file": str(certs / "admin.crt"),
-            "key_file": str(certs / "admin.key"),
-        }
-        return {
-            "job_name": "pods",
-            "kubernetes_sd_configs": [
-                {"role": "pod", "api_server": self.state.apiserver_url, "tls_config": tls}
-            ],
-            "relabel_configs": [
-                {
-                    "source_labels": [
-                        "__meta_kubernetes_pod_container_port_name",
-                        "__meta_kubernetes_pod_annotation_prometheus_io_scrape",
-                    ],
-                    "regex": "metrics;.*|.*;true",
-                    "action": "keep",
-                },
-                {
-                    "source_labels": [
-                        "__address__",
-                        "__meta_kubernetes_pod_annotation_prometheus_io_port",
-                    ],
-                    "regex": "([^:]+)(?::\\d+)?;(\\d+)",
-                    "replacement": "$1:$2",
-                    "target_label": "__address__",
-                },
-                # Not `namespace`: the metrics' own namespace label is the LLMDeployment's.
-                {
-                    "source_labels": ["__meta_kubernetes_namespace"],
-                    "target_label": "kubernetes_namespace",
-                },
-                {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "kubernetes_pod"},
-                {
-                    "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
-                    "target_label": "component",
-                },
-            ],
-        }
 
     def _wait_node_ready(self, node: Node, timeout: float) -> None:
         """The Node Ready, then the cluster DNS running on it."""
@@ -615,19 +482,10 @@ class TestBed:
 
     def set_scrape_targets(self, targets: dict[str, str]) -> None:
         """Replace the scrape targets: job label -> "host:port"."""
-        groups = [
-            {"targets": [addr], "labels": {"bed_target": name}}
-            for name, addr in sorted(targets.items())
-        ]
-        path = Path(self.state.root) / TARGETS_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(groups))
-        tmp.replace(path)  # atomic: Prometheus never reads half a file
+        write_targets(Path(self.state.root) / TARGETS_FILE, targets)
 
     def scrape_targets(self) -> dict[str, str]:
-        path = Path(self.state.root) / TARGETS_FILE
-        groups = json.loads(path.read_text())
-        return {g["labels"]["bed_target"]: g["targets"][0] for g in groups}
+        return read_targets(Path(self.state.root) / TARGETS_FILE)
 
     def add_scrape_target(self, name: str, address: str) -> None:
         targets = self.scrape_targets()
@@ -645,19 +503,3 @@ class TestBed:
             f"export PROMETHEUS_URL={self.state.prometheus_url}\n"
             f"export PATH={self.state.bin_dir}:$PATH\n"
         )
-
-
-def wait_for_prometheus_value(url: str, query: str, timeout: float = 30.0) -> float:
-    """Poll an instant query until it returns one sample; return its value."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        full = url + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
-        with urllib.request.urlopen(full, timeout=5) as resp:
-            body = json.loads(resp.read())
-        result = body.get("data", {}).get("result", [])
-        if len(result) == 1:
-            return float(result[0]["value"][1])
-        last = json.dumps(body)[:300]
-        time.sleep(0.25)
-    raise TimeoutError(f"query {query!r} returned no single sample in {timeout}s: {last}")

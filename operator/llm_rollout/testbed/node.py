@@ -32,16 +32,43 @@ from typing import Any
 import yaml
 
 from llm_rollout.testbed.certs import make_node_certs
+from llm_rollout.testbed.control_plane import kubeconfig
 from llm_rollout.testbed.images import (
     COREDNS_IMAGE,
     PAUSE_IMAGE,
     import_image,
     write_image_archive,
 )
+from llm_rollout.testbed.node_config import (
+    CNI_BIN_DIR,
+    NODE_NAME,
+    KubeletFiles,
+    NodeNetwork,
+    cni_conflist,
+    containerd_config,
+    coredns_manifests,
+    kube_proxy_config,
+    kubelet_config,
+)
 from llm_rollout.testbed.procs import free_port, spawn, stop_pid
+from llm_rollout.testbed.system import (
+    NETNS_DIR,
+    NodeError,
+    bridge_exists,
+    iptables_chains,
+    kubepods_cgroups,
+    mounts_under,
+    netns_names,
+    read_sysctl,
+    run,
+    veth_names,
+    veths_on,
+    which,
+    write_sysctl,
+)
 
-NODE_NAME = "bed-node"
-CNI_BIN_DIR = Path("/usr/lib/cni")
+__all__ = ["Node", "NodeError", "NodeNetwork", "NodeState"]
+
 # The sysctls the kubelet sets at start (and the forwarding the node needs): saved
 # before, restored by stop().
 SAVED_SYSCTLS = (
@@ -50,28 +77,7 @@ SAVED_SYSCTLS = (
     "kernel/panic",
     "kernel/panic_on_oops",
 )
-IPTABLES_TABLES = ("filter", "nat", "mangle")
-NODE_CHAIN_PREFIXES = ("KUBE-", "CNI-")
-NETNS_DIR = Path("/run/netns")
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-KUBEPODS = "kubepods"
 CONTAINER_LOGS_DIR = Path("/var/log/containers")
-
-
-class NodeError(RuntimeError):
-    """The node could not be started; the message says why and where to look."""
-
-
-@dataclass
-class NodeNetwork:
-    """Addresses of the node. Only these (and loopback) ever carry the bed's traffic."""
-
-    bridge: str = "llmbr0"
-    node_ip: str = "10.244.0.1"
-    pod_cidr: str = "10.244.0.0/24"
-    service_cidr: str = "10.96.0.0/16"
-    first_service_ip: str = "10.96.0.1"
-    dns_ip: str = "10.96.0.10"
 
 
 @dataclass
@@ -98,97 +104,6 @@ class NodeState:
     @property
     def containerd_socket(self) -> Path:
         return Path(self.root) / "containerd" / "containerd.sock"
-
-
-# -- small system helpers ---------------------------------------------------------------
-
-
-def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(list(argv), capture_output=True, text=True, check=False)
-    if check and result.returncode != 0:
-        raise NodeError(f"{' '.join(argv)} failed: {result.stderr.strip() or result.stdout}")
-    return result
-
-
-def _which(name: str, package: str) -> str:
-    found = shutil.which(name) or (
-        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
-    )
-    if found is None:
-        raise NodeError(
-            f"{name} is not installed: run `bash hack/install-deps.sh --node` (Debian package "
-            f"{package!r})"
-        )
-    return found
-
-
-def _sysctl_path(key: str) -> Path:
-    return Path("/proc/sys") / key
-
-
-def read_sysctl(key: str) -> str:
-    return _sysctl_path(key).read_text().strip()
-
-
-def write_sysctl(key: str, value: str) -> None:
-    _sysctl_path(key).write_text(value + "\n")
-
-
-def iptables_chains() -> dict[str, list[str]]:
-    """The node-owned-looking chains (KUBE-*, CNI-*) of each table, as they are now."""
-    chains: dict[str, list[str]] = {}
-    for table in IPTABLES_TABLES:
-        out = _run("iptables", "-w", "-t", table, "-S", check=False).stdout
-        chains[table] = sorted(
-            line.split()[1]
-            for line in out.splitlines()
-            if line.startswith("-N ") and line.split()[1].startswith(NODE_CHAIN_PREFIXES)
-        )
-    return chains
-
-
-def netns_names() -> list[str]:
-    return sorted(p.name for p in NETNS_DIR.iterdir()) if NETNS_DIR.is_dir() else []
-
-
-def mounts_under(root: Path) -> list[str]:
-    """Mount points at or below `root` (deepest first), from /proc/self/mountinfo."""
-    prefix = str(root.resolve())
-    points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].replace("\\040", " ")
-        if point == prefix or point.startswith(prefix + "/"):
-            points.append(point)
-    return sorted(set(points), key=len, reverse=True)
-
-
-def kubepods_cgroups() -> list[Path]:
-    """The kubepods cgroup directories in every hierarchy (deepest first)."""
-    found: list[Path] = []
-    if not CGROUP_ROOT.is_dir():
-        return found
-    for hierarchy in CGROUP_ROOT.iterdir():
-        top = hierarchy / KUBEPODS
-        if top.is_dir():
-            found.extend(p for p in top.rglob("*") if p.is_dir())
-            found.append(top)
-    return sorted(found, key=lambda p: len(p.parts), reverse=True)
-
-
-def veth_names() -> list[str]:
-    out = _run("ip", "-o", "link", "show", "type", "veth", check=False).stdout
-    return sorted(
-        line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line
-    )
-
-
-def bridge_exists(name: str) -> bool:
-    return Path(f"/sys/class/net/{name}").exists()
-
-
-def veths_on(bridge: str) -> list[str]:
-    brif = Path(f"/sys/class/net/{bridge}/brif")
-    return sorted(p.name for p in brif.iterdir()) if brif.is_dir() else []
 
 
 # -- the node ---------------------------------------------------------------------------
@@ -228,7 +143,7 @@ class Node:
             ("iptables", "iptables"),
             ("ip", "iproute2"),
         ):
-            _which(name, package)
+            which(name, package)
         if not (CNI_BIN_DIR / "bridge").exists():
             raise NodeError(
                 f"no CNI plugins in {CNI_BIN_DIR}: run `bash hack/install-deps.sh --node` "
@@ -248,12 +163,12 @@ class Node:
         s.chains_before = iptables_chains()
         s.netns_before = netns_names()
         s.veths_before = veth_names()
-        _run("ip", "link", "add", net.bridge, "type", "bridge")
-        _run("ip", "addr", "add", f"{net.node_ip}/{net.pod_cidr.split('/')[1]}", "dev", net.bridge)
-        _run("ip", "link", "set", net.bridge, "up")
+        run("ip", "link", "add", net.bridge, "type", "bridge")
+        run("ip", "addr", "add", f"{net.node_ip}/{net.pod_cidr.split('/')[1]}", "dev", net.bridge)
+        run("ip", "link", "set", net.bridge, "up")
         # ClusterIP traffic from the host (kube-proxy DNATs it) must never leave by
         # the default route, even for an address no Service has.
-        _run("ip", "route", "replace", net.service_cidr, "dev", net.bridge, "src", net.node_ip)
+        run("ip", "route", "replace", net.service_cidr, "dev", net.bridge, "src", net.node_ip)
         write_sysctl("net/ipv4/ip_forward", "1")
 
     # -- after the API server: the node's processes --------------------------------------
@@ -310,22 +225,7 @@ class Node:
 
     def _kubeconfig(self, user: str, ca: Path, cert: Path, key: Path) -> Path:
         path = self.dir / f"{user}.kubeconfig"
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "bed",
-                    "cluster": {"server": self.apiserver_url, "certificate-authority": str(ca)},
-                }
-            ],
-            "users": [
-                {"name": user, "user": {"client-certificate": str(cert), "client-key": str(key)}}
-            ],
-            "contexts": [{"name": "bed", "context": {"cluster": "bed", "user": user}}],
-            "current-context": "bed",
-        }
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(yaml.safe_dump(kubeconfig(self.apiserver_url, user, ca, cert, key)))
         return path
 
     def _spawn(self, name: str, args: list[str], detached: bool, binary: str = "") -> None:
@@ -338,52 +238,15 @@ class Node:
             (base / sub).mkdir(parents=True, exist_ok=True)
         cni_conf = self.dir / "cni" / "net.d"
         cni_conf.mkdir(parents=True, exist_ok=True)
-        (cni_conf / "10-bed.conflist").write_text(json.dumps(self._cni_conflist(), indent=2))
+        conflist = cni_conflist(self.state.net, self.dir / "cni" / "ipam")
+        (cni_conf / "10-bed.conflist").write_text(json.dumps(conflist, indent=2))
         sock = self.state.containerd_socket
-        cri = 'plugins."io.containerd.grpc.v1.cri"'
-        config = f"""version = 2
-root = "{base / "root"}"
-state = "{base / "state"}"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "{sock}"
-[ttrpc]
-  address = "{sock}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{base / "opt"}"
-[{cri}]
-  sandbox_image = "{PAUSE_IMAGE}"
-  # The process lacks CAP_SYS_RESOURCE to lower oom_score_adj: without this, runc
-  # fails with "can't get final child's PID from pipe".
-  restrict_oom_score_adj = true
-  disable_apparmor = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  enable_cdi = false
-[{cri}.containerd]
-  snapshotter = "overlayfs"
-  default_runtime_name = "runc"
-[{cri}.containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[{cri}.containerd.runtimes.runc.options]
-  SystemdCgroup = false
-[{cri}.cni]
-  bin_dir = "{CNI_BIN_DIR}"
-  conf_dir = "{cni_conf}"
-  max_conf_num = 1
-"""
-        (base / "config.toml").write_text(config)
+        (base / "config.toml").write_text(containerd_config(base, sock, cni_conf))
         self._spawn(
             "containerd",
             ["--config", str(base / "config.toml"), "--log-level", "warn"],
             detached,
-            binary=_which("containerd", "containerd"),
+            binary=which("containerd", "containerd"),
         )
         deadline = time.monotonic() + 30
         while not sock.exists():
@@ -391,35 +254,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 raise NodeError(f"containerd did not open {sock}; see {self._log('containerd')}")
             time.sleep(0.1)
 
-    def _cni_conflist(self) -> dict[str, Any]:
-        net = self.state.net
-        return {
-            "cniVersion": "1.0.0",
-            "name": "bed",
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": net.bridge,
-                    "isGateway": True,
-                    "ipMasq": False,
-                    "hairpinMode": True,
-                    "ipam": {
-                        "type": "host-local",
-                        "dataDir": str(self.dir / "cni" / "ipam"),
-                        "ranges": [[{"subnet": net.pod_cidr, "gateway": net.node_ip}]],
-                        # Pods get routes to the pod and Service ranges only: no
-                        # default route, nothing else is reachable from a pod.
-                        "routes": [{"dst": net.service_cidr}],
-                    },
-                },
-                # A Docker engine on the machine sets the FORWARD policy to DROP.
-                {"type": "firewall", "backend": "iptables"},
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ],
-        }
-
     def _import_system_images(self) -> None:
-        ctr = _which("ctr", "containerd")
+        ctr = which("ctr", "containerd")
         images = self.dir / "images"
         pause = write_image_archive(
             images / "pause.tar", PAUSE_IMAGE, Path(self._bin("pause")), ["/pause"]
@@ -440,50 +276,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         net = self.state.net
         self.state.kubelet_port = free_port()
         (self.dir / "resolv.conf").write_text("# pods resolve cluster names only\n")
-        config = {
-            "apiVersion": "kubelet.config.k8s.io/v1beta1",
-            "kind": "KubeletConfiguration",
-            "address": net.node_ip,
-            "port": self.state.kubelet_port,
-            "readOnlyPort": 0,
-            "healthzBindAddress": "127.0.0.1",
-            "healthzPort": free_port(),
-            "tlsCertFile": str(serving),
-            "tlsPrivateKeyFile": str(serving.with_suffix(".key")),
-            "authentication": {
-                "anonymous": {"enabled": False},
-                "webhook": {"enabled": True},
-                "x509": {"clientCAFile": str(certs_dir / "ca.crt")},
-            },
-            "authorization": {"mode": "Webhook"},
-            "containerRuntimeEndpoint": f"unix://{self.state.containerd_socket}",
-            "cgroupDriver": "cgroupfs",
-            # Kubernetes 1.35 refuses cgroup v1 unless told; many machines still run it.
-            "failCgroupV1": False,
-            "clusterDomain": "cluster.local",
-            "clusterDNS": [net.dns_ip],
-            "resolvConf": str(self.dir / "resolv.conf"),
-            "podLogsDir": str(self.dir / "pod-logs"),
-            "staticPodPath": "",
-            "serializeImagePulls": False,
-            # Images are imported, never pulled: never collect them.
-            "imageGCHighThresholdPercent": 100,
-            "imageGCLowThresholdPercent": 99,
-            "evictionHard": {
-                "memory.available": "100Mi",
-                "nodefs.available": "1%",
-                "imagefs.available": "1%",
-                "nodefs.inodesFree": "1%",
-            },
-            "maxPods": 60,
-            "nodeStatusUpdateFrequency": "4s",
-            "syncFrequency": "10s",
-            "fileCheckFrequency": "10s",
-            "protectKernelDefaults": False,
-            "makeIPTablesUtilChains": True,
-            "shutdownGracePeriod": "0s",
-        }
+        files = KubeletFiles(
+            ca=certs_dir / "ca.crt",
+            serving_cert=serving,
+            containerd_socket=self.state.containerd_socket,
+            resolv_conf=self.dir / "resolv.conf",
+            pod_logs=self.dir / "pod-logs",
+        )
         path = self.dir / "kubelet-config.yaml"
+        config = kubelet_config(net, files, self.state.kubelet_port, free_port())
         path.write_text(yaml.safe_dump(config))
         self._spawn(
             "kubelet",
@@ -499,24 +300,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         )  # fmt: skip
 
     def _start_kube_proxy(self, kubeconfig: Path, detached: bool) -> None:
-        net = self.state.net
-        config = {
-            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-            "kind": "KubeProxyConfiguration",
-            "clientConnection": {"kubeconfig": str(kubeconfig)},
-            "mode": "iptables",
-            "clusterCIDR": net.pod_cidr,
-            "hostnameOverride": NODE_NAME,
-            "bindAddress": net.node_ip,
-            "healthzBindAddress": f"127.0.0.1:{free_port()}",
-            "metricsBindAddress": f"127.0.0.1:{free_port()}",
-            "nodePortAddresses": [f"{net.node_ip}/32"],
-            # Otherwise kube-proxy sets route_localnet=1 on every interface.
-            "iptables": {"localhostNodePorts": False, "masqueradeAll": False},
-            # Leave the kernel's conntrack settings alone.
-            "conntrack": {"maxPerCore": 0, "min": 0},
-            "oomScoreAdj": 0,
-        }
+        config = kube_proxy_config(self.state.net, kubeconfig, free_port(), free_port())
         path = self.dir / "kube-proxy-config.yaml"
         path.write_text(yaml.safe_dump(config))
         self._spawn("kube-proxy", ["--config", str(path), "-v", "1"], detached)
@@ -525,113 +309,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
     def coredns_manifests(self) -> list[dict[str, Any]]:
         """CoreDNS as the cluster DNS: its RBAC, Corefile, Deployment and Service."""
-        labels = {"k8s-app": "kube-dns"}
-        corefile = (
-            # A non-root container cannot bind port 53; the Service maps 53 to 1053.
-            ".:1053 {\n    errors\n    health :8080\n    ready :8181\n"
-            "    kubernetes cluster.local in-addr.arpa ip6.arpa {\n"
-            "        pods insecure\n        fallthrough in-addr.arpa ip6.arpa\n    }\n"
-            "    cache 30\n    loop\n}\n"
-        )
-        meta = {"name": "coredns", "namespace": "kube-system", "labels": labels}
-        return [
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRole",
-                "metadata": {"name": "bed:coredns"},
-                "rules": [
-                    {
-                        "apiGroups": [""],
-                        "resources": ["endpoints", "services", "pods", "namespaces"],
-                        "verbs": ["list", "watch"],
-                    },
-                    {
-                        "apiGroups": ["discovery.k8s.io"],
-                        "resources": ["endpointslices"],
-                        "verbs": ["list", "watch"],
-                    },
-                ],
-            },
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRoleBinding",
-                "metadata": {"name": "bed:coredns"},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": "bed:coredns",
-                },
-                "subjects": [
-                    {"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}
-                ],
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": meta,
-                "data": {"Corefile": corefile},
-            },
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": meta,
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": labels},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "serviceAccountName": "coredns",
-                            "dnsPolicy": "Default",
-                            "containers": [
-                                {
-                                    "name": "coredns",
-                                    "image": COREDNS_IMAGE,
-                                    "imagePullPolicy": "Never",
-                                    "args": ["-conf", "/etc/coredns/Corefile"],
-                                    "ports": [
-                                        {"containerPort": 1053, "protocol": "UDP", "name": "dns"},
-                                        {
-                                            "containerPort": 1053,
-                                            "protocol": "TCP",
-                                            "name": "dns-tcp",
-                                        },
-                                    ],
-                                    "securityContext": {
-                                        "runAsNonRoot": True,
-                                        "capabilities": {"drop": ["ALL"]},
-                                        "allowPrivilegeEscalation": False,
-                                        "readOnlyRootFilesystem": True,
-                                    },
-                                    "readinessProbe": {
-                                        "httpGet": {"path": "/ready", "port": 8181},
-                                        "periodSeconds": 2,
-                                    },
-                                    "volumeMounts": [
-                                        {"name": "config", "mountPath": "/etc/coredns"}
-                                    ],
-                                }
-                            ],
-                            "volumes": [{"name": "config", "configMap": {"name": "coredns"}}],
-                        },
-                    },
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
-                "spec": {
-                    "selector": labels,
-                    "clusterIP": self.state.net.dns_ip,
-                    "ports": [
-                        {"name": "dns", "port": 53, "targetPort": 1053, "protocol": "UDP"},
-                        {"name": "dns-tcp", "port": 53, "targetPort": 1053, "protocol": "TCP"},
-                    ],
-                },
-            },
-        ]
+        return coredns_manifests(self.state.net)
 
     # -- stop -------------------------------------------------------------------------
 
@@ -656,24 +334,24 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         # 3. iptables: kube-proxy's own clean-up, then any node chain that is new.
         proxy = self.bin_dir / "kube-proxy"
         if proxy.exists():
-            _run(str(proxy), "--cleanup", "--proxy-mode", "iptables", check=False)
+            run(str(proxy), "--cleanup", "--proxy-mode", "iptables", check=False)
         self._remove_new_chains()
         # Network namespaces of pods the kubelet did not get to.
         for name in set(netns_names()) - set(self.state.netns_before):
             if name.startswith("cni-"):
-                _run("umount", str(NETNS_DIR / name), check=False)
+                run("umount", str(NETNS_DIR / name), check=False)
                 with contextlib.suppress(OSError):
                     (NETNS_DIR / name).unlink()
         # 4. Mounts under the node's directory, deepest first.
         for point in mounts_under(self.dir):
-            _run("umount", "-l", point, check=False)
+            run("umount", "-l", point, check=False)
         # 5. The kubepods cgroups (empty once their processes are gone).
         for cgroup in kubepods_cgroups():
             with contextlib.suppress(OSError):
                 cgroup.rmdir()
         # 6. The bridge (its routes go with it).
         if bridge_exists(self.state.net.bridge):
-            _run("ip", "link", "del", self.state.net.bridge, check=False)
+            run("ip", "link", "del", self.state.net.bridge, check=False)
         # 7. The sysctls, as they were.
         for key, value in self.state.sysctls.items():
             with contextlib.suppress(OSError):
@@ -713,7 +391,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
     def _ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
         ctr = shutil.which("ctr") or "ctr"
-        return _run(
+        return run(
             ctr, "--address", str(self.state.containerd_socket), "-n", "k8s.io", *args, check=False
         )
 
@@ -749,15 +427,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             if not new:
                 continue
             # Jumps into the new chains from any chain, then the chains themselves.
-            rules = _run("iptables", "-w", "-t", table, "-S", check=False).stdout.splitlines()
+            rules = run("iptables", "-w", "-t", table, "-S", check=False).stdout.splitlines()
             for rule in rules:
                 words = shlex.split(rule)  # comments are quoted: "CNI firewall plugin rules"
                 if words[:1] == ["-A"] and any(w in new for w in words[2:]):
-                    _run("iptables", "-w", "-t", table, "-D", *words[1:], check=False)
+                    run("iptables", "-w", "-t", table, "-D", *words[1:], check=False)
             for chain in new:
-                _run("iptables", "-w", "-t", table, "-F", chain, check=False)
+                run("iptables", "-w", "-t", table, "-F", chain, check=False)
             for chain in new:
-                _run("iptables", "-w", "-t", table, "-X", chain, check=False)
+                run("iptables", "-w", "-t", table, "-X", chain, check=False)
 
     def leftovers(self) -> list[str]:
         """What of the node is still on the machine (empty: nothing)."""
