@@ -67,6 +67,13 @@ build_module() {
 
 bin="$cache_root/bin"
 mkdir -p "$bin"
+# One build at a time per cache: two runs (a test session and `make cluster-up`, say)
+# would otherwise compile the same binary twice into the same temporary file.
+exec 9>"$cache_root/.lock"
+if ! flock -n 9; then
+  log "another build of the tools is running; waiting for it..."
+  flock 9
+fi
 link_all() { local d=$1; shift; for pair in "$@"; do ln -sfn "$d/${pair%%=*}" "$bin/${pair%%=*}"; done; }
 
 kube_tools=(kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kubectl=k8s.io/kubernetes/cmd/kubectl)
