@@ -56,17 +56,17 @@ lint: install
 	MYPYPATH=. $(VENV)/bin/mypy --strict --explicit-package-bases bench/soundness bench/sizing.py
 
 crds: install
-	$(PY) -m llm_rollout.crdgen --all
+	$(PY) -m llm_rollout.gen.crd --all
 	@# the Helm chart ships the same CRDs (a test fails on drift)
 	@rm -f charts/llm-rollout-operator/crds/*.yaml
 	cp crds/*.yaml charts/llm-rollout-operator/crds/
 
 crds-check: install
-	$(PY) -m llm_rollout.crdgen --all --check
+	$(PY) -m llm_rollout.gen.crd --all --check
 
-# The Grafana dashboard JSON (chart and docs/ copies) from llm_rollout/grafana.py.
+# The Grafana dashboard JSON (chart and docs/ copies) from llm_rollout/gen/dashboard/.
 dashboard: install
-	$(PY) -m llm_rollout.grafana
+	$(PY) -m llm_rollout.gen.dashboard
 
 # The Helm chart's checks alone: lint, renders, dry runs, RBAC, dashboard, alerts.
 chart-test: install tools

@@ -27,7 +27,7 @@ from tests.conftest import REPO_ROOT, Cluster, Prometheus
 from tests.integration.support import ControlledMetrics, OperatorProcess, Rollouts, wait_for
 from tests.integration.test_operator_rollout import obj, phase_is, rid, spec
 
-from llm_rollout import grafana
+from llm_rollout.gen import dashboard as grafana
 from llm_rollout.testbed.kubelet import KubeletStandIn
 from llm_rollout.testbed.procs import free_port, stop_pid
 

@@ -18,7 +18,7 @@ from tests.integration.test_operator_rollout import obj, spec
 from tests.unit.test_statusview import PROGRESSING
 
 from llm_rollout import GROUP, PLURAL, VERSION
-from llm_rollout.statusview import render_status
+from llm_rollout.cli.statusview import render_status
 
 
 def plugin_env(cluster: Cluster) -> dict[str, str]:

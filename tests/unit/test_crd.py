@@ -14,8 +14,9 @@ import yaml
 from engine_support import BAD, started
 from schema_support import apply_defaults, conforms
 
-from llm_rollout import GROUP, KIND, PLURAL, VERSION, crdgen
+from llm_rollout import GROUP, KIND, PLURAL, VERSION
 from llm_rollout.api import LLMDeploymentSpec, ManualAction
+from llm_rollout.gen import crd as crdgen
 
 CRD = crdgen.crd()
 VERSION_SPEC = CRD["spec"]["versions"][0]
@@ -44,7 +45,7 @@ def test_committed_crd_is_up_to_date() -> None:
 
 def test_committed_reference_doc_is_up_to_date() -> None:
     assert crdgen.DOCS_PATH.read_text() == crdgen.docs_markdown(), (
-        "run `python -m llm_rollout.crdgen --docs`"
+        "run `python -m llm_rollout.gen.crd --docs`"
     )
 
 

@@ -1,4 +1,4 @@
-"""The Grafana dashboard: generated from llm_rollout.grafana, shipped in the chart and in
+"""The Grafana dashboard: generated from llm_rollout.gen.dashboard, shipped in the chart and in
 docs/ without drift, laid out and filtered the way Grafana and users need."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from llm_rollout import grafana
+from llm_rollout.gen import dashboard as grafana
 
 
 def test_shipped_copies_equal_the_generator_output() -> None:

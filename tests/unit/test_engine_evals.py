@@ -334,7 +334,7 @@ def test_the_condition_says_no_run_yet_before_a_stage_with_suites() -> None:
 def test_statuses_with_evals_conform_to_the_crd() -> None:
     from schema_support import conforms
 
-    from llm_rollout import crdgen
+    from llm_rollout.gen import crd as crdgen
 
     schema = crdgen.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     drv = evals_started()
@@ -354,7 +354,7 @@ def test_timeouts_count_from_creation_not_from_the_stage() -> None:
 
 
 def test_llm_rollout_status_shows_the_stage_runs() -> None:
-    from llm_rollout.statusview import render_status
+    from llm_rollout.cli.statusview import render_status
 
     drv = evals_started()
     step(

@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from schema_support import conforms
 
-from llm_rollout import crdgen
 from llm_rollout.api import (
     ACTION_ANNOTATION,
     HISTORY_LIMIT,
@@ -35,6 +34,7 @@ from llm_rollout.engine import (
     plan_queries,
 )
 from llm_rollout.engine.plan import earlier_cohorts
+from llm_rollout.gen import crd as crdgen
 
 EXAMPLES = int(os.environ.get("LLM_ROLLOUT_PROPERTY_EXAMPLES", "300"))
 STATUS_SCHEMA = crdgen.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][

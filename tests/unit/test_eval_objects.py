@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 from schema_support import apply_defaults, conforms
 
-from llm_rollout import GROUP, crdgen
+from llm_rollout import GROUP
 from llm_rollout.api import LLMDeploymentSpec
 from llm_rollout.api.evalrun import LLMEvalRunSpec, LLMEvalRunStatus
 from llm_rollout.engine.evals import EvalRunRequest
@@ -23,6 +23,7 @@ from llm_rollout.evals.executor import JobExecutor, LocalExecutor, make_executor
 from llm_rollout.evals.manifests import build_eval_job, build_eval_run, job_name
 from llm_rollout.evals.metrics import EvalResultsCollector
 from llm_rollout.evals.settings import EvalSettings
+from llm_rollout.gen import crd as crdgen
 from llm_rollout.kube.builders import Owner
 
 SUITE: dict[str, Any] = {

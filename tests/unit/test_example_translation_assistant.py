@@ -9,9 +9,9 @@ from typing import Any
 import yaml
 from schema_support import apply_defaults, conforms
 
-from llm_rollout import crdgen
 from llm_rollout.api import LLMDeploymentSpec
 from llm_rollout.evals.dataset import parse_dataset
+from llm_rollout.gen import crd as crdgen
 from llm_rollout.heuristics import parse_checks, run_checks
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "translation-assistant.yaml"

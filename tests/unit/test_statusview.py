@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_rollout.statusview import render_status
+from llm_rollout.cli.statusview import render_status
 
 
 def rollout(**status: Any) -> dict[str, Any]:

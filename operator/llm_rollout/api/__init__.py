@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         ManualAction,
         action_from_annotations,
     )
+    from llm_rollout.api.camel import CamelModel
     from llm_rollout.api.cohorts import Cohort, CohortMatch
     from llm_rollout.api.durations import format_duration, parse_duration
     from llm_rollout.api.spec import (
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
         Phase,
         Verdict,
     )
-    from llm_rollout.camel import CamelModel
 
 _MODULES = (
     "llm_rollout.api.actions",
@@ -58,7 +58,7 @@ _MODULES = (
     "llm_rollout.api.durations",
     "llm_rollout.api.spec",
     "llm_rollout.api.status",
-    "llm_rollout.camel",
+    "llm_rollout.api.camel",
 )
 
 

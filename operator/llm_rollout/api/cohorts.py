@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from llm_rollout.camel import CamelModel
+from llm_rollout.api.camel import CamelModel
 
 # Defaults of spec.defaultCohort and spec.userIdHeader, shared with the router (which
 # reads the raw object) and the mesh providers.

@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import Field
 
+from llm_rollout.api.camel import CamelModel
 from llm_rollout.api.spec import EvalSuite
-from llm_rollout.camel import CamelModel
 
 EVAL_RUN_KIND = "LLMEvalRun"
 EVAL_RUN_PLURAL = "llmevalruns"
@@ -180,7 +180,7 @@ class LLMEvalRunStatus(CamelModel):
         return self.phase in FINISHED_PHASES
 
 
-# The columns of `kubectl get llmevalruns` (crdgen writes them into the CRD).
+# The columns of `kubectl get llmevalruns` (gen.crd writes them into the CRD).
 EVAL_RUN_PRINTER_COLUMNS: list[dict[str, Any]] = [
     {
         "name": "Deployment",

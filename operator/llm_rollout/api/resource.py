@@ -1,5 +1,5 @@
 """The LLMDeployment resource as the API server serves it: its names and the columns of
-`kubectl get llmd` (crdgen writes them into the CRD, next to the schema from the models)."""
+`kubectl get llmd` (gen.crd writes them into the CRD, next to the schema from the models)."""
 
 from __future__ import annotations
 

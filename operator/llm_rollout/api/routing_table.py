@@ -15,7 +15,7 @@ import hashlib
 
 from pydantic import Field
 
-from llm_rollout.camel import CamelModel
+from llm_rollout.api.camel import CamelModel
 
 # spec.release.port's default: the port of each release's Service.
 DEFAULT_SERVICE_PORT = 8080

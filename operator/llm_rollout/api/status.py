@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import Field
 
+from llm_rollout.api.camel import CamelModel
 from llm_rollout.api.evalrun import EvalPhase
 from llm_rollout.api.routing_table import ReleaseInfo, RoutingTable
 from llm_rollout.api.spec import GateKind, RoutingProvider
-from llm_rollout.camel import CamelModel
 
 HISTORY_LIMIT = 30
 

@@ -28,6 +28,7 @@ from llm_rollout.api import (
 from llm_rollout.api.spec import SecretKeyRef
 from llm_rollout.controller.applied import AppliedCache
 from llm_rollout.controller.evals import EvalStep
+from llm_rollout.controller.operator_metrics import OperatorMetrics
 from llm_rollout.controller.retire import RETIRED_AT, RetireStep, plan_retirement
 from llm_rollout.controller.roles import CANDIDATE, RETIRED, plan_roles, release_role
 from llm_rollout.controller.settings import OperatorSettings
@@ -59,7 +60,6 @@ from llm_rollout.kube.client import FIELD_MANAGER, KubeAPI
 from llm_rollout.kube.errors import Conflict, Forbidden, Invalid, KubeError, NotFound
 from llm_rollout.kube.times import format_time
 from llm_rollout.metrics.providers import MetricsSource, ProviderCache
-from llm_rollout.opmetrics import OperatorMetrics
 from llm_rollout.routing.providers import MeshTarget, kinds_of_others, provider_for
 
 log = logging.getLogger("llm_rollout.operator")

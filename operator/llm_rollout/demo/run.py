@@ -35,10 +35,10 @@ import yaml
 
 from llm_rollout import GROUP, PLURAL, VERSION
 from llm_rollout.api import LLMDeploymentSpec, release_id
+from llm_rollout.cli.plot import draw, fetch_timeline
+from llm_rollout.cli.statusview import render_status
 from llm_rollout.demo.simulator import DEFAULT_LOAD, CohortLoad, Simulator, SimulatorRecord
 from llm_rollout.kube.times import parse_time
-from llm_rollout.plot import draw, fetch_timeline
-from llm_rollout.statusview import render_status
 from llm_rollout.testbed import TestBed
 from llm_rollout.testbed.bed import REPO_ROOT
 from llm_rollout.testbed.kubelet import KubeletStandIn

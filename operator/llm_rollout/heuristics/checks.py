@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, field_validator, model_validator
 
-from llm_rollout.camel import CamelModel
+from llm_rollout.api.camel import CamelModel
 
 #: Text beyond this many characters is not checked (bounds CPU per answer).
 MAX_CHECKED_CHARS = 256 * 1024

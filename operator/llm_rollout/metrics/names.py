@@ -26,7 +26,7 @@ EVAL_SCORE = "llm_eval_score"
 EVAL_CASES = "llm_eval_cases_total"
 EVAL_RUNS = "llm_eval_runs_total"
 
-# The operator (opmetrics.py)
+# The operator (controller/operator_metrics.py)
 PHASE = "llm_rollout_phase"
 INFO = "llm_rollout_info"
 STAGE_INDEX = "llm_rollout_stage_index"

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
+from llm_rollout.api.camel import CamelModel
 from llm_rollout.api.durations import parse_duration
 from llm_rollout.api.spec.common import (
     MAX_LIST,
@@ -18,7 +19,6 @@ from llm_rollout.api.spec.common import (
     _cel,
     _validations,
 )
-from llm_rollout.camel import CamelModel
 from llm_rollout.metrics.presets import MetricKind
 
 Query = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_LENGTH)]

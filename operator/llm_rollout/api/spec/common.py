@@ -79,7 +79,7 @@ def _cel(rule: str, message: str, message_expression: str | None = None) -> Json
 
 
 def _validations(*rules: JsonDict) -> JsonDict:
-    """json_schema_extra carrying CEL rules (crdgen keeps them in the CRD)."""
+    """json_schema_extra carrying CEL rules (gen.crd keeps them in the CRD)."""
     items: list[JsonValue] = [*rules]
     return {"x-kubernetes-validations": items}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
 
+from llm_rollout.api.camel import CamelModel
 from llm_rollout.api.cohorts import DEFAULT_COHORT, DEFAULT_USER_ID_HEADER, Cohort
 from llm_rollout.api.spec.analysis import Analysis, MetricSpec, PrometheusSpec, RoutingSpec
 from llm_rollout.api.spec.common import (
@@ -24,7 +25,6 @@ from llm_rollout.api.spec.common import (
 from llm_rollout.api.spec.evals import EvalSuite
 from llm_rollout.api.spec.release import ReleaseSpec
 from llm_rollout.api.spec.stages import Stage, default_cohorts, default_stages
-from llm_rollout.camel import CamelModel
 from llm_rollout.heuristics.checks import CheckSpec, parse_checks
 from llm_rollout.metrics.presets import PRESET_NAMES, PRESETS, MetricKind
 

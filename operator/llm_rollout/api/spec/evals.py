@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
+from llm_rollout.api.camel import CamelModel
 from llm_rollout.api.durations import parse_duration
 from llm_rollout.api.spec.analysis import SecretKeyRef
 from llm_rollout.api.spec.common import (
@@ -21,7 +22,6 @@ from llm_rollout.api.spec.common import (
     _validations,
 )
 from llm_rollout.api.spec.release import ConfigMapKeyRef
-from llm_rollout.camel import CamelModel
 from llm_rollout.heuristics.checks import CheckSpec
 
 

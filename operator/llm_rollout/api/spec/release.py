@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import Field
 
+from llm_rollout.api.camel import CamelModel
 from llm_rollout.api.routing_table import DEFAULT_SERVICE_PORT
-from llm_rollout.camel import CamelModel
 
 
 class ModelRef(CamelModel):

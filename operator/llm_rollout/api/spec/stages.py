@@ -8,6 +8,7 @@ from itertools import pairwise
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
 
+from llm_rollout.api.camel import CamelModel
 from llm_rollout.api.cohorts import Cohort, CohortMatch
 from llm_rollout.api.durations import parse_duration
 from llm_rollout.api.spec.common import (
@@ -23,7 +24,6 @@ from llm_rollout.api.spec.common import (
     _unique_names_cel,
     _validations,
 )
-from llm_rollout.camel import CamelModel
 from llm_rollout.metrics.presets import PRESET_NAMES
 
 

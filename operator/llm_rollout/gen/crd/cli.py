@@ -1,4 +1,4 @@
-"""`python -m llm_rollout.crdgen`: write or check the CRDs and the reference doc."""
+"""`python -m llm_rollout.gen.crd`: write or check the CRDs and the reference doc."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from llm_rollout import GROUP, PLURAL
 from llm_rollout.api.evalrun import (
     EVAL_RUN_PLURAL,
 )
-from llm_rollout.crdgen.documents import crd_yaml, eval_run_crd_yaml
-from llm_rollout.crdgen.reference import docs_markdown
+from llm_rollout.gen.crd.documents import crd_yaml, eval_run_crd_yaml
+from llm_rollout.gen.crd.reference import docs_markdown
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 CRD_PATH = REPO / "crds" / f"{GROUP}_{PLURAL}.yaml"
@@ -40,12 +40,12 @@ def _check(path: Path, wanted: str) -> bool:
         tofile=f"{path} (generated)",
     )
     sys.stdout.writelines(diff)
-    print(f"\n{path} is stale: run `python -m llm_rollout.crdgen` (make crds)", file=sys.stderr)
+    print(f"\n{path} is stale: run `python -m llm_rollout.gen.crd` (make crds)", file=sys.stderr)
     return False
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llm_rollout.crdgen", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m llm_rollout.gen.crd", description=__doc__)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--docs", action="store_true", help="the reference doc, not the CRD")
     which.add_argument("--all", action="store_true", help="the CRD and the reference doc")

@@ -4,8 +4,8 @@ from prometheus_client import generate_latest
 
 from llm_rollout.api.routing_table import ReleaseInfo
 from llm_rollout.api.status import GateResult, LLMDeploymentStatus, Phase, Verdict
+from llm_rollout.controller.operator_metrics import OperatorMetrics
 from llm_rollout.controller.settings import OperatorSettings
-from llm_rollout.opmetrics import OperatorMetrics
 
 
 def status() -> LLMDeploymentStatus:
@@ -129,8 +129,8 @@ def test_only_the_current_stage_is_exported_and_decisions_start_at_zero() -> Non
 def test_the_operator_exports_the_operator_names_of_metrics_names() -> None:
     from prometheus_client import generate_latest
 
+    from llm_rollout.controller.operator_metrics import OperatorMetrics
     from llm_rollout.metrics import names
-    from llm_rollout.opmetrics import OperatorMetrics
 
     text = generate_latest(OperatorMetrics().registry).decode()
     typed = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}

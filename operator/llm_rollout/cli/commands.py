@@ -40,7 +40,7 @@ def _get(api: Any, namespace: str, name: str) -> dict[str, Any]:
 def cmd_status(args: argparse.Namespace) -> int:
     from kubernetes.client.exceptions import ApiException
 
-    from llm_rollout.statusview import render_status
+    from llm_rollout.cli.statusview import render_status
 
     api, namespace = _api(args)
     while True:
@@ -95,7 +95,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from llm_rollout.api.durations import parse_duration
-    from llm_rollout.plot import draw, fetch_timeline
+    from llm_rollout.cli.plot import draw, fetch_timeline
 
     api, namespace = _api(args)
     obj = _get(api, namespace, args.name)
@@ -126,7 +126,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    from llm_rollout.crdgen import all_crds_yaml
+    from llm_rollout.gen.crd import all_crds_yaml
 
     sys.stdout.write(all_crds_yaml())
     return 0
@@ -255,7 +255,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(only=command if command in _SERVERS else "").parse_args(argv)
     result: int = args.func(args)
     return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())
