@@ -17,11 +17,8 @@ reading their results — is the same code path for both (controller/evals.py).
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
-import signal
 import subprocess
 import time
 from typing import Any, Protocol
@@ -31,10 +28,10 @@ from llm_rollout.evals.settings import EvalSettings
 from llm_rollout.kube.client import KubeAPI
 from llm_rollout.kube.errors import KubeError
 from llm_rollout.kube.times import parse_time
+from llm_rollout.process import die_with_parent
 
 log = logging.getLogger("llm_rollout.operator")
 
-_PR_SET_PDEATHSIG = 1
 # A Job with no pod this long after it was made, and the Job controller's FailedCreate
 # events, cannot start: a forbidden pod (no such ServiceAccount, a PodSecurity level
 # the pod does not meet, a quota). Shorter than any suite's timeout.
@@ -119,12 +116,6 @@ class JobExecutor:
         return f"Job {meta['name']} cannot create its pod: {latest.get('message', '')}"
 
 
-def _die_with_parent() -> None:
-    # The runner must not outlive the operator that launched it (a new one relaunches).
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 class LocalExecutor:
     kind = "local"
 
@@ -159,7 +150,7 @@ class LocalExecutor:
             self.argv(namespace, name),
             stdin=subprocess.DEVNULL,
             env=env,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     async def lost(self, run: dict[str, Any]) -> str | None:
