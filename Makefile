@@ -54,6 +54,7 @@ lint: install
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/mypy
 	MYPYPATH=. $(VENV)/bin/mypy --strict --explicit-package-bases bench/soundness bench/sizing.py
+	MYPYPATH=bench:operator $(VENV)/bin/mypy --strict --explicit-package-bases bench/routerbench bench/router_bench.py bench/router_ab.py
 
 crds: install
 	$(PY) -m llm_rollout.gen.crd --all

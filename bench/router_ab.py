@@ -31,12 +31,32 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import router_bench as rb
+from routerbench.load import (
+    Samples,
+    client_session,
+    json_fire,
+    open_loop,
+    saturate_python,
+    saturate_wrk,
+)
+from routerbench.procs import (
+    backend_argv,
+    cpu_seconds,
+    load_average,
+    memory_kib,
+    router_argv,
+    router_files,
+    started,
+    wait_up,
+)
+from routerbench.settings import REPO
+
+from llm_rollout.testbed.procs import free_port
 
 
-async def _open_loop(url: str, rate: float, seconds: float) -> rb.Samples:
-    async with rb.client_session() as session:
-        return await rb.open_loop(session, rate, seconds, rb.json_fire(url))
+async def _open_loop(url: str, rate: float, seconds: float) -> Samples:
+    async with client_session() as session:
+        return await open_loop(session, rate, seconds, json_fire(url))
 
 
 def measure(tree: str, backend_url: str, workdir: Path, tool: str) -> dict[str, float]:
@@ -44,22 +64,23 @@ def measure(tree: str, backend_url: str, workdir: Path, tool: str) -> dict[str, 
         **os.environ,
         "PYTHONPATH": os.pathsep.join(os.path.abspath(d) for d in tree.split(os.pathsep)),
     }
-    port, metrics_port = rb.free_port(), rb.free_port()
-    argv = rb.router_argv(workdir, port, metrics_port, backend_url)
-    with rb.started(f"router-{Path(tree).name}", argv, workdir, env) as router:
-        rb.wait_up(f"http://127.0.0.1:{metrics_port}/readyz", router)
+    port, metrics_port = free_port(), free_port()
+    argv = router_argv(workdir, port, metrics_port, backend_url)
+    with started(f"router-{Path(tree).name}", argv, workdir, env) as router:
+        wait_up(f"http://127.0.0.1:{metrics_port}/readyz", router)
         url, pid = f"http://127.0.0.1:{port}", [router.popen.pid]
-        saturate = (
-            (lambda secs: rb.saturate_wrk(url, 32, secs, workdir))
-            if tool == "wrk"
-            else (lambda secs: asyncio.run(rb.saturate_python(url, 32, secs)))
-        )
+
+        def saturate(secs: float) -> dict[str, Any]:
+            if tool == "wrk":
+                return saturate_wrk(url, 32, secs, workdir)
+            return asyncio.run(saturate_python(url, 32, secs))
+
         saturate(1)  # warm-up
-        cpu0 = rb.cpu_seconds(pid)
+        cpu0 = cpu_seconds(pid)
         sat = saturate(6)
-        cpu1 = rb.cpu_seconds(pid)
+        cpu1 = cpu_seconds(pid)
         lat = asyncio.run(_open_loop(url, 200, 5))
-        cpu2 = rb.cpu_seconds(pid)
+        cpu2 = cpu_seconds(pid)
         if sat["errors"] or lat.errors:
             raise RuntimeError(f"{tree}: failed requests {sat['errors']} {lat.errors[:3]}")
         return {
@@ -68,7 +89,7 @@ def measure(tree: str, backend_url: str, workdir: Path, tool: str) -> dict[str, 
             "cpu_us_per_req_at_200": (cpu2 - cpu1) / len(lat.latency) * 1e6,
             "p50_ms": lat.ms("latency", 0.5),
             "p99_ms": lat.ms("latency", 0.99),
-            "rss_mib": rb.memory_kib(pid)["rss_kib"] / 1024,
+            "rss_mib": memory_kib(pid)["rss_kib"] / 1024,
         }
 
 
@@ -87,22 +108,22 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
     with tempfile.TemporaryDirectory(prefix="router-ab-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        rb.router_files(workdir)
-        port = rb.free_port()
-        env = {**os.environ, "PYTHONPATH": str(rb.REPO / "operator")}
+        router_files(workdir)
+        port = free_port()
+        env = {**os.environ, "PYTHONPATH": str(REPO / "operator")}
         backend = stack.enter_context(
-            rb.started("backend", rb.backend_argv(port, 0.01, 20), workdir, env)
+            started("backend", backend_argv(port, 0.01, 20), workdir, env)
         )
         backend_url = f"http://127.0.0.1:{port}"
-        rb.wait_up(backend_url + "/health", backend)
-        load0 = rb.load_average()
+        wait_up(backend_url + "/health", backend)
+        load0 = load_average()
         for i in range(args.pairs):
             for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
                 row = measure(trees[side], backend_url, workdir, tool)
                 runs[side].append(row)
                 print(side, json.dumps({k: round(v, 2) for k, v in row.items()}), flush=True)
                 time.sleep(0.5)
-        load1 = rb.load_average()
+        load1 = load_average()
     ratios: dict[str, Any] = {
         k: statistics.median(b[k] / a[k] for a, b in zip(runs["A"], runs["B"], strict=True))
         for k in runs["A"][0]
