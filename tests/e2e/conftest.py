@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from llm_rollout.demo.pods import PodsDemo, build_and_import_image
-from llm_rollout.demo.run import DemoConfig, DemoResult
+from llm_rollout.demo.scenario import DemoConfig, DemoResult
 from llm_rollout.testbed import TestBed
 from tests.e2e.machine import MachineSnapshot
 

@@ -16,7 +16,7 @@ import pytest
 
 from llm_rollout.api import LLMDeploymentSpec, release_id
 from llm_rollout.demo.pods import RELEASE_NAME, SYSTEM_NAMESPACE, PodsDemo
-from llm_rollout.demo.run import JUDGE_KEY, NAME, NAMESPACE, DemoConfig, Scenario, eval_example
+from llm_rollout.demo.scenario import JUDGE_KEY, NAME, NAMESPACE, DemoConfig, Scenario, eval_example
 from llm_rollout.demo.simulator import Simulator
 from tests.e2e.conftest import Installed
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llm_rollout.demo.run import Demo, DemoConfig, summary
+from llm_rollout.demo.run import Demo
+from llm_rollout.demo.scenario import DemoConfig
+from llm_rollout.demo.summary import summary
 
 
 async def test_demo_promotes_the_good_release_and_rolls_back_the_regressed_one(

@@ -9,7 +9,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from llm_rollout.demo.run import Demo, DemoConfig, summary
+from llm_rollout.demo.run import Demo
+from llm_rollout.demo.scenario import DemoConfig
+from llm_rollout.demo.summary import summary
 from llm_rollout.testbed import TestBedError
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_rollout.api import LLMDeploymentSpec, release_id
-from llm_rollout.demo.run import JUDGE_KEY, NAMESPACE, Demo, DemoConfig, demo_spec, eval_example
+from llm_rollout.demo.run import Demo
+from llm_rollout.demo.scenario import JUDGE_KEY, NAMESPACE, DemoConfig, demo_spec, eval_example
 from llm_rollout.testbed import TestBed
 from llm_rollout.testbed.bed import REPO_ROOT
 

@@ -13,12 +13,13 @@ The bed has no kubelet: the model servers are local processes, and a stand-in
 marks a release's Deployment available once its server answers its health check.
 Exit status 0 only when both rollouts ended as expected and the router's and
 Prometheus' numbers agree with what the simulated users did.
+
+The scenarios and their settings are in `scenario`, the closing summary in `summary`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import secrets
 import subprocess
@@ -27,136 +28,30 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from llm_rollout import GROUP, PLURAL, VERSION
 from llm_rollout.api import LLMDeploymentSpec, release_id
 from llm_rollout.cli.plot import draw, fetch_timeline
 from llm_rollout.cli.statusview import render_status
-from llm_rollout.demo.simulator import DEFAULT_LOAD, CohortLoad, Simulator, SimulatorRecord
+from llm_rollout.demo.scenario import (
+    FINAL,
+    JUDGE_KEY,
+    NAME,
+    NAMESPACE,
+    DemoConfig,
+    DemoResult,
+    Scenario,
+    demo_spec,
+    eval_example,
+)
+from llm_rollout.demo.simulator import Simulator
 from llm_rollout.kube.times import parse_time
 from llm_rollout.testbed import TestBed
 from llm_rollout.testbed.bed import REPO_ROOT
 from llm_rollout.testbed.kubelet import KubeletStandIn
 from llm_rollout.testbed.procs import free_port, spawn, stop_pid
-
-NAMESPACE = "demo"
-NAME = "assistant"
-EXAMPLE = REPO_ROOT / "examples" / "assistant.yaml"
-# The eval suite and its golden set come from the evals example.
-EVAL_EXAMPLE = REPO_ROOT / "examples" / "translation-assistant.yaml"
-JUDGE_KEY = "demo-judge-key"
-FINAL = ("Promoted", "RolledBack", "Failed", "Paused", "Invalid")
-
-
-@dataclass
-class DemoConfig:
-    out_dir: Path = REPO_ROOT / "docs" / "img"
-    scenario_timeout: float = 300.0
-    live: bool = True  # redraw the status table in the terminal
-    load: tuple[CohortLoad, ...] = DEFAULT_LOAD
-    # Compressed time: seconds where the example says minutes and hours.
-    interval: str = "2s"
-    window: str = "30s"
-    durations: dict[str, tuple[str, str]] = field(
-        default_factory=lambda: {
-            "experts": ("12s", "120s"),
-            "beta": ("6s", "120s"),
-            "all": ("6s", "120s"),
-        }
-    )
-    min_samples_divisor: int = 10
-    # Compressed time gives a step hundreds of samples, where the example's hours give
-    # thousands (docs/statistics.md, sizing): proving an error rate under 2% with zero
-    # errors takes ~260 requests, more than a beta step of a few seconds; a Compare
-    # margin of 0.03 takes ~10,000 ratings per release, 0.15 a few hundred.
-    gate_overrides: dict[str, dict[str, float]] = field(
-        default_factory=lambda: {"errors": {"max": 0.05}, "thumbs-vs-stable": {"margin": 0.15}}
-    )
-
-
-@dataclass
-class Scenario:
-    title: str
-    release: str
-    expected: str  # final phase expected
-    expected_stage: str | None = None
-    phase: str = ""
-    stage: str = ""
-    started: float = 0.0
-    ended: float = 0.0
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    plot: Path | None = None
-
-
-@dataclass
-class DemoResult:
-    scenarios: list[Scenario]
-    record: SimulatorRecord
-    releases: dict[str, str]  # label -> release id
-    problems: list[str]
-    prometheus_feedback: dict[tuple[str, str, str, str], float]
-    eval_runs: str = ""  # `kubectl get llmevalruns` at the end
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def eval_example() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The evals example's suite and its golden-set ConfigMap."""
-    docs = list(yaml.safe_load_all(EVAL_EXAMPLE.read_text()))
-    suite = next(d for d in docs if d["kind"] == "LLMDeployment")["spec"]["evals"][0]
-    dataset = next(d for d in docs if d["kind"] == "ConfigMap")
-    return suite, dataset
-
-
-def demo_spec(
-    config: DemoConfig,
-    *,
-    revision: str | None = None,
-    prompt: str | None = None,
-    judge_url: str = "http://127.0.0.1:8010/v1",
-) -> dict[str, Any]:
-    """The example LLMDeployment with time compressed, a chosen release, and the evals
-    example's suite run at the experts stage against the local judge."""
-    spec: dict[str, Any] = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text())["spec"])
-    suite, _ = eval_example()
-    suite = copy.deepcopy(suite)
-    suite.update(compareStable=False, timeout="60s", requestTimeout="10s")
-    for judge in suite["judges"]:
-        judge["endpoint"] = judge_url
-        judge["apiKeySecretRef"] = {"name": "judge-api-key", "key": "token"}
-    spec["evals"] = [suite]
-    experts = next(st for st in spec["stages"] if st["name"] == "experts")
-    experts["gates"].append(
-        {
-            "name": "eval-quality",
-            "kind": "Threshold",
-            "metric": "eval-score",
-            "suite": suite["name"],
-            "criterion": "composite",
-            "min": 0.8,
-        }
-    )
-    release = spec["release"]
-    release["replicas"] = 1
-    if revision:
-        release["model"]["revision"] = revision
-    if prompt:
-        release["prompt"]["version"] = prompt
-    spec["analysis"].update(interval=config.interval, window=config.window)
-    for stage in spec["stages"]:
-        stage["minDuration"], stage["maxDuration"] = config.durations[stage["name"]]
-        for gate in stage.get("gates", []):
-            if "minSamples" in gate:
-                gate["minSamples"] = max(8, gate["minSamples"] // config.min_samples_divisor)
-            gate.update(config.gate_overrides.get(gate["name"], {}))
-    return spec
 
 
 class Demo:
@@ -583,48 +478,3 @@ def _timestamp(text: str) -> float:
     if when is None:
         raise ValueError(f"not a timestamp: {text!r}")
     return when.timestamp()
-
-
-def summary(result: DemoResult) -> str:
-    lines = ["", "=== summary"]
-    for label, rid in result.releases.items():
-        lines.append(f"release {label}: {rid}")
-    for scenario in result.scenarios:
-        lines.append(
-            f"- {scenario.title}: {scenario.phase}"
-            + (f" at stage {scenario.stage}" if scenario.stage else "")
-            + (f" ({scenario.ended - scenario.started:.0f}s)" if scenario.ended else "")
-        )
-        for d in scenario.decisions:
-            if d["decision"] != "Hold":
-                lines.append(
-                    f"    {d['time'][11:19]} {d['decision']:<9} "
-                    f"{d.get('stage') or '-':<8} {d.get('message', '')[:150]}"
-                )
-        if scenario.plot:
-            lines.append(f"    picture: {scenario.plot}")
-    if result.eval_runs:
-        lines.append("eval runs (kubectl get llmevalruns -n demo):")
-        lines += [f"  {line}" for line in result.eval_runs.strip().splitlines()]
-    rec = result.record
-    served = sum(rec.requests.values())
-    lines.append(
-        f"simulated users: {served} answers, "
-        f"{sum(rec.feedback_accepted.values())} feedback accepted, "
-        f"{rec.failed_requests} failed requests"
-    )
-    by_cohort: dict[str, set[str]] = {}
-    for cohort, release in rec.requests:
-        by_cohort.setdefault(cohort, set()).add(release)
-    for cohort, releases in sorted(by_cohort.items()):
-        names = sorted(k for k, v in result.releases.items() if v in releases)
-        lines.append(f"  {cohort} were served by: {', '.join(names)}")
-    lines.append(
-        "result: "
-        + (
-            "OK, both rollouts ended as expected"
-            if result.ok
-            else "FAILED:\n  " + "\n  ".join(result.problems)
-        )
-    )
-    return "\n".join(lines)
