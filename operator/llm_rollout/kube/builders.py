@@ -81,12 +81,7 @@ def build_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": release_object_name(owner.name, release.id),
-            "namespace": owner.namespace,
-            "labels": {**labels, LABEL_ROLE: role},
-            "ownerReferences": [owner_reference(owner)],
-        },
+        "metadata": _release_metadata(owner, release, role),
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {LABEL_DEPLOYMENT: owner.name, LABEL_RELEASE: release.id}},
@@ -95,18 +90,22 @@ def build_deployment(
     }
 
 
+def _release_metadata(owner: Owner, release: ReleaseInfo, role: str) -> dict[str, Any]:
+    """Name, labels and owner of a release's Deployment or Service (the same for both)."""
+    return {
+        "name": release_object_name(owner.name, release.id),
+        "namespace": owner.namespace,
+        "labels": {**release_labels(owner, release), LABEL_ROLE: role},
+        "ownerReferences": [owner_reference(owner)],
+    }
+
+
 def build_service(owner: Owner, release: ReleaseInfo, *, port: int, role: str) -> dict[str, Any]:
     """The Service in front of one release's pods (what the router and meshes target)."""
-    labels = release_labels(owner, release)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": release_object_name(owner.name, release.id),
-            "namespace": owner.namespace,
-            "labels": {**labels, LABEL_ROLE: role},
-            "ownerReferences": [owner_reference(owner)],
-        },
+        "metadata": _release_metadata(owner, release, role),
         "spec": {
             "selector": {LABEL_DEPLOYMENT: owner.name, LABEL_RELEASE: release.id},
             "ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}],

@@ -8,76 +8,40 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-# Keywords a structural schema may carry (apiextensions.k8s.io/v1 JSONSchemaProps).
-ALLOWED_KEYWORDS = frozenset(
-    {
-        "type",
-        "description",
-        "properties",
-        "additionalProperties",
-        "items",
-        "required",
-        "enum",
-        "default",
-        "format",
-        "pattern",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "minLength",
-        "maxLength",
-        "minItems",
-        "maxItems",
-        "minProperties",
-        "maxProperties",
-        "nullable",
-        "x-kubernetes-preserve-unknown-fields",
-        "x-kubernetes-validations",
-        "x-kubernetes-list-type",
-        "x-kubernetes-list-map-keys",
-        "x-kubernetes-map-type",
-    }
+# Keywords a structural schema may carry (apiextensions.k8s.io/v1 JSONSchemaProps), in
+# the order they are written: what a node is first, its children last.
+_KEYWORDS_IN_ORDER = (
+    "type",
+    "description",
+    "nullable",
+    "default",
+    "enum",
+    "format",
+    "pattern",
+    "minimum",
+    "exclusiveMinimum",
+    "maximum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-map-type",
+    "required",
+    "x-kubernetes-validations",
+    "additionalProperties",
+    "items",
+    "properties",
 )
-
+ALLOWED_KEYWORDS = frozenset(_KEYWORDS_IN_ORDER)
+_KEY_ORDER = {k: i for i, k in enumerate(_KEYWORDS_IN_ORDER)}
 
 _DROPPED = frozenset({"title", "examples"})
-
-
-# Readable key order in the YAML: what a node is first, its children last.
-_KEY_ORDER = {
-    k: i
-    for i, k in enumerate(
-        [
-            "type",
-            "description",
-            "nullable",
-            "default",
-            "enum",
-            "format",
-            "pattern",
-            "minimum",
-            "exclusiveMinimum",
-            "maximum",
-            "exclusiveMaximum",
-            "minLength",
-            "maxLength",
-            "minItems",
-            "maxItems",
-            "minProperties",
-            "maxProperties",
-            "x-kubernetes-preserve-unknown-fields",
-            "x-kubernetes-list-type",
-            "x-kubernetes-list-map-keys",
-            "x-kubernetes-map-type",
-            "required",
-            "x-kubernetes-validations",
-            "additionalProperties",
-            "items",
-            "properties",
-        ]
-    )
-}
 
 
 class _WithFactoryDefaults(GenerateJsonSchema):
