@@ -1,7 +1,7 @@
 """Base of every wire model: snake_case in Python, camelCase on the wire.
 
-Kept outside the `api` package so low-level modules (routing tables) can use it
-without importing the whole API.
+Low-level modules (the routing table, heuristic checks) import it without the spec
+models: `llm_rollout.api` loads its names lazily.
 """
 
 from __future__ import annotations
