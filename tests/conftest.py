@@ -82,7 +82,7 @@ class Prometheus:
         return list(body["data"]["result"])
 
     def wait_value(self, promql: str, timeout: float = 30.0) -> float:
-        from llm_rollout.testbed.bed import wait_for_prometheus_value
+        from llm_rollout.testbed.prometheus import wait_for_prometheus_value
 
         return wait_for_prometheus_value(self.url, promql, timeout)
 

@@ -15,8 +15,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from tests.conftest import Cluster
 
-from llm_rollout.testbed.bed import STATE_FILE, wait_for_prometheus_value
+from llm_rollout.testbed.bed import STATE_FILE
 from llm_rollout.testbed.procs import free_port, pid_alive
+from llm_rollout.testbed.prometheus import wait_for_prometheus_value
 
 pytestmark = pytest.mark.integration
 
