@@ -9,7 +9,7 @@ from pathlib import Path
 
 from llm_rollout.gen.dashboard.render import dashboard_json
 
-REPO = Path(__file__).resolve().parents[5]
+REPO = Path(__file__).resolve().parents[4]
 OUTPUTS = (
     REPO / "charts" / "llm-rollout-operator" / "dashboards" / "llm-rollout.json",
     REPO / "docs" / "grafana" / "llm-rollout.json",
