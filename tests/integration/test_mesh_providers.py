@@ -15,8 +15,8 @@ from tests.integration.test_operator_rollout import obj, rid, spec
 from llm_rollout.api.cohorts import Cohort, CohortMatch
 from llm_rollout.api.routing_table import CohortRoute, ReleaseInfo, RoutingTable
 from llm_rollout.kube.builders import Owner
-from llm_rollout.routing.providers import GatewayAPIProvider, IstioProvider, MeshTarget
 from llm_rollout.testbed.kubelet import KubeletStandIn
+from llm_rollout.traffic.providers import GatewayAPIProvider, IstioProvider, MeshTarget
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from llm_rollout.router import Router, RouterSettings, RouterState, served_from_object
 from llm_rollout.router.tokens import TokenSigner
-from llm_rollout.routing.backends import StaticBackends
+from llm_rollout.traffic.backends import StaticBackends
 
 KEY = b"k" * 32
 NS, NAME = "team", "chat"

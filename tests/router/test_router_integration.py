@@ -12,7 +12,7 @@ import pytest
 
 from llm_rollout.router import Router, RouterState
 from llm_rollout.router.tokens import TokenSigner
-from llm_rollout.routing.backends import StaticBackends
+from llm_rollout.traffic.backends import StaticBackends
 from tests.router.conftest import KEY, NAME, deployment, start_app
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import pytest
 
 from llm_rollout.router.config import load_config_text, served_from_object
 from llm_rollout.router.state import RouterState
-from llm_rollout.routing.backends import ServiceBackends, StaticBackends
+from llm_rollout.traffic.backends import ServiceBackends, StaticBackends
 
 OBJ = {
     "apiVersion": "rollout.llmops.io/v1alpha1",

@@ -10,7 +10,7 @@ from llm_rollout.router.app import Router, RouterSettings
 from llm_rollout.router.config import served_from_object
 from llm_rollout.router.state import RouterState
 from llm_rollout.router.tokens import TokenSigner
-from llm_rollout.routing.backends import StaticBackends
+from llm_rollout.traffic.backends import StaticBackends
 
 
 def deployment(stable: str, candidate: str | None) -> dict[str, Any]:

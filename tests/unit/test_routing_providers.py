@@ -10,7 +10,7 @@ from llm_rollout.api.routing_table import CohortRoute, ReleaseInfo, RoutingTable
 from llm_rollout.api.spec import RoutingSpec
 from llm_rollout.kube.builders import Owner
 from llm_rollout.kube.client import resource_path
-from llm_rollout.routing.providers import (
+from llm_rollout.traffic.providers import (
     PROVIDERS,
     BuiltinProvider,
     GatewayAPIProvider,

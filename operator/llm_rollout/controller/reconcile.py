@@ -60,7 +60,7 @@ from llm_rollout.kube.client import FIELD_MANAGER, KubeAPI
 from llm_rollout.kube.errors import Conflict, Forbidden, Invalid, KubeError, NotFound
 from llm_rollout.kube.times import format_time
 from llm_rollout.metrics.providers import MetricsSource, ProviderCache
-from llm_rollout.routing.providers import MeshTarget, kinds_of_others, provider_for
+from llm_rollout.traffic.providers import MeshTarget, kinds_of_others, provider_for
 
 log = logging.getLogger("llm_rollout.operator")
 

@@ -40,7 +40,7 @@ from llm_rollout.evals.dataset import Case, DatasetError, parse_dataset, sample_
 from llm_rollout.evals.manifests import EXECUTOR_ENV
 from llm_rollout.kube.client import KubeClient, new_api_client
 from llm_rollout.kube.times import format_time, parse_time
-from llm_rollout.routing.backends import BackendResolver, ServiceBackends, StaticBackends
+from llm_rollout.traffic.backends import BackendResolver, ServiceBackends, StaticBackends
 
 log = logging.getLogger("llm_rollout.eval")
 # How long a release may stay unreachable before its cases run anyway (a Service

@@ -36,7 +36,7 @@ from llm_rollout.router.relay import Placed, Relay, RelayLimits
 from llm_rollout.router.series import SeriesKeeper
 from llm_rollout.router.state import DEPLOYMENT_HEADER, RouterState
 from llm_rollout.router.tokens import TokenSigner
-from llm_rollout.routing.backends import BackendResolver
+from llm_rollout.traffic.backends import BackendResolver
 
 log = logging.getLogger("llm_rollout.router")
 

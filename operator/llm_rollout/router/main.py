@@ -21,7 +21,7 @@ from llm_rollout.router.config import load_config_text
 from llm_rollout.router.state import RouterState
 from llm_rollout.router.tokens import DEFAULT_TTL_SECONDS, KEY_ENV, TokenSigner, load_keys
 from llm_rollout.router.watch import FileWatcher
-from llm_rollout.routing.backends import BackendResolver, ServiceBackends, StaticBackends
+from llm_rollout.traffic.backends import BackendResolver, ServiceBackends, StaticBackends
 
 log = logging.getLogger("llm_rollout.router")
 

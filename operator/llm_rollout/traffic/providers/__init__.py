@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 from llm_rollout.api.spec import RoutingProvider as ProviderName
 from llm_rollout.api.spec import RoutingSpec
-from llm_rollout.routing.providers.base import MeshTarget, OwnedKind, RoutingProvider
-from llm_rollout.routing.providers.builtin import BuiltinProvider
-from llm_rollout.routing.providers.gateway_api import GatewayAPIProvider
-from llm_rollout.routing.providers.istio import IstioProvider
+from llm_rollout.traffic.providers.base import MeshTarget, OwnedKind, RoutingProvider
+from llm_rollout.traffic.providers.builtin import BuiltinProvider
+from llm_rollout.traffic.providers.gateway_api import GatewayAPIProvider
+from llm_rollout.traffic.providers.istio import IstioProvider
 
 # The registry: adding a provider is a module like the ones above plus one line here
 # (and its name in api.spec.RoutingProvider). docs/extending.md walks through it.

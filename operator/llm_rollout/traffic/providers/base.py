@@ -34,7 +34,7 @@ class OwnedKind:
 
 class RoutingProvider(Protocol):
     """How the routing table reaches users. One module per provider, registered in
-    routing/providers/__init__.py; the reconciler applies what `render` returns and
+    traffic/providers/__init__.py; the reconciler applies what `render` returns and
     deletes the objects of every other provider's `kinds` when the spec switches."""
 
     name: str

@@ -6,7 +6,7 @@ from typing import Any
 
 from llm_rollout.api.routing_table import RoutingTable
 from llm_rollout.api.spec import RoutingSpec
-from llm_rollout.routing.providers.base import MeshTarget, OwnedKind
+from llm_rollout.traffic.providers.base import MeshTarget, OwnedKind
 
 
 class BuiltinProvider:

@@ -9,7 +9,7 @@ from llm_rollout.api.routing_table import RoutingTable
 from llm_rollout.api.spec import RoutingSpec
 from llm_rollout.kube.builders import release_object_name
 from llm_rollout.kube.client import register_plural
-from llm_rollout.routing.providers.base import (
+from llm_rollout.traffic.providers.base import (
     MeshTarget,
     OwnedKind,
     header_matches,

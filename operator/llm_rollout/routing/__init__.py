@@ -1,2 +1,0 @@
-"""Routing: where each release is served (backends) and the providers that publish the
-routing table (the table itself is API: api/routing_table.py)."""
