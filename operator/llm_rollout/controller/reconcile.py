@@ -7,7 +7,6 @@ carries out its answer (status, Event, owned objects, routing objects, metrics).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import time
@@ -58,6 +57,7 @@ from llm_rollout.kube.builders import (
 )
 from llm_rollout.kube.client import FIELD_MANAGER, KubeAPI
 from llm_rollout.kube.errors import Conflict, Forbidden, Invalid, KubeError, NotFound
+from llm_rollout.kube.secrets import secret_value
 from llm_rollout.kube.times import format_time
 from llm_rollout.metrics.providers import MetricsSource, ProviderCache
 from llm_rollout.traffic.providers import MeshTarget, kinds_of_others, provider_for
@@ -100,13 +100,7 @@ class Controller:
     # -- inputs ---------------------------------------------------------------------
 
     async def _secret_value(self, namespace: str, ref: SecretKeyRef) -> str:
-        secret = await self.kube.get("v1", "Secret", namespace, ref.name)
-        if secret is None:
-            raise LookupError(f"Secret {namespace}/{ref.name} not found")
-        data = (secret.get("data") or {}).get(ref.key)
-        if data is None:
-            raise LookupError(f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
-        return base64.b64decode(data).decode().strip()
+        return await secret_value(self.kube, namespace, ref.name, ref.key)
 
     async def _observe(
         self,

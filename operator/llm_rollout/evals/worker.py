@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import logging
 import os
 import sys
@@ -39,6 +38,7 @@ from llm_rollout.evals.client import ChatClient, wait_until_reachable
 from llm_rollout.evals.dataset import Case, DatasetError, parse_dataset, sample_cases
 from llm_rollout.evals.manifests import EXECUTOR_ENV
 from llm_rollout.kube.client import KubeClient, new_api_client
+from llm_rollout.kube.secrets import SecretMissing, secret_value
 from llm_rollout.kube.times import format_time, parse_time
 from llm_rollout.traffic.backends import BackendResolver, ServiceBackends, StaticBackends
 
@@ -100,15 +100,10 @@ class EvalRun:
             if ref is None:
                 keys[judge.name] = None
                 continue
-            secret = await self.kube.get("v1", "Secret", self.namespace, ref.name)
-            data = (secret or {}).get("data") or {}
-            if secret is None or ref.key not in data:
-                what = "not found" if secret is None else f"has no key {ref.key!r}"
-                raise RunFailure(
-                    "SecretMissing",
-                    f"judge {judge.name}: Secret {self.namespace}/{ref.name} {what}",
-                )
-            keys[judge.name] = base64.b64decode(data[ref.key]).decode().strip()
+            try:
+                keys[judge.name] = await secret_value(self.kube, self.namespace, ref.name, ref.key)
+            except SecretMissing as exc:
+                raise RunFailure("SecretMissing", f"judge {judge.name}: {exc}") from None
         return keys
 
     def _targets(self, spec: LLMEvalRunSpec) -> list[Target]:
