@@ -50,6 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--query-timeout", type=float, default=5.0, metavar="SECONDS")
     parser.add_argument(
+        "--prometheus-max-in-flight",
+        type=_positive_int,
+        default=16,
+        metavar="N",
+        help="queries sent to one Prometheus at a time; the rest wait in the operator "
+        "(a wait never counts as a query timeout)",
+    )
+    parser.add_argument(
         "--kubeconfig", default=None, help="kubeconfig (default: in-cluster, then $KUBECONFIG)"
     )
     parser.add_argument("--verbose", action="store_true")
@@ -59,11 +67,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     eval_settings.add_arguments(parser)
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
     return OperatorSettings(
         prometheus_url=args.prometheus_url,
         allowed_prometheus=frozenset(args.allow_prometheus),
         query_timeout=args.query_timeout,
+        prometheus_max_in_flight=args.prometheus_max_in_flight,
         namespaces=tuple(args.namespace),
         scale_down_delay=args.scale_down_delay,
         retention=args.retention,

@@ -87,7 +87,10 @@ class Controller:
 
     def __post_init__(self) -> None:
         if self.providers is None:
-            self.providers = ProviderCache(timeout=self.settings.query_timeout)
+            self.providers = ProviderCache(
+                timeout=self.settings.query_timeout,
+                max_in_flight=self.settings.prometheus_max_in_flight,
+            )
         if self.evals is None:
             self.evals = EvalStep(
                 self.kube, self.settings.evals, EvalResultsCollector(self.metrics.registry)

@@ -8,7 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llm_rollout.metrics.providers.base import MetricQueryError, MetricsProvider
-from llm_rollout.metrics.providers.prometheus import PrometheusProvider, parse_instant_vector
+from llm_rollout.metrics.providers.prometheus import (
+    DEFAULT_MAX_IN_FLIGHT,
+    PrometheusProvider,
+    parse_instant_vector,
+)
 
 
 @dataclass(frozen=True)
@@ -19,21 +23,34 @@ class MetricsSource:
     bearer_token: str | None = None
 
 
-def build_prometheus(source: MetricsSource, timeout: float) -> MetricsProvider:
-    return PrometheusProvider(source.address, bearer_token=source.bearer_token, timeout=timeout)
+def build_prometheus(
+    source: MetricsSource, timeout: float, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+) -> MetricsProvider:
+    return PrometheusProvider(
+        source.address,
+        bearer_token=source.bearer_token,
+        timeout=timeout,
+        max_in_flight=max_in_flight,
+    )
 
 
 @dataclass
 class ProviderCache:
-    """One provider per source, built on first use and closed together."""
+    """One provider per source, built on first use and closed together. `build`
+    replaces the Prometheus provider (tests, other backends)."""
 
     timeout: float = 5.0
-    build: Callable[[MetricsSource, float], MetricsProvider] = build_prometheus
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    build: Callable[[MetricsSource, float], MetricsProvider] | None = None
     _providers: dict[MetricsSource, MetricsProvider] = field(default_factory=dict)
 
     def get(self, source: MetricsSource) -> MetricsProvider:
         if source not in self._providers:
-            self._providers[source] = self.build(source, self.timeout)
+            self._providers[source] = (
+                self.build(source, self.timeout)
+                if self.build is not None
+                else build_prometheus(source, self.timeout, self.max_in_flight)
+            )
         return self._providers[source]
 
     async def aclose(self) -> None:

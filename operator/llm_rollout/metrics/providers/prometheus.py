@@ -51,8 +51,20 @@ def parse_instant_vector(body: dict[str, Any]) -> float:
     return value
 
 
+# Queries in flight to one Prometheus at a time. Past it, queries wait in the operator,
+# not in the HTTP client's connection pool: httpcore's pool scans its queue on every
+# request (quadratic in the queue), and its wait would count against the query timeout,
+# so the operator's own backlog read as a Prometheus that does not answer.
+DEFAULT_MAX_IN_FLIGHT = 16
+
+
 class PrometheusProvider:
-    """Instant queries against one Prometheus, with a timeout and optional bearer auth."""
+    """Instant queries against one Prometheus, with a timeout and optional bearer auth.
+
+    At most `max_in_flight` queries are sent at once; the timeout runs from when a query
+    is sent, so waiting for a turn is never a TIMEOUT. Queries are evaluated at the time
+    the caller planned them for (`at`), so a late one still reads the same evidence.
+    """
 
     name = "prometheus"
 
@@ -62,13 +74,19 @@ class PrometheusProvider:
         *,
         bearer_token: str | None = None,
         timeout: float = 5.0,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.address = address.rstrip("/")
         headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else {}
-        self._client = client or httpx.AsyncClient(timeout=timeout, headers=headers)
+        limits = httpx.Limits(
+            max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+        )
+        self._client = client or httpx.AsyncClient(timeout=timeout, headers=headers, limits=limits)
         self._owns_client = client is None
         self._timeout = timeout
+        self._turns = asyncio.Semaphore(max_in_flight)
+        self.waiting = 0  # queries waiting for a turn now
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -80,6 +98,11 @@ class PrometheusProvider:
         if at is not None:
             # The engine plans ranges ending at `at`: evaluate exactly there.
             form["time"] = f"{at.timestamp():.3f}"
+        self.waiting += 1
+        try:
+            await self._turns.acquire()
+        finally:
+            self.waiting -= 1
         try:
             resp = await self._client.post(url, data=form)
         except httpx.TimeoutException as err:
@@ -91,6 +114,8 @@ class PrometheusProvider:
                 Kind.UNREACHABLE,
                 f"Prometheus at {self.address} is unreachable: {type(err).__name__}: {err}",
             ) from err
+        finally:
+            self._turns.release()
         if resp.status_code in (401, 403):
             raise MetricQueryError(
                 Kind.UNAUTHORIZED,
