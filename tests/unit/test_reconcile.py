@@ -270,3 +270,35 @@ def test_an_unchanged_release_is_not_applied_every_tick() -> None:
     assert len(_release_applies(bench)) == after_delete
     bench.step(30 + 301)
     assert len(_release_applies(bench)) > after_delete
+
+
+def _lag_buckets(bench: Bench) -> tuple[float, float]:
+    """(count, sum) of the operator's analysis-lag histogram."""
+    samples = {
+        s.name: s.value
+        for m in bench.controller.metrics.registry.collect()
+        if m.name == "llm_rollout_analysis_lag_seconds"
+        for s in m.samples
+    }
+    return samples["llm_rollout_analysis_lag_seconds_count"], samples[
+        "llm_rollout_analysis_lag_seconds_sum"
+    ]
+
+
+def test_how_late_an_analysis_starts_is_measured() -> None:
+    bench = Bench()
+    bench.create(spec("1"))
+    bench.step(0)
+    bench.ready(rid(spec("1")))
+    soaking = spec("2")
+    soaking["stages"][0]["minDuration"] = "2m"  # gates pass, the step holds
+    bench.respec(soaking)
+    bench.step(1)
+    bench.ready(rid(soaking))
+    bench.step(2)  # exposed: the step starts, its first analysis is due at 12
+    assert _lag_buckets(bench) == (0, 0)
+    bench.step(12)  # on time
+    assert _lag_buckets(bench) == (1, 0)
+    bench.step(12 + 10 + 25)  # an operator that woke 25 s late
+    assert bench.status()["phase"] == "Progressing"
+    assert _lag_buckets(bench) == (2, pytest.approx(25.0))

@@ -97,6 +97,13 @@ class OperatorMetrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        # One series for the whole operator (no rollout labels): how far behind it is.
+        self.analysis_lag = Histogram(
+            metric_names.ANALYSIS_LAG,
+            "How long after it was due an analysis started (0: on time)",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+            registry=r,
+        )
         self.query_errors = Counter(
             registered(metric_names.QUERY_ERRORS),
             "Failed metric queries by kind",

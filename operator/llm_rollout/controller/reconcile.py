@@ -44,6 +44,7 @@ from llm_rollout.engine import (
     mark_invalid,
     plan_queries,
 )
+from llm_rollout.engine.analysis import interval_reference
 from llm_rollout.engine.gates import gate_bounds
 from llm_rollout.evals.metrics import EvalResultsCollector
 from llm_rollout.kube.builders import (
@@ -134,6 +135,16 @@ class Controller:
                 observations[query.key] = ObservationError(result.kind, result.message)
                 self.metrics.query_errors.labels(namespace, name, result.kind.value).inc()
         return observations
+
+    def _observe_lag(
+        self, spec: LLMDeploymentSpec, status: LLMDeploymentStatus, now: datetime
+    ) -> None:
+        # Due one interval after the reference; an overloaded operator starts later
+        # (its loops wake late), which this shows before any rollout is affected.
+        since = interval_reference(status)
+        if since is not None:
+            late = (now - since).total_seconds() - spec.analysis.interval_seconds
+            self.metrics.analysis_lag.observe(max(0.0, late))
 
     async def _release_deployments(self, namespace: str, name: str) -> list[dict[str, Any]]:
         return await self.kube.list(
@@ -356,6 +367,7 @@ class Controller:
             eval_states = await self.evals.states(spec, status, namespace, name, runs)
             observations: dict[str, Observation] = {}
             if analysis_due(spec, status, now):
+                self._observe_lag(spec, status, now)
                 queries = plan_queries(spec, status, namespace, name, now=now)
                 if queries:
                     observations = await self._observe(spec, namespace, name, queries, now)
