@@ -26,7 +26,8 @@ async def test_a_stale_status_write_is_a_conflict_not_an_overwrite(
     rollouts: Rollouts, cluster: Cluster
 ) -> None:
     rollouts.create(obj("bot", spec("v1")))
-    kube = KubeClient(cluster.api_client)
+    verbs: list[str] = []
+    kube = KubeClient(cluster.api_client, on_request=verbs.append)
     stale = await kube.get(f"{GROUP}/{VERSION}", "LLMDeployment", rollouts.namespace, "bot")
     assert stale is not None
     fresh = await kube.replace_status(copy.deepcopy(stale), {"message": "first writer"})
@@ -34,6 +35,8 @@ async def test_a_stale_status_write_is_a_conflict_not_an_overwrite(
     with pytest.raises(Conflict):
         await kube.replace_status(stale, {"message": "second writer, decided on old data"})
     assert rollouts.status("bot")["message"] == "first writer"
+    # Every request is counted, the refused one too (llm_rollout_kube_requests_total).
+    assert verbs == ["GET", "PUT", "PUT"]
 
 
 def test_a_prometheus_address_the_operator_does_not_allow_is_invalid_at_once(

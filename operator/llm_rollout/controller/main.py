@@ -115,13 +115,16 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     from llm_rollout.controller import handlers  # noqa: F401 - registers the handlers
+    from llm_rollout.controller.operator_metrics import OperatorMetrics
     from llm_rollout.controller.reconcile import Controller
     from llm_rollout.kube.client import KubeClient, new_api_client
 
     configure_logging(verbose=args.verbose)
     settings = settings_from_args(args)
     api_client = new_api_client(args.kubeconfig)
-    controller = Controller(kube=KubeClient(api_client), settings=settings)
+    metrics = OperatorMetrics()
+    kube = KubeClient(api_client, on_request=lambda verb: metrics.kube_requests.labels(verb).inc())
+    controller = Controller(kube=kube, settings=settings, metrics=metrics)
     kopf_settings = kopf.OperatorSettings()
     # Watching listed namespaces: no cluster-wide watches of namespaces and CRDs (the
     # namespace-scoped RBAC grants none); kopf serves exactly the namespaces given.

@@ -104,6 +104,14 @@ class OperatorMetrics:
             buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
             registry=r,
         )
+        # Requests to the Kubernetes API by verb; divided by the rate of analyses
+        # (llm_rollout_analysis_duration_seconds_count) it is the API cost per analysis.
+        self.kube_requests = Counter(
+            registered(metric_names.KUBE_REQUESTS),
+            "Requests the operator sent to the Kubernetes API, by HTTP verb",
+            ["verb"],
+            registry=r,
+        )
         self.query_errors = Counter(
             registered(metric_names.QUERY_ERRORS),
             "Failed metric queries by kind",

@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from kubernetes import client as k8s
@@ -91,8 +92,11 @@ class KubeAPI(Protocol):
 
 
 class KubeClient:
-    def __init__(self, api_client: Any) -> None:
+    """`on_request(verb)` is called once per request (from the request's thread)."""
+
+    def __init__(self, api_client: Any, on_request: Callable[[str], None] | None = None) -> None:
         self._api = api_client
+        self._on_request = on_request
 
     @property
     def configuration(self) -> Any:
@@ -122,6 +126,8 @@ class KubeClient:
             body=body,
             auth_settings=["BearerToken"],
         )
+        if self._on_request is not None:
+            self._on_request(method)
         response = self._api.call_api(
             method, url, header_params=headers, body=serialized, _request_timeout=timeout
         )
