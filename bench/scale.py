@@ -90,6 +90,14 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def operator_api_requests(metrics_url: str) -> float | None:
+    """llm_rollout_kube_requests_total summed over verbs (None when not exported)."""
+    with urllib.request.urlopen(metrics_url, timeout=30) as resp:
+        text = resp.read().decode()
+    lines = [ln for ln in text.splitlines() if ln.startswith("llm_rollout_kube_requests_total{")]
+    return sum(float(ln.rsplit(" ", 1)[1]) for ln in lines) if lines else None
+
+
 def queries_answered(prometheus_url: str) -> float:
     with urllib.request.urlopen(prometheus_url + "/metrics", timeout=10) as resp:
         text = resp.read().decode()
@@ -119,6 +127,8 @@ class Result:
     apiserver_cpu: float
     prometheus_cpu: float
     queries_per_s: float
+    # Kubernetes API requests per analysis done (None: an operator without the metric).
+    api_requests_per_analysis: float | None
 
 
 def kubectl(bed: TestBed, *args: str, input_text: str | None = None) -> str:
@@ -186,12 +196,14 @@ def run_one(
                 env["PYTHONPATH"] = str(operator_src)
             which = "baseline" if operator_src else "current"
             log = open(log_dir / f"operator-{n}-{which}.log", "ab")  # noqa: SIM115
+            metrics_port = free_port()
+            operator_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
             argv = [
                 sys.executable, "-m", "llm_rollout.cli", "operator",
                 "--kubeconfig", bed.state.kubeconfig,
                 "--prometheus-url", bed.state.prometheus_url,
                 "--namespace", NAMESPACE,
-                "--metrics-listen", f"127.0.0.1:{free_port()}",
+                "--metrics-listen", f"127.0.0.1:{metrics_port}",
             ]  # fmt: skip
             operator = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
             log.close()
@@ -209,6 +221,7 @@ def run_one(
                 **{k: bed.state.pids[k] for k in ("kube-apiserver", "prometheus")},
             }
             cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+            api0 = operator_api_requests(operator_metrics)
             q0, t0 = queries_answered(bed.state.prometheus_url), time.monotonic()
             seen: dict[str, list[str]] = {}
             verdicts: dict[str, int] = {}
@@ -229,6 +242,7 @@ def run_one(
             elapsed = time.monotonic() - t0
             cpu = {k: (cpu_seconds(p) - cpu0[k]) / elapsed for k, p in pids.items()}
             qps = (queries_answered(bed.state.prometheus_url) - q0) / elapsed
+            api1 = operator_api_requests(operator_metrics)
         gaps = []
         done = 0
         for times in seen.values():
@@ -254,6 +268,11 @@ def run_one(
             apiserver_cpu=round(cpu["kube-apiserver"], 2),
             prometheus_cpu=round(cpu["prometheus"], 2),
             queries_per_s=round(qps, 1),
+            api_requests_per_analysis=(
+                round((api1 - api0) / done, 2)
+                if api0 is not None and api1 is not None and done
+                else None
+            ),
         )
     finally:
         if operator is not None:
