@@ -129,6 +129,10 @@ class Result:
     queries_per_s: float
     # Kubernetes API requests per analysis done (None: an operator without the metric).
     api_requests_per_analysis: float | None
+    # With --restart: the operator restarted with every object in analysis; seconds until
+    # each was analysed again, and the share of Error verdicts in the minute after.
+    restart_recovery_s: float | None = None
+    restart_error_share: float | None = None
 
 
 def kubectl(bed: TestBed, *args: str, input_text: str | None = None) -> str:
@@ -161,7 +165,12 @@ def metrics_target(bed: TestBed, n: int) -> Iterator[None]:
 
 
 def run_one(
-    n: int, interval: int, duration: float, log_dir: Path, operator_src: Path | None = None
+    n: int,
+    interval: int,
+    duration: float,
+    log_dir: Path,
+    operator_src: Path | None = None,
+    restart: bool = False,
 ) -> Result:
     """One N on a fresh bed; `operator_src`: run the operator package found there (a
     checkout of another commit, for a baseline in the same run)."""
@@ -195,7 +204,6 @@ def run_one(
             if operator_src is not None:
                 env["PYTHONPATH"] = str(operator_src)
             which = "baseline" if operator_src else "current"
-            log = open(log_dir / f"operator-{n}-{which}.log", "ab")  # noqa: SIM115
             metrics_port = free_port()
             operator_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
             argv = [
@@ -205,8 +213,12 @@ def run_one(
                 "--namespace", NAMESPACE,
                 "--metrics-listen", f"127.0.0.1:{metrics_port}",
             ]  # fmt: skip
-            operator = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-            log.close()
+
+            def start_operator() -> subprocess.Popen[bytes]:
+                with open(log_dir / f"operator-{n}-{which}.log", "ab") as log:
+                    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+            operator = start_operator()
             started = time.monotonic()
             wait_all(bed, lambda o: (o.get("status") or {}).get("phase") == "Promoted", 600)
             first_status_s = time.monotonic() - started
@@ -243,6 +255,11 @@ def run_one(
             cpu = {k: (cpu_seconds(p) - cpu0[k]) / elapsed for k, p in pids.items()}
             qps = (queries_answered(bed.state.prometheus_url) - q0) / elapsed
             api1 = operator_api_requests(operator_metrics)
+            recovery: tuple[float, float] | None = None
+            if restart:
+                stop_pid(operator.pid)
+                operator = start_operator()
+                recovery = measure_restart(bed, interval)
         gaps = []
         done = 0
         for times in seen.values():
@@ -268,6 +285,8 @@ def run_one(
             apiserver_cpu=round(cpu["kube-apiserver"], 2),
             prometheus_cpu=round(cpu["prometheus"], 2),
             queries_per_s=round(qps, 1),
+            restart_recovery_s=recovery[0] if recovery else None,
+            restart_error_share=recovery[1] if recovery else None,
             api_requests_per_analysis=(
                 round((api1 - api0) / done, 2)
                 if api0 is not None and api1 is not None and done
@@ -280,6 +299,36 @@ def run_one(
         if stand_in is not None:
             stand_in.close()
         bed.stop()
+
+
+def measure_restart(bed: TestBed, interval: int) -> tuple[float, float]:
+    """Right after a restart: seconds until every object was analysed by the new
+    operator, then the share of Error verdicts among the analyses of the next minute."""
+    restarted = time.time()
+    started = time.monotonic()
+    wait_all(bed, lambda o: _analysed_after(o, restarted), 900)
+    recovery = time.monotonic() - started
+    since = time.time()
+    verdicts: dict[str, int] = {}
+    seen: dict[str, str] = {}
+    while time.time() - since < max(60.0, 3 * interval):
+        for obj in objects(bed):
+            status = obj.get("status") or {}
+            at = status.get("lastAnalysisTime")
+            name = obj["metadata"]["name"]
+            if at and seen.get(name) != at and _ts(at) > since:
+                seen[name] = at
+                for gate in status.get("gates") or []:
+                    verdict = gate.get("verdict", "")
+                    verdicts[verdict] = verdicts.get(verdict, 0) + 1
+        time.sleep(2)
+    total = sum(verdicts.values()) or 1
+    return round(recovery, 1), round(verdicts.get("Error", 0) / total, 3)
+
+
+def _analysed_after(obj: dict[str, Any], moment: float) -> bool:
+    at = (obj.get("status") or {}).get("lastAnalysisTime")
+    return isinstance(at, str) and _ts(at) > moment
 
 
 def _ts(text: str) -> float:
@@ -307,6 +356,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=180.0, help="seconds measured per N")
     parser.add_argument("--quick", action="store_true", help="N=20 for 60 s")
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="then restart the operator with every object in analysis and measure recovery",
+    )
     parser.add_argument(
         "--baseline-ref",
         help="also run each N with the operator of this git commit (a worktree), same run",
@@ -344,7 +398,7 @@ def main() -> int:
             for src in sources:
                 which = "baseline" if src else "current"
                 print(f"[scale] N={n} ({which}): {duration:.0f}s (logs in {log_dir})", flush=True)
-                results.append(run_one(n, args.interval, duration, log_dir, src))
+                results.append(run_one(n, args.interval, duration, log_dir, src, args.restart))
                 print(json.dumps(asdict(results[-1])), flush=True)
     finally:
         if baseline is not None:
