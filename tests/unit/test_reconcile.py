@@ -302,3 +302,36 @@ def test_how_late_an_analysis_starts_is_measured() -> None:
     bench.step(12 + 10 + 25)  # an operator that woke 25 s late
     assert bench.status()["phase"] == "Progressing"
     assert _lag_buckets(bench) == (2, pytest.approx(25.0))
+
+
+def test_calls_that_analyse_nothing_record_no_lag() -> None:
+    # A candidate whose pods never become ready: every call is "due", none analyses.
+    waiting = Bench()
+    waiting.create(spec("1"))
+    waiting.step(0)
+    waiting.ready(rid(spec("1")))
+    waiting.respec(spec("2"))
+    for t in (1, 60, 120, 180):
+        waiting.step(t)
+    assert waiting.status()["phase"] == "Progressing"
+    assert _lag_buckets(waiting) == (0, 0)
+
+    # Rolled back (a failing gate): later calls analyse nothing either.
+    failing = Bench()
+    failing.answers.value = 0.1  # under the gate's min of 0.5
+    failing.create(spec("1"))
+    failing.step(0)
+    failing.ready(rid(spec("1")))
+    failing.respec(spec("2"))
+    failing.step(1)
+    failing.ready(rid(spec("2")))
+    t = 2.0
+    while failing.status()["phase"] == "Progressing" and t < 300:
+        t += 10
+        failing.step(t)
+    assert failing.status()["phase"] == "RolledBack"
+    analyses = _lag_buckets(failing)[0]
+    assert analyses >= 1
+    for later in (t + 60, t + 120, t + 180):
+        failing.step(later)
+    assert _lag_buckets(failing)[0] == analyses

@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=16,
         metavar="N",
-        help="queries sent to one Prometheus at a time; the rest wait in the operator "
+        help="queries sent at a time per Prometheus address and credential; the rest wait "
         "(a wait never counts as a query timeout)",
     )
     parser.add_argument(
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     api_client = new_api_client(args.kubeconfig)
     metrics = OperatorMetrics()
-    kube = KubeClient(api_client, on_request=lambda verb: metrics.kube_requests.labels(verb).inc())
+    kube = KubeClient(api_client, on_request=metrics.count_kube_request)
     controller = Controller(kube=kube, settings=settings, metrics=metrics)
     kopf_settings = kopf.OperatorSettings()
     # Watching listed namespaces: no cluster-wide watches of namespaces and CRDs (the

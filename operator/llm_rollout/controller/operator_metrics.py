@@ -100,15 +100,16 @@ class OperatorMetrics:
         # One series for the whole operator (no rollout labels): how far behind it is.
         self.analysis_lag = Histogram(
             metric_names.ANALYSIS_LAG,
-            "How long after it was due an analysis started (0: on time)",
+            "How long after it was due an analysis started (0: on time); one per analysis",
             buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
             registry=r,
         )
-        # Requests to the Kubernetes API by verb; divided by the rate of analyses
-        # (llm_rollout_analysis_duration_seconds_count) it is the API cost per analysis.
+        # The operator's own requests to the Kubernetes API (reconciles, eval runs, the
+        # Lease; not kopf's watches) by verb; over the rate of analyses
+        # (llm_rollout_analysis_lag_seconds_count) it is the API cost of one analysis.
         self.kube_requests = Counter(
             registered(metric_names.KUBE_REQUESTS),
-            "Requests the operator sent to the Kubernetes API, by HTTP verb",
+            "Requests the operator sent to the Kubernetes API, by HTTP verb (not watches)",
             ["verb"],
             registry=r,
         )
@@ -149,6 +150,9 @@ class OperatorMetrics:
         )
         # Stage name -> maxDuration seconds, per rollout, from the latest spec seen.
         self._max_durations: dict[tuple[str, str], dict[str, float]] = {}
+
+    def count_kube_request(self, verb: str) -> None:
+        self.kube_requests.labels(verb).inc()
 
     def observe_spec(self, namespace: str, name: str, spec: Mapping[str, Any]) -> None:
         """Remember the stages' maxDuration of a rollout's spec (raw, as stored)."""

@@ -137,11 +137,19 @@ class Controller:
         return observations
 
     def _observe_lag(
-        self, spec: LLMDeploymentSpec, status: LLMDeploymentStatus, now: datetime
+        self,
+        spec: LLMDeploymentSpec,
+        before: LLMDeploymentStatus,
+        after: LLMDeploymentStatus,
+        now: datetime,
     ) -> None:
-        # Due one interval after the reference; an overloaded operator starts later
-        # (its loops wake late), which this shows before any rollout is affected.
-        since = interval_reference(status)
+        """How late this call's analysis started, if it ran one: it was due one interval
+        after the reference; an overloaded operator's loops wake later, which this shows
+        before any rollout is affected. Calls that analyse nothing (paused, rolled back,
+        waiting for pods) are not analyses and record nothing."""
+        if after.last_analysis_time != now:
+            return
+        since = interval_reference(before)
         if since is not None:
             late = (now - since).total_seconds() - spec.analysis.interval_seconds
             self.metrics.analysis_lag.observe(max(0.0, late))
@@ -367,7 +375,6 @@ class Controller:
             eval_states = await self.evals.states(spec, status, namespace, name, runs)
             observations: dict[str, Observation] = {}
             if analysis_due(spec, status, now):
-                self._observe_lag(spec, status, now)
                 queries = plan_queries(spec, status, namespace, name, now=now)
                 if queries:
                     observations = await self._observe(spec, namespace, name, queries, now)
@@ -387,6 +394,7 @@ class Controller:
             await self._remove_other_routing(owner, spec)  # before the status says it is done
         await self._write(obj, status, decision)
         new = decision.status
+        self._observe_lag(spec, status, new, now)
         if spec.evals:
             await self.evals.act(owner, spec, new, runs)
         await self._apply_routing(owner, spec, new)

@@ -15,7 +15,7 @@ class OperatorSettings:
     # the operator call arbitrary URLs, so anything else is refused.
     allowed_prometheus: frozenset[str] = field(default_factory=frozenset)
     query_timeout: float = 5.0
-    # Queries in flight to one Prometheus at a time (more wait in the operator).
+    # Queries in flight per Prometheus address and credential (more wait in the operator).
     prometheus_max_in_flight: int = 16
     # Namespaces to watch; empty: the whole cluster.
     namespaces: tuple[str, ...] = ()

@@ -92,7 +92,11 @@ def run_operator(
         log.error("leader election: %s", err)
         return 2
     elector = LeaderElector(
-        KubeLeases(KubeClient(api_client), timeout=min(5.0, config.renew_deadline / 2)), config
+        KubeLeases(
+            KubeClient(api_client, on_request=controller.metrics.count_kube_request),
+            timeout=min(5.0, config.renew_deadline / 2),
+        ),
+        config,
     )
     log.info(
         "leader election: identity %s, Lease %s/%s (duration %gs, renew deadline %gs, retry %gs)",

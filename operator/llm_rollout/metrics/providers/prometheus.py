@@ -51,10 +51,11 @@ def parse_instant_vector(body: dict[str, Any]) -> float:
     return value
 
 
-# Queries in flight to one Prometheus at a time. Past it, queries wait in the operator,
-# not in the HTTP client's connection pool: httpcore's pool scans its queue on every
-# request (quadratic in the queue), and its wait would count against the query timeout,
-# so the operator's own backlog read as a Prometheus that does not answer.
+# Queries in flight to one Prometheus (per address and credential) at a time. Past it,
+# queries wait in the operator, not in the HTTP client's connection pool: httpcore's
+# pool scans its queue on every request (quadratic in the queue), and its wait would
+# count against the query timeout, so the operator's own backlog read as a Prometheus
+# that does not answer.
 DEFAULT_MAX_IN_FLIGHT = 16
 
 
@@ -86,7 +87,6 @@ class PrometheusProvider:
         self._owns_client = client is None
         self._timeout = timeout
         self._turns = asyncio.Semaphore(max_in_flight)
-        self.waiting = 0  # queries waiting for a turn now
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -98,11 +98,7 @@ class PrometheusProvider:
         if at is not None:
             # The engine plans ranges ending at `at`: evaluate exactly there.
             form["time"] = f"{at.timestamp():.3f}"
-        self.waiting += 1
-        try:
-            await self._turns.acquire()
-        finally:
-            self.waiting -= 1
+        await self._turns.acquire()
         try:
             resp = await self._client.post(url, data=form)
         except httpx.TimeoutException as err:
