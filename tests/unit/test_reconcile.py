@@ -114,6 +114,15 @@ class Bench:
         assert obj is not None
         return dict(obj.get("status") or {})
 
+    def candidate_ready(self, candidate: dict[str, Any]) -> None:
+        """Release 1 promoted, then `candidate` applied and its pods ready (t = 0..1)."""
+        self.create(spec("1"))
+        self.step(0)
+        self.ready(rid(spec("1")))
+        self.respec(candidate)
+        self.step(1)
+        self.ready(rid(candidate))
+
     def ready(self, release: str) -> None:
         """Stand in for the kubelet: the release's Deployment is available."""
         dep = self.kube.find("Deployment", NS, f"{NAME}-{release}")
@@ -171,12 +180,7 @@ def test_a_stale_status_write_raises_conflict_and_writes_nothing() -> None:
 
 def test_a_rollout_queries_metrics_and_advances_to_promotion() -> None:
     bench = Bench()
-    bench.create(spec("1"))
-    bench.step(0)
-    bench.ready(rid(spec("1")))
-    bench.respec(spec("2"))
-    bench.step(1)
-    bench.ready(rid(spec("2")))
+    bench.candidate_ready(spec("2"))
     t, requeue = 1.0, bench.step(2)
     while bench.status()["phase"] == "Progressing" and t < 60:
         assert requeue is not None
@@ -287,14 +291,9 @@ def _lag_buckets(bench: Bench) -> tuple[float, float]:
 
 def test_how_late_an_analysis_starts_is_measured() -> None:
     bench = Bench()
-    bench.create(spec("1"))
-    bench.step(0)
-    bench.ready(rid(spec("1")))
     soaking = spec("2")
     soaking["stages"][0]["minDuration"] = "2m"  # gates pass, the step holds
-    bench.respec(soaking)
-    bench.step(1)
-    bench.ready(rid(soaking))
+    bench.candidate_ready(soaking)
     bench.step(2)  # exposed: the step starts, its first analysis is due at 12
     assert _lag_buckets(bench) == (0, 0)
     bench.step(12)  # on time
@@ -319,12 +318,7 @@ def test_calls_that_analyse_nothing_record_no_lag() -> None:
     # Rolled back (a failing gate): later calls analyse nothing either.
     failing = Bench()
     failing.answers.value = 0.1  # under the gate's min of 0.5
-    failing.create(spec("1"))
-    failing.step(0)
-    failing.ready(rid(spec("1")))
-    failing.respec(spec("2"))
-    failing.step(1)
-    failing.ready(rid(spec("2")))
+    failing.candidate_ready(spec("2"))
     t = 2.0
     while failing.status()["phase"] == "Progressing" and t < 300:
         t += 10
