@@ -171,6 +171,7 @@ def run_one(
     log_dir: Path,
     operator_src: Path | None = None,
     restart: bool = False,
+    operator_flags: tuple[str, ...] = (),
 ) -> Result:
     """One N on a fresh bed; `operator_src`: run the operator package found there (a
     checkout of another commit, for a baseline in the same run)."""
@@ -212,6 +213,7 @@ def run_one(
                 "--prometheus-url", bed.state.prometheus_url,
                 "--namespace", NAMESPACE,
                 "--metrics-listen", f"127.0.0.1:{metrics_port}",
+                *operator_flags,
             ]  # fmt: skip
 
             def start_operator() -> subprocess.Popen[bytes]:
@@ -357,6 +359,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="N=20 for 60 s")
     parser.add_argument("--json-out", type=Path)
     parser.add_argument(
+        "--current-flags",
+        action="append",
+        default=[],
+        metavar="FLAGS",
+        help="also run the current operator with these extra flags (space-separated; "
+        "repeatable), e.g. --current-flags='--prometheus-max-in-flight 1000'",
+    )
+    parser.add_argument(
         "--restart",
         action="store_true",
         help="then restart the operator with every object in analysis and measure recovery",
@@ -392,13 +402,18 @@ def main() -> int:
     results = []
     try:
         for n in ns:
-            sources: list[Path | None] = [] if args.baseline_only else [None]
+            runs: list[tuple[Path | None, tuple[str, ...]]] = (
+                [] if args.baseline_only else [(None, ())]
+            )
+            runs += [(None, tuple(flags.split())) for flags in args.current_flags]
             if baseline is not None:
-                sources.append(baseline / "operator")
-            for src in sources:
-                which = "baseline" if src else "current"
+                runs.append((baseline / "operator", ()))
+            for src, flags in runs:
+                which = "baseline" if src else "current" + (f" {' '.join(flags)}" if flags else "")
                 print(f"[scale] N={n} ({which}): {duration:.0f}s (logs in {log_dir})", flush=True)
-                results.append(run_one(n, args.interval, duration, log_dir, src, args.restart))
+                result = run_one(n, args.interval, duration, log_dir, src, args.restart, flags)
+                result.code = which
+                results.append(result)
                 print(json.dumps(asdict(results[-1])), flush=True)
     finally:
         if baseline is not None:

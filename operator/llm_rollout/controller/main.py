@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prometheus-max-in-flight",
         type=_positive_int,
-        default=16,
+        default=64,
         metavar="N",
         help="queries sent at a time per Prometheus address and credential; the rest wait "
         "(a wait never counts as a query timeout)",

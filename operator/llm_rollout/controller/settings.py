@@ -16,7 +16,7 @@ class OperatorSettings:
     allowed_prometheus: frozenset[str] = field(default_factory=frozenset)
     query_timeout: float = 5.0
     # Queries in flight per Prometheus address and credential (more wait in the operator).
-    prometheus_max_in_flight: int = 16
+    prometheus_max_in_flight: int = 64
     # Namespaces to watch; empty: the whole cluster.
     namespaces: tuple[str, ...] = ()
     # Superseded or rolled-back releases: scaled to zero after this delay, deleted

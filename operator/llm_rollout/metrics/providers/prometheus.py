@@ -56,7 +56,7 @@ def parse_instant_vector(body: dict[str, Any]) -> float:
 # pool scans its queue on every request (quadratic in the queue), and its wait would
 # count against the query timeout, so the operator's own backlog read as a Prometheus
 # that does not answer.
-DEFAULT_MAX_IN_FLIGHT = 16
+DEFAULT_MAX_IN_FLIGHT = 64
 
 
 class PrometheusProvider:
