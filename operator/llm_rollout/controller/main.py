@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prometheus-max-in-flight",
         type=_positive_int,
-        default=64,
+        default=OperatorSettings.prometheus_max_in_flight,
         metavar="N",
         help="queries sent at a time per Prometheus address and credential; the rest wait "
         "(a wait never counts as a query timeout)",

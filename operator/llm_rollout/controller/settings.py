@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from llm_rollout.evals.settings import EvalSettings
+from llm_rollout.metrics.providers.prometheus import DEFAULT_MAX_IN_FLIGHT
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,7 @@ class OperatorSettings:
     allowed_prometheus: frozenset[str] = field(default_factory=frozenset)
     query_timeout: float = 5.0
     # Queries in flight per Prometheus address and credential (more wait in the operator).
-    prometheus_max_in_flight: int = 64
+    prometheus_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     # Namespaces to watch; empty: the whole cluster.
     namespaces: tuple[str, ...] = ()
     # Superseded or rolled-back releases: scaled to zero after this delay, deleted
