@@ -15,6 +15,7 @@ from aiohttp import web
 
 from llm_rollout.router import Router, RouterSettings, RouterState, served_from_object
 from llm_rollout.router.tokens import TokenSigner
+from llm_rollout.router.tracing import RouterTracing
 from llm_rollout.traffic.backends import StaticBackends
 
 KEY = b"k" * 32
@@ -252,11 +253,12 @@ async def make_router() -> AsyncIterator[RouterFactory]:
         settings: RouterSettings | None = None,
         clock: Callable[[], float] | None = None,
         keys: list[bytes] | None = None,
+        tracing: RouterTracing | None = None,
     ) -> RunningRouter:
         state = RouterState([served_from_object(o) for o in objects])
         static = StaticBackends.from_specs(f"{k}={v}" for k, v in backends.items())
         kw: dict[str, Any] = {"clock": clock} if clock else {}
-        router = Router(state, static, TokenSigner(keys or [KEY]), settings, **kw)
+        router = Router(state, static, TokenSigner(keys or [KEY]), settings, tracing=tracing, **kw)
         runner, port = await start_app(router.make_app())
         running = RunningRouter(router, runner, port)
         started.append(running)

@@ -35,6 +35,7 @@ EXPECTED = {
     "llm_router_unsticky_requests": ("counter", {"namespace", "deployment"}),
     "llm_router_assignments": ("counter", {"namespace", "deployment", "release", "cohort"}),
     "llm_router_feedback_rejected": ("counter", {"reason"}),
+    "llm_router_trace_spans": ("counter", {"outcome"}),
 }
 
 
@@ -53,6 +54,7 @@ def test_names_types_and_labels() -> None:
         m.unsticky,
         m.feedback_rejected,
         m.assignments,
+        m.trace_spans,
     ):
         names = metric._labelnames
         child = metric.labels(*(f"v-{n}" for n in names))

@@ -20,6 +20,7 @@ UPSTREAM_ERRORS = "llm_router_upstream_errors_total"
 ASSIGNMENTS = "llm_router_assignments_total"
 UNSTICKY_REQUESTS = "llm_router_unsticky_requests_total"
 FEEDBACK_REJECTED = "llm_router_feedback_rejected_total"
+TRACE_SPANS = "llm_router_trace_spans_total"
 
 # The eval runner (evals/metrics.py)
 EVAL_SCORE = "llm_eval_score"

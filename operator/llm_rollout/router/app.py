@@ -20,6 +20,7 @@ from yarl import URL
 from llm_rollout.api.routing_table import ReleaseInfo
 from llm_rollout.router.assignments import AssignmentTracker
 from llm_rollout.router.cohorts import place_request
+from llm_rollout.router.config import ServedDeployment
 from llm_rollout.router.feedback import MAX_FEEDBACK_BYTES, FeedbackEndpoint, SeenSet
 from llm_rollout.router.http import (
     PROXIED_METHODS,
@@ -36,6 +37,7 @@ from llm_rollout.router.relay import Placed, Relay, RelayLimits
 from llm_rollout.router.series import SeriesKeeper
 from llm_rollout.router.state import DEPLOYMENT_HEADER, RouterState
 from llm_rollout.router.tokens import TokenSigner
+from llm_rollout.router.tracing import AnswerTrace, RouterTracing
 from llm_rollout.traffic.backends import BackendResolver
 
 log = logging.getLogger("llm_rollout.router")
@@ -72,8 +74,10 @@ class Router:
         settings: RouterSettings | None = None,
         metrics: RouterMetrics | None = None,
         clock: Callable[[], float] = time.time,
+        tracing: RouterTracing | None = None,
     ) -> None:
         self.state = state
+        self.tracing = tracing
         self.backends = backends
         self.settings = s = settings or RouterSettings()
         self.metrics = metrics or RouterMetrics()
@@ -85,7 +89,7 @@ class Router:
             clock,
         )
         self.feedback = FeedbackEndpoint(
-            state, signer, self.metrics, SeenSet(s.dedupe_capacity), clock
+            state, signer, self.metrics, SeenSet(s.dedupe_capacity), clock, tracing
         )
         series = SeriesKeeper(self.metrics, self.assignments, s.retired_series_grace, clock)
         self._session: aiohttp.ClientSession | None = None
@@ -146,6 +150,28 @@ class Router:
         if selected is None:
             return json_error(404, "unknown deployment", requestId=rid)
         served, path = selected
+        if self.tracing is None:
+            return await self._proxy(request, served, path, rid, started, None)
+        trace = self.tracing.start_answer(request.headers, path, served.redactions)
+        resp: web.StreamResponse | None = None
+        try:
+            resp = await self._proxy(request, served, path, rid, started, trace)
+            return resp
+        finally:
+            if not trace.relayed:  # answered here (an error): the relay did not take it
+                code = resp.status if resp is not None else 500
+                trace.status(code, str(code) if code >= 400 else "")
+                trace.end()
+
+    async def _proxy(
+        self,
+        request: web.Request,
+        served: ServedDeployment,
+        path: str,
+        rid: str,
+        started: float,
+        trace: AnswerTrace | None,
+    ) -> web.StreamResponse:
         if request.method not in PROXIED_METHODS:
             return json_error(405, f"method {request.method} not allowed", requestId=rid)
         if not path.startswith("/"):
@@ -162,6 +188,9 @@ class Router:
         release = placement.release
         if release is None:
             return json_error(503, "no release is routed for this deployment", requestId=rid)
+        if trace is not None:
+            trace.placed(ns, dep, cohort, placement.bucket, placement.sticky, rid)
+            trace.release(release, fallback=False)
         if self.assignments.first_placement(ns, dep, cohort, served.routing, placement.user_id):
             self.metrics.assignments.labels(ns, dep, release.id, cohort).inc()
 
@@ -185,8 +214,10 @@ class Router:
                 kind, failure = "unresolved", f"no backend known for release {rel.id}"
             else:
                 try:
-                    upstream = await self._send(request, target, body, rid, rel, cohort)
+                    upstream = await self._send(request, target, body, rid, rel, cohort, trace)
                     release = rel
+                    if trace is not None and i > 0:
+                        trace.release(rel, fallback=True)
                     break
                 except UNREACHABLE as exc:
                     timeout = isinstance(exc, aiohttp.ConnectionTimeoutError)
@@ -216,7 +247,7 @@ class Router:
                 self.metrics.fallbacks.labels(ns, dep, cohort, rel.id).inc()
         if upstream is None:
             return json_error(502, failure, requestId=rid, release=attempts[-1].id)
-        placed = Placed(served, release, cohort, rid)
+        placed = Placed(served, release, cohort, rid, trace)
         return await self.relay.relay(request, upstream, placed, body, started)
 
     async def _send(
@@ -227,9 +258,12 @@ class Router:
         rid: str,
         rel: ReleaseInfo,
         cohort: str,
+        trace: AnswerTrace | None,
     ) -> aiohttp.ClientResponse:
         assert self._session is not None, "router not started"
         headers = upstream_headers(request, rid, rel, cohort)
+        if trace is not None:
+            trace.inject(headers)
         for retry in (True, False):
             try:
                 return await self._session.request(

@@ -9,6 +9,7 @@ the API server returns it):
   per-release Services; default: the router's --service-port)
 - `spec.checks` (optional: online heuristic checks, `llm_rollout.heuristics`)
 - `spec.routing.hosts` (optional: Host header values this deployment answers for)
+- `spec.tracing.redact` (optional: patterns redacted from recorded trace content)
 - `status.routing` (a RoutingTable)
 
 Everything else is ignored, so the router keeps working when the API grows.
@@ -26,6 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 from llm_rollout.api.cohorts import DEFAULT_COHORT, DEFAULT_USER_ID_HEADER, Cohort
 from llm_rollout.api.routing_table import RoutingTable
 from llm_rollout.heuristics import HeuristicCheck, parse_checks
+from llm_rollout.telemetry.genai import Redactions, compile_redactions
 
 _COHORTS = TypeAdapter(list[Cohort])
 
@@ -50,6 +52,7 @@ class ServedDeployment:
     checks: list[HeuristicCheck] = field(default_factory=list)
     hosts: tuple[str, ...] = ()
     port: int | None = None
+    redactions: Redactions = ()
     compiled: tuple[CompiledCohort, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +96,10 @@ def served_from_object(obj: Mapping[str, Any]) -> ServedDeployment:
         cohorts = _COHORTS.validate_python(spec.get("cohorts") or [])
         routing = RoutingTable.model_validate(status.get("routing") or {})
         checks = parse_checks(spec.get("checks"))
+        redact = _mapping(spec.get("tracing"), "spec.tracing").get("redact") or []
+        if not isinstance(redact, list) or not all(isinstance(p, str) for p in redact):
+            raise ValueError("spec.tracing.redact must be a list of strings")
+        redactions = compile_redactions(redact)
     except (ValidationError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from exc
     hosts = _mapping(spec.get("routing"), "spec.routing").get("hosts") or []
@@ -113,6 +120,7 @@ def served_from_object(obj: Mapping[str, Any]) -> ServedDeployment:
         checks=checks,
         hosts=tuple(h.lower() for h in hosts),
         port=port,
+        redactions=redactions,
     )
 
 

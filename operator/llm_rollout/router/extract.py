@@ -169,3 +169,76 @@ def extract_input(body: bytes) -> str:
                 if isinstance(v, dict) and v.get("role", "user") == "user"
             ]
     return "\n".join(p for p in parts if p)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMeta:
+    """What a trace records of an OpenAI-style request."""
+
+    model: str = ""
+    messages: tuple[Any, ...] = ()  # chat messages as sent, or the prompt as one user turn
+
+
+def request_meta(body: bytes) -> RequestMeta:
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return RequestMeta()
+    if not isinstance(obj, dict):
+        return RequestMeta()
+    model = obj.get("model")
+    messages = obj.get("messages")
+    if not isinstance(messages, list):
+        messages = obj.get("input")
+    if isinstance(messages, str) or isinstance(obj.get("prompt"), str):
+        messages = [{"role": "user", "content": messages or obj.get("prompt")}]
+    return RequestMeta(
+        model=model if isinstance(model, str) else "",
+        messages=tuple(messages) if isinstance(messages, list) else (),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseMeta:
+    """Id, model and finish reasons of a completion (JSON or the events of an SSE body)."""
+
+    id: str = ""
+    model: str = ""
+    finish_reasons: tuple[str, ...] = ()
+
+
+def _meta_of(obj: object, meta: ResponseMeta) -> ResponseMeta:
+    if not isinstance(obj, dict):
+        return meta
+    response = obj.get("response")
+    inner: dict[str, Any] = response if isinstance(response, dict) else obj
+    rid, model = inner.get("id"), inner.get("model")
+    reasons = list(meta.finish_reasons)
+    for choice in obj.get("choices") or ():
+        reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+        if isinstance(reason, str) and reason:
+            reasons.append(reason)
+    # Responses API objects and events carry a status; chat completions do not.
+    status = (
+        inner.get("status") if str(obj.get("type") or "response").startswith("response") else None
+    )
+    if isinstance(status, str) and status not in ("in_progress", "queued") and not reasons:
+        reasons.append(status)  # Responses API: completed, incomplete, failed
+    return ResponseMeta(
+        id=rid if isinstance(rid, str) and rid else meta.id,
+        model=model if isinstance(model, str) and model else meta.model,
+        finish_reasons=tuple(reasons),
+    )
+
+
+def response_meta(body: bytes, content_type: str) -> ResponseMeta:
+    text = body.decode("utf-8", "replace")
+    meta = ResponseMeta()
+    if is_sse(content_type):
+        for event in sse_events(text):
+            meta = _meta_of(event, meta)
+        return meta
+    try:
+        return _meta_of(json.loads(text), meta)
+    except ValueError:
+        return meta

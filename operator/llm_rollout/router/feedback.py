@@ -18,6 +18,7 @@ from llm_rollout.router.http import json_error, read_bounded
 from llm_rollout.router.metrics import RouterMetrics
 from llm_rollout.router.state import RouterState
 from llm_rollout.router.tokens import MAX_TOKEN_CHARS, TokenClaims, TokenError, TokenSigner
+from llm_rollout.router.tracing import RouterTracing
 
 feedback_log = logging.getLogger("llm_rollout.feedback")
 
@@ -116,6 +117,9 @@ def log_record(
         "score": fb.score,
         "criteria": fb.criteria,
         "comment": fb.comment,
+        # The answer's trace (when it was traced): open it in the trace backend.
+        "traceId": claims.trc[:32] or None,
+        "spanId": claims.trc[32:] or None,
     }
 
 
@@ -129,8 +133,10 @@ class FeedbackEndpoint:
         metrics: RouterMetrics,
         seen: SeenSet,
         clock: Callable[[], float],
+        tracing: RouterTracing | None = None,
     ) -> None:
         self.state = state
+        self.tracing = tracing
         self.signer = signer
         self.metrics = metrics
         self.seen = seen
@@ -175,5 +181,17 @@ class FeedbackEndpoint:
         for name, score in fb.criteria.items():
             m.feedback_score.labels(*labels, fb.source, m.criterion(name)).observe(score)
         release = self.state.release(claims.ns, claims.dep, claims.rel)
+        if self.tracing is not None:
+            served = self.state.get(claims.ns, claims.dep)
+            self.tracing.feedback(
+                claims,
+                source=fb.source,
+                rating=fb.rating,
+                thumbs=fb.thumbs,
+                score=fb.score,
+                criteria=fb.criteria,
+                comment=fb.comment,
+                redactions=served.redactions if served is not None else (),
+            )
         feedback_log.info(json.dumps(log_record(claims, fb, release, now), ensure_ascii=False))
         return web.json_response({"status": "accepted", "requestId": claims.rid}, status=202)

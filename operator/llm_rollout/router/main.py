@@ -18,9 +18,14 @@ from aiohttp import web
 from llm_rollout.api.routing_table import DEFAULT_SERVICE_PORT
 from llm_rollout.router.app import Router, RouterSettings
 from llm_rollout.router.config import load_config_text
+from llm_rollout.router.metrics import RouterMetrics
 from llm_rollout.router.state import RouterState
 from llm_rollout.router.tokens import DEFAULT_TTL_SECONDS, KEY_ENV, TokenSigner, load_keys
+from llm_rollout.router.tracing import RouterTracing
 from llm_rollout.router.watch import FileWatcher
+from llm_rollout.telemetry import genai
+from llm_rollout.telemetry.export import ExportSettings, tracer_provider
+from llm_rollout.telemetry.genai import ContentPolicy
 from llm_rollout.traffic.backends import BackendResolver, ServiceBackends, StaticBackends
 
 log = logging.getLogger("llm_rollout.router")
@@ -113,6 +118,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a("--reload-interval", type=float, default=0.5, help="How often watched files are polled.")
     a(
+        "--otlp-endpoint",
+        default=None,
+        metavar="URL",
+        help="Send traces (OTLP/HTTP) here, e.g. http://collector:4318/v1/traces (else "
+        "$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or $OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces; "
+        "none: no tracing).",
+    )
+    a(
+        "--trace-sample-ratio",
+        type=float,
+        default=None,
+        metavar="RATIO",
+        help="Share of new traces sampled, 0..1; a client's sampled trace is always followed "
+        "(else $OTEL_TRACES_SAMPLER_ARG, else 1).",
+    )
+    a(
+        "--trace-content",
+        action="store_true",
+        help="Record message content on spans, redacted by each deployment's "
+        f"spec.tracing.redact (else ${genai.CAPTURE_CONTENT_ENV}=true; off by default).",
+    )
+    a(
+        "--trace-content-max-chars",
+        type=int,
+        default=ContentPolicy.max_chars,
+        help="Longest recorded content per message list (cut with a marker beyond).",
+    )
+    a(
         "--access-log",
         action="store_true",
         help="Log every request (off by default: metrics count them, and the log line "
@@ -159,6 +192,32 @@ def _backends(
     return static, None
 
 
+def _tracing(args: argparse.Namespace, metrics: RouterMetrics) -> RouterTracing | None:
+    settings = ExportSettings.from_env(
+        os.environ,
+        service_name="llm-rollout-router",
+        endpoint=args.otlp_endpoint,
+        sample_ratio=args.trace_sample_ratio,
+    )
+    if settings is None:
+        return None
+    for outcome in ("exported", "queue_full", "export_failed"):
+        metrics.trace_spans.labels(outcome)
+    capture = args.trace_content or genai.truthy(os.environ.get(genai.CAPTURE_CONTENT_ENV))
+    if args.trace_content_max_chars < 0:
+        raise ValueError("--trace-content-max-chars must not be negative")
+    log.info(
+        "tracing to %s (sample ratio %s, message content %s)",
+        settings.endpoint,
+        settings.sample_ratio,
+        "recorded" if capture else "not recorded",
+    )
+    return RouterTracing(
+        tracer_provider(settings, metrics.count_spans),
+        ContentPolicy(capture=capture, max_chars=args.trace_content_max_chars),
+    )
+
+
 async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
     """Serve until `stop` is set or SIGTERM/SIGINT arrives."""
     state = RouterState()
@@ -171,7 +230,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         upstream_timeout=args.upstream_timeout,
         read_timeout=args.upstream_read_timeout,
     )
-    router = Router(state, backends, signer, settings)
+    metrics = RouterMetrics()
+    tracing = _tracing(args, metrics)
+    router = Router(state, backends, signer, settings, metrics, tracing=tracing)
     watchers = [
         FileWatcher(path, fn, args.reload_interval)
         for path, fn in (
@@ -232,6 +293,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             await w.stop()
         for r in runners:
             await r.cleanup()
+        if tracing is not None:
+            # Spans still queued are sent now (bounded: shutdown waits 5 s at most).
+            await asyncio.to_thread(tracing.shutdown)
 
 
 def run(args: argparse.Namespace) -> int:

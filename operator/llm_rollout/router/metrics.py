@@ -98,6 +98,13 @@ class RouterMetrics:
             ["reason"],
             registry=r,
         )
+        self.trace_spans = Counter(
+            registered(metric_names.TRACE_SPANS),
+            "Trace spans by outcome: exported, or dropped (queue_full: the exporter is behind "
+            "or the backend is down; export_failed: the backend refused or did not answer).",
+            ["outcome"],
+            registry=r,
+        )
         self._criteria: set[str] = {"overall"}
 
     def prime(
@@ -155,6 +162,9 @@ class RouterMetrics:
                     metric.remove(*labels)
                     removed += 1
         return removed
+
+    def count_spans(self, outcome: str, count: int) -> None:
+        self.trace_spans.labels(outcome).inc(count)
 
     def criterion(self, name: str) -> str:
         """Label value for a criterion; beyond MAX_CRITERIA distinct names, 'other'."""

@@ -19,14 +19,18 @@ from llm_rollout.heuristics import run_checks
 from llm_rollout.router.cohorts import COHORT_HEADER
 from llm_rollout.router.config import ServedDeployment
 from llm_rollout.router.extract import (
+    ResponseMeta,
     decode_body,
     extract_input,
     extract_output,
     extract_usage_from_tail,
+    request_meta,
+    response_meta,
 )
 from llm_rollout.router.http import NOT_DOWNSTREAM, RELEASE_HEADER, REQUEST_ID_HEADER, TOKEN_HEADER
 from llm_rollout.router.metrics import RouterMetrics
 from llm_rollout.router.tokens import TokenSigner
+from llm_rollout.router.tracing import TRACE_RESPONSE_HEADER, AnswerTrace
 
 log = logging.getLogger("llm_rollout.router")
 
@@ -66,12 +70,13 @@ class BodyCapture:
 
 @dataclass(frozen=True)
 class Placed:
-    """Where one request went: its deployment, release, cohort and request id."""
+    """Where one request went: its deployment, release, cohort, request id (and span)."""
 
     served: ServedDeployment
     release: ReleaseInfo
     cohort: str
     rid: str
+    trace: AnswerTrace | None = None
 
     @property
     def labels(self) -> Labels:
@@ -108,6 +113,10 @@ class Relay:
         resp.headers[RELEASE_HEADER] = rel
         resp.headers[COHORT_HEADER] = cohort
         resp.headers[REQUEST_ID_HEADER] = placed.rid
+        trc = ""
+        if placed.trace is not None:
+            trc = placed.trace.ref
+            resp.headers[TRACE_RESPONSE_HEADER] = placed.trace.response_header()
         resp.headers[TOKEN_HEADER] = self.signer.issue(
             ns=ns,
             dep=dep,
@@ -116,6 +125,7 @@ class Relay:
             rid=placed.rid,
             user_id=request.headers.get(placed.served.user_id_header),
             now=self.clock(),
+            trc=trc,
         )
         return resp
 
@@ -128,6 +138,8 @@ class Relay:
         started: float,
     ) -> web.StreamResponse:
         labels = placed.labels
+        if placed.trace is not None:
+            placed.trace.relayed = True
         resp = self._response(request, upstream, placed)
         capture = BodyCapture(self.limits.capture_bytes, self.limits.tail_bytes)
         code, broken = str(upstream.status), ""
@@ -169,8 +181,12 @@ class Relay:
             upstream.close() if broken else upstream.release()
         self.metrics.duration.labels(*labels).observe(time.monotonic() - started)
         self.metrics.requests.labels(*labels, code).inc()
+        if placed.trace is not None:
+            placed.trace.status(int(code), broken)
         if not broken and 200 <= upstream.status < 300:
             self._analyse_later(placed, upstream, capture, body)
+        elif placed.trace is not None:
+            placed.trace.end()
         return resp
 
     def _analyse_later(
@@ -192,9 +208,9 @@ class Relay:
             and enc.strip().lower() in ("", "identity")
             and len(capture.head) <= self.limits.inline_analysis_bytes
         ):
-            self._run_analysis(job, placed.labels)
+            self._run_analysis(job, placed)
         else:
-            self._spawn(asyncio.to_thread(self._run_analysis, job, placed.labels))
+            self._spawn(asyncio.to_thread(self._run_analysis, job, placed))
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -209,29 +225,43 @@ class Relay:
         content_type: str,
         request_body: bytes,
     ) -> None:
-        """Token usage and heuristic checks of a completed answer."""
+        """Token usage and heuristic checks of a completed answer (and its span's record)."""
         labels, checks = placed.labels, placed.served.checks
-        usage = None
+        usage, text, results, head = None, None, [], None
+        identity = encoding.strip().lower() in ("", "identity")
         if not capture.truncated:
-            decoded = decode_body(bytes(capture.head), encoding)
-            if decoded is None:
+            head = decode_body(bytes(capture.head), encoding)
+            if head is None:
                 return
-            text, usage = extract_output(decoded, content_type)
+            text, usage = extract_output(head, content_type)
             if checks and text is not None:
                 results = run_checks(checks, output=text, input_text=extract_input(request_body))
                 for r in results:
                     self.metrics.checks.labels(
                         *labels, r.name, "pass" if r.passed else "fail"
                     ).inc()
-        elif encoding.strip().lower() in ("", "identity"):
+        elif identity:
+            head = bytes(capture.head)  # a long stream: its first events carry id and model
             usage = extract_usage_from_tail(bytes(capture.tail), content_type)
         if usage is not None:
             self.metrics.tokens.labels(*labels, "input").inc(usage.input_tokens)
             self.metrics.tokens.labels(*labels, "output").inc(usage.output_tokens)
+        if placed.trace is not None:
+            placed.trace.analysed(
+                request_meta(request_body),
+                response_meta(head, content_type) if head is not None else ResponseMeta(),
+                usage,
+                results,
+                text,
+            )
 
     @staticmethod
-    def _run_analysis(job: Callable[[], None], labels: Labels) -> None:
+    def _run_analysis(job: Callable[[], None], placed: Placed) -> None:
         try:
             job()
         except Exception:
-            log.exception("analysing a response of %s/%s failed", labels[0], labels[1])
+            ns, dep = placed.labels[:2]
+            log.exception("analysing a response of %s/%s failed", ns, dep)
+        finally:
+            if placed.trace is not None:
+                placed.trace.end()

@@ -1,7 +1,8 @@
 """Signed, expiring feedback tokens.
 
 A token is `<payload>.<signature>`, both url-safe base64 without padding. The
-payload is compact JSON `{ns, dep, rel, coh, rid, uh, exp}`; the signature is
+payload is compact JSON `{ns, dep, rel, coh, rid, uh, exp}`, plus `trc` (the
+answer's trace and span id) when the answer was traced; the signature is
 HMAC-SHA256 over the encoded payload. Several keys may be configured for
 rotation: the first signs, every key verifies. The user id never appears in a
 token, only `uh`, a truncated SHA-256 of it (pseudonymous, not anonymous: an
@@ -44,6 +45,7 @@ class TokenClaims:
     rid: str
     uh: str
     exp: int
+    trc: str = ""  # trace id + span id of the answer's span, hex; "" when not traced
 
 
 def hash_user(user_id: str | None) -> str:
@@ -91,15 +93,26 @@ class TokenSigner:
             "uh": c.uh,
             "exp": c.exp,
         }
+        if c.trc:
+            data["trc"] = c.trc
         payload = _b64e(json.dumps(data, separators=(",", ":")).encode())
         sig = hmac.new(self._keys[0], payload.encode("ascii"), hashlib.sha256).digest()
         return f"{payload}.{_b64e(sig)}"
 
     def issue(
-        self, *, ns: str, dep: str, rel: str, coh: str, rid: str, user_id: str | None, now: float
+        self,
+        *,
+        ns: str,
+        dep: str,
+        rel: str,
+        coh: str,
+        rid: str,
+        user_id: str | None,
+        now: float,
+        trc: str = "",
     ) -> str:
         exp = int(now) + self.ttl_seconds
-        return self.sign(TokenClaims(ns, dep, rel, coh, rid, hash_user(user_id), exp))
+        return self.sign(TokenClaims(ns, dep, rel, coh, rid, hash_user(user_id), exp, trc))
 
     def verify(self, token: str, *, now: float) -> TokenClaims:
         """The claims of a genuine, unexpired token; raises TokenError otherwise."""

@@ -68,6 +68,7 @@ from llm_rollout.api.spec.stages import (
     default_cohorts,
     default_stages,
 )
+from llm_rollout.api.spec.tracing import TracingSpec
 
 __all__ = [
     "MAX_CHECKS",
@@ -114,6 +115,7 @@ __all__ = [
     "SecretKeyRef",
     "ShortText",
     "Stage",
+    "TracingSpec",
     "default_cohorts",
     "default_stages",
     "release_id",

@@ -25,6 +25,7 @@ from llm_rollout.api.spec.common import (
 from llm_rollout.api.spec.evals import EvalSuite
 from llm_rollout.api.spec.release import ReleaseSpec
 from llm_rollout.api.spec.stages import Stage, default_cohorts, default_stages
+from llm_rollout.api.spec.tracing import TracingSpec
 from llm_rollout.heuristics.checks import CheckSpec, parse_checks
 from llm_rollout.metrics.presets import PRESET_NAMES, PRESETS, MetricKind
 
@@ -192,6 +193,11 @@ class LLMDeploymentSpec(CamelModel):
         description="Offline eval suites run against the candidate when a stage starts "
         "(LLMEvalRun objects; the eval-score metric preset). See docs/evals.md.",
         json_schema_extra=_validations(_unique_names_cel("eval suite")),
+    )
+    tracing: TracingSpec = Field(
+        default_factory=TracingSpec,
+        description="OpenTelemetry traces of the router: redaction of recorded content "
+        "(see docs/observability.md).",
     )
     paused: bool = Field(
         default=False, description="Hold the rollout where it is (no analysis, no advance)."

@@ -1,0 +1,2 @@
+"""OpenTelemetry traces: the exporter set-up (`export`) and the GenAI semantic conventions
+the router and operator speak (`genai`)."""
