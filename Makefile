@@ -24,6 +24,7 @@ deps:
 
 tools: deps
 	@bash hack/build-tools.sh >/dev/null
+	@bash hack/install-phoenix.sh >/dev/null
 	@bash hack/upstream-crds.sh >/dev/null
 
 # The real node's packages (containerd, runc, CNI plugins, iptables, Docker's engine,

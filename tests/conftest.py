@@ -135,3 +135,18 @@ def namespace(cluster: Cluster) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def trace_backend() -> Iterator[Any]:
+    """The bed's real trace backend (Arize Phoenix on loopback), once per session."""
+    from llm_rollout.testbed.traces import TraceBackend, TraceBackendError
+
+    try:
+        backend = TraceBackend.start()
+    except (TraceBackendError, TimeoutError) as err:
+        pytest.fail(f"the trace backend could not start:\n{err}", pytrace=False)
+    try:
+        yield backend
+    finally:
+        backend.stop()

@@ -65,6 +65,8 @@ def test_served_from_object_reads_what_it_needs() -> None:
         {"metadata": {"name": "a"}, "spec": {"routing": {"hosts": "x"}}},
         {"metadata": {"name": "a"}, "spec": {"routing": []}},
         {"metadata": {"name": "a"}, "spec": []},
+        {"metadata": {"name": "a"}, "spec": {"tracing": {"redact": ["(unclosed"]}}},
+        {"metadata": {"name": "a"}, "spec": {"tracing": {"redact": "x"}}},
     ],
 )
 def test_unusable_objects_raise_value_error(broken: dict[str, object]) -> None:

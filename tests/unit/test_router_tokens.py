@@ -119,3 +119,17 @@ def test_any_claims_round_trip(rid: str, user: str, ttl: int) -> None:
 def test_garbage_never_verifies(garbage: str) -> None:
     with pytest.raises(TokenError):
         TokenSigner([K1]).verify(garbage, now=NOW)
+
+
+def test_trace_reference_rides_along_and_old_tokens_still_verify() -> None:
+    signer = TokenSigner([K1], ttl_seconds=60)
+    ref = "4bf92f3577b34da6a3ce929d0e0e4736" + "00f067aa0ba902b7"
+    token = signer.issue(
+        ns="ns", dep="app", rel="r1", coh="beta", rid="req-1", user_id=None, now=NOW, trc=ref
+    )
+    assert signer.verify(token, now=NOW).trc == ref
+    # Tokens issued without tracing (or before it existed) carry no `trc` at all.
+    plain = issue(signer)
+    payload = json.loads(base64.urlsafe_b64decode(plain.split(".")[0] + "=="))
+    assert "trc" not in payload
+    assert signer.verify(plain, now=NOW).trc == ""
