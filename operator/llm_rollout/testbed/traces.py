@@ -72,9 +72,7 @@ class TraceBackend:
             # Nothing leaves the machine: no usage telemetry.
             "PHOENIX_TELEMETRY_ENABLED": "false",
         }
-        proc = spawn(
-            [binary, "serve"], backend.log_path, tied_to_parent=tied_to_parent, env=env
-        )
+        proc = spawn([binary, "serve"], backend.log_path, tied_to_parent=tied_to_parent, env=env)
         backend.pid = proc.pid
 
         def up() -> bool:
