@@ -55,7 +55,7 @@ lint: install
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/mypy
 	MYPYPATH=. $(VENV)/bin/mypy --strict --explicit-package-bases bench/soundness bench/sizing.py
-	MYPYPATH=bench:operator $(VENV)/bin/mypy --strict --explicit-package-bases bench/routerbench bench/router_bench.py bench/router_ab.py
+	MYPYPATH=bench:operator $(VENV)/bin/mypy --strict --explicit-package-bases bench/routerbench bench/router_bench.py bench/router_ab.py bench/tracing_cost.py
 
 crds: install
 	$(PY) -m llm_rollout.gen.crd --all
@@ -106,10 +106,12 @@ cluster-down: install
 demo: install tools $(if $(PODS),node-tools)
 	$(PY) -m llm_rollout.demo $(if $(PODS),--pods)
 
-# Router vs direct vs nginx on loopback (~2 min), then the CLI's start-up time (~30 s);
+# Router vs direct vs nginx on loopback (~2 min), what tracing costs the router (~6 min),
+# then the CLI's start-up time (~30 s);
 # figures go to docs/benchmarks.md.
 bench: install deps
 	$(PY) bench/router_bench.py
+	$(PY) bench/tracing_cost.py
 	$(PY) bench/cli_startup.py
 
 # The gates' soundness: a Monte Carlo of the real engine (2,000 rollouts a cell) next to

@@ -19,7 +19,6 @@ are the steadier figures.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -31,66 +30,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from routerbench.load import (
-    Samples,
-    client_session,
-    json_fire,
-    open_loop,
-    saturate_python,
-    saturate_wrk,
-)
-from routerbench.procs import (
-    backend_argv,
-    cpu_seconds,
-    load_average,
-    memory_kib,
-    router_argv,
-    router_files,
-    started,
-    wait_up,
-)
+from routerbench.measure import measure
+from routerbench.procs import backend_argv, load_average, router_files, started, wait_up
 from routerbench.settings import REPO
 
 from llm_rollout.testbed.procs import free_port
-
-
-async def _open_loop(url: str, rate: float, seconds: float) -> Samples:
-    async with client_session() as session:
-        return await open_loop(session, rate, seconds, json_fire(url))
-
-
-def measure(tree: str, backend_url: str, workdir: Path, tool: str) -> dict[str, float]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(os.path.abspath(d) for d in tree.split(os.pathsep)),
-    }
-    port, metrics_port = free_port(), free_port()
-    argv = router_argv(workdir, port, metrics_port, backend_url)
-    with started(f"router-{Path(tree).name}", argv, workdir, env) as router:
-        wait_up(f"http://127.0.0.1:{metrics_port}/readyz", router)
-        url, pid = f"http://127.0.0.1:{port}", [router.popen.pid]
-
-        def saturate(secs: float) -> dict[str, Any]:
-            if tool == "wrk":
-                return saturate_wrk(url, 32, secs, workdir)
-            return asyncio.run(saturate_python(url, 32, secs))
-
-        saturate(1)  # warm-up
-        cpu0 = cpu_seconds(pid)
-        sat = saturate(6)
-        cpu1 = cpu_seconds(pid)
-        lat = asyncio.run(_open_loop(url, 200, 5))
-        cpu2 = cpu_seconds(pid)
-        if sat["errors"] or lat.errors:
-            raise RuntimeError(f"{tree}: failed requests {sat['errors']} {lat.errors[:3]}")
-        return {
-            "sat_rps": sat["requests"] / sat["seconds"],
-            "rps_per_core": sat["requests"] / max(cpu1 - cpu0, 1e-9),
-            "cpu_us_per_req_at_200": (cpu2 - cpu1) / len(lat.latency) * 1e6,
-            "p50_ms": lat.ms("latency", 0.5),
-            "p99_ms": lat.ms("latency", 0.99),
-            "rss_mib": memory_kib(pid)["rss_kib"] / 1024,
-        }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         load0 = load_average()
         for i in range(args.pairs):
             for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
-                row = measure(trees[side], backend_url, workdir, tool)
+                tree = trees[side]
+                env = {
+                    **os.environ,
+                    "PYTHONPATH": os.pathsep.join(
+                        os.path.abspath(d) for d in tree.split(os.pathsep)
+                    ),
+                }
+                row = measure(f"router-{Path(tree).name}", backend_url, workdir, tool, env)
                 runs[side].append(row)
                 print(side, json.dumps({k: round(v, 2) for k, v in row.items()}), flush=True)
                 time.sleep(0.5)

@@ -11,7 +11,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from llm_rollout.api.routing_table import ReleaseInfo
@@ -20,6 +20,7 @@ from llm_rollout.router.extract import RequestMeta, ResponseMeta, Usage
 from llm_rollout.router.tokens import TokenClaims
 from llm_rollout.telemetry import genai
 from llm_rollout.telemetry.genai import ContentPolicy
+from llm_rollout.telemetry.spans import RecordedSpan, SpanRecorder
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 # W3C Trace Context level 2: the server's trace context, handed back to the client.
@@ -48,7 +49,7 @@ def parse_trace_ref(ref: str) -> SpanContext | None:
 class AnswerTrace:
     """The span of one proxied request: started on arrival, ended after its analysis."""
 
-    def __init__(self, span: trace.Span, content: ContentPolicy, operation: str) -> None:
+    def __init__(self, span: RecordedSpan, content: ContentPolicy, operation: str) -> None:
         self.span = span
         self.content = content
         self.operation = operation
@@ -58,15 +59,13 @@ class AnswerTrace:
     @property
     def ref(self) -> str:
         """The token's trace reference; "" when the span is not sampled (nothing to link)."""
-        ctx = self.span.get_span_context()
+        ctx = self.span.context
         return trace_ref(ctx) if ctx.trace_flags.sampled else ""
 
     def placed(
         self, namespace: str, deployment: str, cohort: str, bucket: int, sticky: bool, rid: str
     ) -> None:
-        if not self.span.is_recording():
-            return
-        self.span.set_attributes(
+        self.span.update(
             {
                 genai.NAMESPACE: namespace,
                 genai.DEPLOYMENT: deployment,
@@ -78,9 +77,7 @@ class AnswerTrace:
         )
 
     def release(self, release: ReleaseInfo, fallback: bool) -> None:
-        if not self.span.is_recording():
-            return
-        self.span.set_attributes(
+        self.span.update(
             {
                 genai.RELEASE_ID: release.id,
                 genai.RELEASE_MODEL_REVISION: release.model_revision,
@@ -90,22 +87,27 @@ class AnswerTrace:
             }
         )
         if release.model:
-            self.span.set_attribute(genai.REQUEST_MODEL, release.model)
+            self.span.set(genai.REQUEST_MODEL, release.model)
 
     def inject(self, headers: MutableMapping[str, str]) -> None:
         """The W3C trace context of this span, for the backend: its spans join the trace."""
-        _PROPAGATOR.inject(headers, context=trace.set_span_in_context(self.span))
+        ctx = self.span.context
+        headers["traceparent"] = (
+            f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+        )
+        if ctx.trace_state:
+            headers["tracestate"] = ctx.trace_state.to_header()
 
     def response_header(self) -> str:
-        ctx = self.span.get_span_context()
+        ctx = self.span.context
         return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
     def status(self, code: int, error_type: str = "") -> None:
         """The HTTP status given to the client, and the failure if there was one."""
-        self.span.set_attribute("http.response.status_code", code)
+        self.span.set("http.response.status_code", code)
         if error_type or code >= 500:
-            self.span.set_attribute(genai.ERROR_TYPE, error_type or str(code))
-            self.span.set_status(Status(StatusCode.ERROR, error_type or str(code)))
+            self.span.set(genai.ERROR_TYPE, error_type or str(code))
+            self.span.set_error(error_type or str(code))
 
     def analysed(
         self,
@@ -116,24 +118,23 @@ class AnswerTrace:
         output_text: str | None,
     ) -> None:
         span = self.span
-        if not span.is_recording():
+        if not span.recording:
             return
         if request.model:
-            span.set_attribute(genai.REQUEST_MODEL, request.model)
+            span.set(genai.REQUEST_MODEL, request.model)
             # The conventions' span name: "{operation} {request model}".
-            span.update_name(f"{self.operation or 'proxy'} {request.model}")
+            span.name = f"{self.operation or 'proxy'} {request.model}"
         if response.id:
-            span.set_attribute(genai.RESPONSE_ID, response.id)
+            span.set(genai.RESPONSE_ID, response.id)
         if response.model:
-            span.set_attribute(genai.RESPONSE_MODEL, response.model)
+            span.set(genai.RESPONSE_MODEL, response.model)
         if response.finish_reasons:
-            span.set_attribute(genai.FINISH_REASONS, list(response.finish_reasons))
+            span.set(genai.FINISH_REASONS, response.finish_reasons)
         if usage is not None:
-            span.set_attribute(genai.INPUT_TOKENS, usage.input_tokens)
-            span.set_attribute(genai.OUTPUT_TOKENS, usage.output_tokens)
-        failed = [r.name for r in checks if not r.passed]
+            span.set(genai.INPUT_TOKENS, usage.input_tokens)
+            span.set(genai.OUTPUT_TOKENS, usage.output_tokens)
         if checks:
-            span.set_attribute(genai.CHECKS_FAILED, failed)
+            span.set(genai.CHECKS_FAILED, tuple(r.name for r in checks if not r.passed))
         for r in checks:
             span.add_event(
                 genai.EVALUATION_EVENT,
@@ -146,14 +147,11 @@ class AnswerTrace:
                 ),
             )
         if self.content.capture:
-            span.set_attribute(
-                genai.INPUT_MESSAGES,
-                self.content.shape(genai.input_messages(request.messages)),
+            span.set(
+                genai.INPUT_MESSAGES, self.content.shape(genai.input_messages(request.messages))
             )
             if output_text is not None:
-                span.set_attribute(
-                    genai.OUTPUT_MESSAGES, self.content.shape([("assistant", output_text)])
-                )
+                span.set(genai.OUTPUT_MESSAGES, self.content.shape([("assistant", output_text)]))
 
     def end(self) -> None:
         self.span.end()
@@ -165,7 +163,7 @@ class RouterTracing:
 
     def __init__(self, provider: TracerProvider, content: ContentPolicy) -> None:
         self.provider = provider
-        self.tracer = provider.get_tracer("llm_rollout.router")
+        self.spans = SpanRecorder(provider, "llm_rollout.router")
         self.content = content
 
     def start_answer(
@@ -174,7 +172,7 @@ class RouterTracing:
         # A malformed traceparent extracts to an empty context: a new trace starts.
         parent = _PROPAGATOR.extract(headers)
         op = genai.operation_of(path)
-        span = self.tracer.start_span(
+        span = self.spans.start(
             op or "proxy",
             context=parent,
             kind=SpanKind.CLIENT,
@@ -207,12 +205,12 @@ class RouterTracing:
             genai.REQUEST_ID: claims.rid,
             genai.FEEDBACK_SOURCE: source,
         }
-        span = self.tracer.start_span(
+        span = self.spans.start(
             f"feedback {source}",
             context=parent,
             kind=SpanKind.INTERNAL,
             attributes=attrs,
-            links=[Link(answer)] if answer else None,
+            links=[Link(answer)] if answer else (),
         )
         explanation = genai.redact(comment, redactions) if comment and redactions else comment
         overall = 1.0 if thumbs == "up" else 0.0 if thumbs == "down" else score
@@ -238,7 +236,7 @@ class RouterTracing:
                 ),
             )
         span.end()
-        ctx = span.get_span_context()
+        ctx = span.context
         return f"{ctx.trace_id:032x}" if ctx.trace_flags.sampled else ""
 
     def shutdown(self) -> None:

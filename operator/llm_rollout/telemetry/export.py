@@ -179,9 +179,9 @@ def tracer_provider(
 ) -> TracerProvider:
     """A provider sampling parent-based with a trace-id ratio, exporting OTLP/HTTP."""
     if exporter is None:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from llm_rollout.telemetry.otlp import FastOTLPSpanExporter
 
-        exporter = OTLPSpanExporter(endpoint=settings.endpoint, timeout=settings.export_timeout)
+        exporter = FastOTLPSpanExporter(endpoint=settings.endpoint, timeout=settings.export_timeout)
     provider = TracerProvider(
         resource=Resource.create(
             {"service.name": settings.service_name, **(resource_attributes or {})}
