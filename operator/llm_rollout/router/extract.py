@@ -111,23 +111,36 @@ def is_sse(content_type: str) -> bool:
     return content_type.split(";")[0].strip().lower() == "text/event-stream"
 
 
-def extract_output(body: bytes, content_type: str) -> tuple[str | None, Usage | None]:
-    """Assistant text (None: the body is no completion) and usage of a complete body."""
+def _objects(body: bytes, content_type: str) -> list[Any] | None:
+    """The JSON objects of a body: each SSE event, or the one JSON document (None: junk)."""
     text = body.decode("utf-8", "replace")
     if is_sse(content_type):
-        parts: list[str] = []
-        usage: Usage | None = None
-        completion = False
-        for event in sse_events(text):
-            completion = completion or is_completion(event)
-            parts.append(text_of(event))
-            usage = usage_of(event) or usage
-        return ("".join(parts) if completion else None), usage
+        return list(sse_events(text))
     try:
-        obj = json.loads(text)
+        return [json.loads(text)]
     except ValueError:
+        return None
+
+
+def _output_of(objects: list[Any] | None, sse: bool) -> tuple[str | None, Usage | None]:
+    if objects is None:
         return None, None
-    return (text_of(obj) if is_completion(obj) else None), usage_of(obj)
+    if not sse:
+        obj = objects[0]
+        return (text_of(obj) if is_completion(obj) else None), usage_of(obj)
+    parts: list[str] = []
+    usage: Usage | None = None
+    completion = False
+    for event in objects:
+        completion = completion or is_completion(event)
+        parts.append(text_of(event))
+        usage = usage_of(event) or usage
+    return ("".join(parts) if completion else None), usage
+
+
+def extract_output(body: bytes, content_type: str) -> tuple[str | None, Usage | None]:
+    """Assistant text (None: the body is no completion) and usage of a complete body."""
+    return _output_of(_objects(body, content_type), is_sse(content_type))
 
 
 def extract_usage_from_tail(tail: bytes, content_type: str) -> Usage | None:
@@ -141,13 +154,21 @@ def extract_usage_from_tail(tail: bytes, content_type: str) -> Usage | None:
     return usage
 
 
-def extract_input(body: bytes) -> str:
-    """The user's text in an OpenAI-style request: user messages, prompt, or input."""
+def _request_object(body: bytes) -> dict[str, Any] | None:
     try:
         obj = json.loads(body)
     except ValueError:
-        return ""
-    if not isinstance(obj, dict):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def extract_input(body: bytes) -> str:
+    """The user's text in an OpenAI-style request: user messages, prompt, or input."""
+    return _input_of(_request_object(body))
+
+
+def _input_of(obj: dict[str, Any] | None) -> str:
+    if obj is None:
         return ""
     parts: list[str] = []
     messages = obj.get("messages")
@@ -180,11 +201,17 @@ class RequestMeta:
 
 
 def request_meta(body: bytes) -> RequestMeta:
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return RequestMeta()
-    if not isinstance(obj, dict):
+    return _request_meta_of(_request_object(body))
+
+
+def analyse_input(body: bytes) -> tuple[str, RequestMeta]:
+    """`extract_input` and `request_meta` of one request body, parsed once."""
+    obj = _request_object(body)
+    return _input_of(obj), _request_meta_of(obj)
+
+
+def _request_meta_of(obj: dict[str, Any] | None) -> RequestMeta:
+    if obj is None:
         return RequestMeta()
     model = obj.get("model")
     messages = obj.get("messages")
@@ -231,14 +258,19 @@ def _meta_of(obj: object, meta: ResponseMeta) -> ResponseMeta:
     )
 
 
-def response_meta(body: bytes, content_type: str) -> ResponseMeta:
-    text = body.decode("utf-8", "replace")
+def _response_meta_of(objects: list[Any] | None) -> ResponseMeta:
     meta = ResponseMeta()
-    if is_sse(content_type):
-        for event in sse_events(text):
-            meta = _meta_of(event, meta)
-        return meta
-    try:
-        return _meta_of(json.loads(text), meta)
-    except ValueError:
-        return meta
+    for obj in objects or ():
+        meta = _meta_of(obj, meta)
+    return meta
+
+
+def response_meta(body: bytes, content_type: str) -> ResponseMeta:
+    return _response_meta_of(_objects(body, content_type))
+
+
+def analyse_output(body: bytes, content_type: str) -> tuple[str | None, Usage | None, ResponseMeta]:
+    """`extract_output` and `response_meta` of one body, parsed once."""
+    objects = _objects(body, content_type)
+    text, usage = _output_of(objects, is_sse(content_type))
+    return text, usage, _response_meta_of(objects)

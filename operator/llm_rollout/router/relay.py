@@ -15,11 +15,15 @@ import aiohttp
 from aiohttp import web
 
 from llm_rollout.api.routing_table import ReleaseInfo
-from llm_rollout.heuristics import run_checks
+from llm_rollout.heuristics import CheckResult, run_checks
 from llm_rollout.router.cohorts import COHORT_HEADER
 from llm_rollout.router.config import ServedDeployment
 from llm_rollout.router.extract import (
+    RequestMeta,
     ResponseMeta,
+    Usage,
+    analyse_input,
+    analyse_output,
     decode_body,
     extract_input,
     extract_output,
@@ -226,34 +230,42 @@ class Relay:
         request_body: bytes,
     ) -> None:
         """Token usage and heuristic checks of a completed answer (and its span's record)."""
-        labels, checks = placed.labels, placed.served.checks
-        usage, text, results, head = None, None, [], None
-        identity = encoding.strip().lower() in ("", "identity")
+        labels, checks, trace = placed.labels, placed.served.checks, placed.trace
+        usage: Usage | None = None
+        text: str | None = None
+        results: list[CheckResult] = []
+        request: RequestMeta | None = None
+        meta = ResponseMeta()
         if not capture.truncated:
             head = decode_body(bytes(capture.head), encoding)
             if head is None:
                 return
-            text, usage = extract_output(head, content_type)
+            if trace is None:
+                text, usage = extract_output(head, content_type)
+            else:  # one parse for the span's record too
+                text, usage, meta = analyse_output(head, content_type)
             if checks and text is not None:
-                results = run_checks(checks, output=text, input_text=extract_input(request_body))
+                input_text, request = (
+                    (extract_input(request_body), None)
+                    if trace is None
+                    else analyse_input(request_body)
+                )
+                results = run_checks(checks, output=text, input_text=input_text)
                 for r in results:
                     self.metrics.checks.labels(
                         *labels, r.name, "pass" if r.passed else "fail"
                     ).inc()
-        elif identity:
-            head = bytes(capture.head)  # a long stream: its first events carry id and model
+        elif encoding.strip().lower() in ("", "identity"):
             usage = extract_usage_from_tail(bytes(capture.tail), content_type)
+            if trace is not None:  # a long stream: its first events carry id and model
+                meta = response_meta(bytes(capture.head), content_type)
         if usage is not None:
             self.metrics.tokens.labels(*labels, "input").inc(usage.input_tokens)
             self.metrics.tokens.labels(*labels, "output").inc(usage.output_tokens)
-        if placed.trace is not None:
-            placed.trace.analysed(
-                request_meta(request_body),
-                response_meta(head, content_type) if head is not None else ResponseMeta(),
-                usage,
-                results,
-                text,
-            )
+        if trace is not None:
+            if request is None:
+                request = request_meta(request_body)
+            trace.analysed(request, meta, usage, results, text)
 
     @staticmethod
     def _run_analysis(job: Callable[[], None], placed: Placed) -> None:

@@ -79,15 +79,20 @@ class SpanEncoder:
     """Encodes batches of spans as an ExportTraceServiceRequest."""
 
     def __init__(self) -> None:
-        self._attributes: dict[tuple[str, type, Any], bytes] = {}
+        self._attributes: dict[tuple[Any, ...], bytes] = {}
         self._messages: dict[int, bytes] = {}  # encoded resources and scopes, by id()
         self._keep: list[object] = []  # ...kept alive so their id() stays theirs
 
     def _attribute(self, tag: int, key: str, value: Any) -> bytes:
-        if isinstance(value, (str, bytes)) and len(value) > _CACHE_MAX_VALUE:
-            return _field(tag, _key_value(key, value))
+        # Strings (most values) are keyed by themselves; others with their type too, so
+        # True and 1 stay apart.
+        if type(value) is str:
+            if len(value) > _CACHE_MAX_VALUE:
+                return _field(tag, _key_value(key, value))
+            cache_key: tuple[Any, ...] = (tag, key, value)
+        else:
+            cache_key = (tag, key, type(value), value)
         try:
-            cache_key = (key, type(value), value)
             hit = self._attributes.get(cache_key)
         except TypeError:  # unhashable (a list)
             return _field(tag, _key_value(key, value))
