@@ -65,7 +65,6 @@ def test_served_from_object_reads_what_it_needs() -> None:
         {"metadata": {"name": "a"}, "spec": {"routing": {"hosts": "x"}}},
         {"metadata": {"name": "a"}, "spec": {"routing": []}},
         {"metadata": {"name": "a"}, "spec": []},
-        {"metadata": {"name": "a"}, "spec": {"tracing": {"redact": ["(unclosed"]}}},
         {"metadata": {"name": "a"}, "spec": {"tracing": {"redact": "x"}}},
     ],
 )
@@ -143,3 +142,14 @@ def test_backend_file(tmp_path: Path) -> None:
     f.write_text("- a\n")
     with pytest.raises(ValueError):
         StaticBackends.parse_file(f)
+
+
+def test_a_redaction_pattern_that_does_not_compile_redacts_everything(caplog) -> None:
+    from llm_rollout.telemetry.genai import ContentPolicy
+
+    served = served_from_object(
+        {"metadata": {"name": "a"}, "spec": {"tracing": {"redact": ["(unclosed"]}}}
+    )
+    shaped = ContentPolicy(capture=True, redactions=served.redactions).shape([("user", "secret")])
+    assert "secret" not in shaped and "[REDACTED]" in shaped
+    assert "recording no message content" in caplog.text

@@ -17,6 +17,7 @@ Everything else is ignored, so the router keeps working when the API grows.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,9 @@ from pydantic import TypeAdapter, ValidationError
 from llm_rollout.api.cohorts import DEFAULT_COHORT, DEFAULT_USER_ID_HEADER, Cohort
 from llm_rollout.api.routing_table import RoutingTable
 from llm_rollout.heuristics import HeuristicCheck, parse_checks
-from llm_rollout.telemetry.genai import Redactions, compile_redactions
+from llm_rollout.telemetry.genai import REDACT_ALL, Redactions, compile_redactions
+
+log = logging.getLogger("llm_rollout.router")
 
 _COHORTS = TypeAdapter(list[Cohort])
 
@@ -82,6 +85,20 @@ def _mapping(value: object, where: str) -> Mapping[str, Any]:
     return value
 
 
+def _redactions(spec: Mapping[str, Any], where: str) -> Redactions:
+    """spec.tracing.redact compiled. Patterns that do not compile redact all content:
+    the deployment keeps being served, and nothing its team meant to hide is recorded
+    (the operator marks the object Invalid, saying which pattern)."""
+    redact = _mapping(spec.get("tracing"), "spec.tracing").get("redact") or []
+    if not isinstance(redact, list) or not all(isinstance(p, str) for p in redact):
+        raise ValueError("spec.tracing.redact must be a list of strings")
+    try:
+        return compile_redactions(redact)
+    except ValueError as exc:
+        log.error("%s: %s; recording no message content of it", where, exc)
+        return (REDACT_ALL,)
+
+
 def served_from_object(obj: Mapping[str, Any]) -> ServedDeployment:
     """Build a ServedDeployment from an LLMDeployment object; ValueError if unusable."""
     meta = _mapping(obj.get("metadata"), "metadata")
@@ -96,10 +113,7 @@ def served_from_object(obj: Mapping[str, Any]) -> ServedDeployment:
         cohorts = _COHORTS.validate_python(spec.get("cohorts") or [])
         routing = RoutingTable.model_validate(status.get("routing") or {})
         checks = parse_checks(spec.get("checks"))
-        redact = _mapping(spec.get("tracing"), "spec.tracing").get("redact") or []
-        if not isinstance(redact, list) or not all(isinstance(p, str) for p in redact):
-            raise ValueError("spec.tracing.redact must be a list of strings")
-        redactions = compile_redactions(redact)
+        redactions = _redactions(spec, where)
     except (ValidationError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from exc
     hosts = _mapping(spec.get("routing"), "spec.routing").get("hosts") or []

@@ -60,6 +60,8 @@ _OPERATIONS = (
 
 REDACTED = "[REDACTED]"
 Redactions = tuple[re.Pattern[str], ...]
+# What a deployment whose own patterns do not compile gets: nothing recorded.
+REDACT_ALL = re.compile(r"(?s).+")
 
 
 def truthy(value: str | None) -> bool:
