@@ -193,6 +193,25 @@ async def test_router_process_traces_answers_content_feedback_and_the_apps_span(
               if "llm_rollout.feedback" in ln]  # fmt: skip
     assert [rec["traceId"] for rec in logged] == [trace_id]
 
+    # The thumbs-down answer becomes an eval case, read back from the backend.
+    cases_file = tmp_path / "cases.jsonl"
+    harvest = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "llm_rollout.cli", "dataset", f"{NS}/{NAME}",
+        "--phoenix-url", trace_backend.url, "--project", proj, "--since", "1h",
+        "-o", str(cases_file), "--configmap", "chat-bad-answers",
+        "--configmap-output", str(tmp_path / "cm.yaml"),
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await harvest.communicate()
+    assert harvest.returncode == 0, err.decode()
+    [case] = [json.loads(line) for line in cases_file.read_text().splitlines()]
+    assert case["messages"] == [
+        {"role": "user", "content": "Please mail [REDACTED] the ACME price list"}
+    ]
+    assert "negative-feedback" in case["tags"] and case["trace"] == trace_id
+    cm = yaml.safe_load((tmp_path / "cm.yaml").read_text())
+    assert cm["kind"] == "ConfigMap" and cm["data"]["cases.jsonl"] == cases_file.read_text()
+
 
 def in_process_tracing(
     backend_url: str, proj: str, counts: dict[str, int], **content: Any

@@ -230,6 +230,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     pl.add_argument("-o", "--output", default=None, help="PNG path (default NAME-rollout.png)")
     pl.set_defaults(func=cmd_plot)
 
+    ds = sub.add_parser(
+        "dataset",
+        help="answers with negative feedback or failed checks, from the trace backend, "
+        "as an eval dataset (JSON Lines, ConfigMap)",
+    )
+    from llm_rollout.cli import dataset
+
+    dataset.add_arguments(ds)
+    ds.set_defaults(func=dataset.run)
+
     helps = {
         "pause": "hold the rollout where it is",
         "resume": "continue a paused rollout",
