@@ -120,7 +120,7 @@ class Relay:
         trc = ""
         if placed.trace is not None:
             trc = placed.trace.ref
-            resp.headers[TRACE_RESPONSE_HEADER] = placed.trace.response_header()
+            resp.headers[TRACE_RESPONSE_HEADER] = placed.trace.traceparent()
         resp.headers[TOKEN_HEADER] = self.signer.issue(
             ns=ns,
             dep=dep,

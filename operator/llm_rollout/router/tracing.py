@@ -91,14 +91,12 @@ class AnswerTrace:
 
     def inject(self, headers: MutableMapping[str, str]) -> None:
         """The W3C trace context of this span, for the backend: its spans join the trace."""
-        ctx = self.span.context
-        headers["traceparent"] = (
-            f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
-        )
-        if ctx.trace_state:
-            headers["tracestate"] = ctx.trace_state.to_header()
+        headers["traceparent"] = self.traceparent()
+        if self.span.context.trace_state:
+            headers["tracestate"] = self.span.context.trace_state.to_header()
 
-    def response_header(self) -> str:
+    def traceparent(self) -> str:
+        """This span as a W3C `traceparent` value (also the client's `traceresponse`)."""
         ctx = self.span.context
         return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
@@ -192,9 +190,9 @@ class RouterTracing:
         criteria: Mapping[str, int],
         comment: str | None,
         redactions: genai.Redactions,
-    ) -> str:
+    ) -> None:
         """Record one accepted feedback as a span under the answer's span (when the token
-        links one); returns its trace id ("" when it was not sampled)."""
+        links one)."""
         answer = parse_trace_ref(claims.trc)
         parent = trace.set_span_in_context(trace.NonRecordingSpan(answer)) if answer else None
         attrs: dict[str, Any] = {
@@ -236,8 +234,6 @@ class RouterTracing:
                 ),
             )
         span.end()
-        ctx = span.context
-        return f"{ctx.trace_id:032x}" if ctx.trace_flags.sampled else ""
 
     def shutdown(self) -> None:
         self.provider.shutdown()
