@@ -6,10 +6,15 @@ import argparse
 import logging
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_rollout.controller.settings import OperatorSettings
 from llm_rollout.evals import settings as eval_settings
+from llm_rollout.telemetry.export import ExportSettings
+
+if TYPE_CHECKING:
+    from llm_rollout.controller.operator_metrics import OperatorMetrics
+    from llm_rollout.telemetry.spans import RecordSink
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +63,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(a wait never counts as a query timeout)",
     )
     parser.add_argument(
+        "--otlp-endpoint",
+        default=None,
+        metavar="URL",
+        help="send a span per analysis and per decision (OTLP/HTTP) here, e.g. "
+        "http://collector:4318/v1/traces (else $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or "
+        "$OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces; none: no tracing)",
+    )
+    parser.add_argument(
+        "--trace-sample-ratio",
+        type=float,
+        default=None,
+        metavar="RATIO",
+        help="share of rollouts traced, 0..1, each whole or not at all "
+        "(else $OTEL_TRACES_SAMPLER_ARG, else 1)",
+    )
+    parser.add_argument(
         "--kubeconfig", default=None, help="kubeconfig (default: in-cluster, then $KUBECONFIG)"
     )
     parser.add_argument("--verbose", action="store_true")
@@ -85,6 +106,12 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
         retention=args.retention,
         metrics_listen=args.metrics_listen,
         evals=eval_settings.settings_from_args(args),
+        tracing=ExportSettings.from_env(
+            os.environ,
+            service_name="llm-rollout-operator",
+            endpoint=args.otlp_endpoint,
+            sample_ratio=args.trace_sample_ratio,
+        ),
     )
 
 
@@ -111,20 +138,42 @@ def own_identity() -> str:
     return f"{socket.gethostname()}/{os.getpid()}"
 
 
+def _tracing(settings: OperatorSettings, metrics: OperatorMetrics) -> RecordSink | None:
+    if settings.tracing is None:
+        return None
+    from llm_rollout.telemetry.export import tracer_provider
+
+    for outcome in ("exported", "queue_full", "export_failed"):
+        metrics.trace_spans.labels(outcome)
+    logging.getLogger("llm_rollout.operator").info(
+        "tracing analyses and decisions to %s (sample ratio %s)",
+        settings.tracing.endpoint,
+        settings.tracing.sample_ratio,
+    )
+    return RecordSink(
+        tracer_provider(settings.tracing, metrics.count_spans), "llm_rollout.operator"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import kopf
 
     from llm_rollout.controller import handlers  # noqa: F401 - registers the handlers
-    from llm_rollout.controller.operator_metrics import OperatorMetrics
     from llm_rollout.controller.reconcile import Controller
     from llm_rollout.kube.client import KubeClient, new_api_client
 
     configure_logging(verbose=args.verbose)
-    settings = settings_from_args(args)
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:  # e.g. an OTLP endpoint that is no URL: say so, do not start
+        logging.getLogger("llm_rollout.operator").error("operator: %s", exc)
+        return 2
     api_client = new_api_client(args.kubeconfig)
     metrics = OperatorMetrics()
     kube = KubeClient(api_client, on_request=metrics.count_kube_request)
-    controller = Controller(kube=kube, settings=settings, metrics=metrics)
+    controller = Controller(
+        kube=kube, settings=settings, metrics=metrics, tracing=_tracing(settings, metrics)
+    )
     kopf_settings = kopf.OperatorSettings()
     # Watching listed namespaces: no cluster-wide watches of namespaces and CRDs (the
     # namespace-scoped RBAC grants none); kopf serves exactly the namespaces given.

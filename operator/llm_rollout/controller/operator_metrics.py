@@ -113,6 +113,14 @@ class OperatorMetrics:
             ["verb"],
             registry=r,
         )
+        self.trace_spans = Counter(
+            registered(metric_names.OPERATOR_TRACE_SPANS),
+            "Decision and analysis spans by outcome: exported, or dropped (queue_full: the "
+            "exporter is behind or the backend is down; export_failed: it refused or did "
+            "not answer). Only with tracing on.",
+            ["outcome"],
+            registry=r,
+        )
         self.query_errors = Counter(
             registered(metric_names.QUERY_ERRORS),
             "Failed metric queries by kind",
@@ -153,6 +161,9 @@ class OperatorMetrics:
 
     def count_kube_request(self, verb: str) -> None:
         self.kube_requests.labels(verb).inc()
+
+    def count_spans(self, outcome: str, count: int) -> None:
+        self.trace_spans.labels(outcome).inc(count)
 
     def observe_spec(self, namespace: str, name: str, spec: Mapping[str, Any]) -> None:
         """Remember the stages' maxDuration of a rollout's spec (raw, as stored)."""

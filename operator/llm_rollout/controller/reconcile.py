@@ -7,6 +7,7 @@ carries out its answer (status, Event, owned objects, routing objects, metrics).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -61,6 +62,8 @@ from llm_rollout.kube.errors import Conflict, Forbidden, Invalid, KubeError, Not
 from llm_rollout.kube.secrets import secret_value
 from llm_rollout.kube.times import format_time
 from llm_rollout.metrics.providers import MetricsSource, ProviderCache
+from llm_rollout.telemetry.rollout import decision_spans
+from llm_rollout.telemetry.spans import RecordSink
 from llm_rollout.traffic.providers import MeshTarget, kinds_of_others, provider_for
 
 log = logging.getLogger("llm_rollout.operator")
@@ -85,6 +88,8 @@ class Controller:
     wakers: Wakers = field(default_factory=Wakers)
     # Release objects applied, by digest: unchanged ones are not applied every tick.
     applied_objects: AppliedCache = field(default_factory=AppliedCache)
+    # Analysis and decision spans (telemetry/rollout.py); None: tracing is off.
+    tracing: RecordSink | None = None
 
     def __post_init__(self) -> None:
         if self.providers is None:
@@ -100,6 +105,9 @@ class Controller:
     async def aclose(self) -> None:
         assert self.providers is not None
         await self.providers.aclose()
+        if self.tracing is not None:
+            # Flushes what is queued, for at most the exporter's 5 s.
+            await asyncio.to_thread(self.tracing.shutdown)
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -326,6 +334,7 @@ class Controller:
             ]
             invalid = mark_invalid(status, now=now, generation=generation, problems=problems)
             await self._write(obj, status, invalid)
+            self._trace(owner, status, invalid, now)
             return None
         address = spec.prometheus.address or self.settings.prometheus_url
         if not self.settings.prometheus_allowed(address):
@@ -341,6 +350,7 @@ class Controller:
             log.warning("%s/%s: %s", namespace, name, problem)
             invalid = mark_invalid(status, now=now, generation=generation, problems=[problem])
             await self._write(obj, status, invalid)
+            self._trace(owner, status, invalid, now)
             return None
 
         deployments = await self._release_deployments(namespace, name)
@@ -405,12 +415,30 @@ class Controller:
             live.add(new.candidate.id)
         await self._relabel(owner, deployments, new, applied)
         await self._retire(owner, deployments, live, now)
+        self._trace(owner, status, decision, now)
 
         stage = next((st for st in spec.stages if st.name == new.stage), None)
         bounds = gate_bounds(spec, stage) if stage else {}
         self.metrics.observe_status(namespace, name, new, bounds)
         self.metrics.analysis_seconds.observe(time.monotonic() - started)
         return decision.requeue_after
+
+    def _trace(
+        self, owner: Owner, before: LLMDeploymentStatus, decision: Decision, now: datetime
+    ) -> None:
+        """Send this step's analysis and decision spans (after its writes: a span never
+        shows a decision that status does not have). Queued, never waited on."""
+        if self.tracing is None:
+            return
+        spans = decision_spans(
+            owner,
+            before,
+            decision,
+            started=now,
+            finished=max(now, datetime.now(UTC)),
+        )
+        if spans:
+            self.tracing.send(spans)
 
     async def _write(
         self, obj: dict[str, Any], old: LLMDeploymentStatus, decision: Decision

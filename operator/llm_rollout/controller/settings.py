@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from llm_rollout.evals.settings import EvalSettings
 from llm_rollout.metrics.providers.prometheus import DEFAULT_MAX_IN_FLIGHT
+from llm_rollout.telemetry.export import ExportSettings
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class OperatorSettings:
     metrics_listen: str = "0.0.0.0:8080"
     # How eval runs are executed (--eval-* flags; docs/evals.md).
     evals: EvalSettings = field(default_factory=EvalSettings)
+    # Where analysis and decision spans go (--otlp-endpoint, OTEL_*); None: not traced.
+    tracing: ExportSettings | None = None
 
     def prometheus_allowed(self, address: str) -> bool:
         norm = address.rstrip("/")

@@ -22,6 +22,7 @@ from llm_rollout.engine.plan import current_stage
 from llm_rollout.engine.sample_ratio import check_sample_ratio
 from llm_rollout.engine.transitions import advance, expose_if_ready, position_text, roll_back
 from llm_rollout.engine.types import (
+    AnalysisResult,
     Observation,
     ObservationError,
     ObservationErrorKind,
@@ -178,7 +179,17 @@ def analyse(
     s.gates = results
     s.sample_ratio = check_sample_ratio(ctx.spec, s, observations, ctx.now)
     s.last_analysis_time = ctx.now
-    ctx.analysed = True
+    assert s.candidate is not None
+    ctx.analysis = AnalysisResult(
+        release=s.candidate.id,
+        stage=stage.name,
+        step_index=s.step_index,
+        step_percent=stage.percents[s.step_index],
+        gates=tuple(results),
+        sample_ratio=s.sample_ratio,
+        evals=tuple(s.evals),
+        evidence_start=s.evidence_start_time,
+    )
     errored = [r for r in results if r.verdict is Verdict.ERROR]
     ctx.metrics_broken = bool(errored)
     eval_errors = assessment.error_text() if assessment is not None else ""

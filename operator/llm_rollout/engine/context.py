@@ -14,6 +14,7 @@ from llm_rollout.api.status import (
 from llm_rollout.engine.evals import EvalAssessment
 from llm_rollout.engine.plan import current_stage
 from llm_rollout.engine.types import (
+    AnalysisResult,
     EvalStates,
     Outcome,
 )
@@ -36,7 +37,7 @@ class Context:
     evals: EvalStates = field(default_factory=lambda: MappingProxyType({}))
     # The current stage's eval suites as judged in this call (None: not looked at).
     assessment: EvalAssessment | None = None
-    analysed: bool = False  # gates were evaluated in this call
+    analysis: AnalysisResult | None = None  # what this call's analysis found, if one ran
     metrics_broken: bool = False  # ... and some gate's metrics were broken (Error)
     restored: bool = False  # the spec stopped being Invalid in this call
     # The observations were planned for another position (restored, realigned): skip.

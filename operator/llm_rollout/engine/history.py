@@ -15,7 +15,8 @@ from llm_rollout.engine.types import Outcome
 _STARTS = frozenset({Outcome.START.value, Outcome.RETRY.value})
 
 
-def _starts_rollout(entry: HistoryEntry) -> bool:
+def starts_rollout(entry: HistoryEntry) -> bool:
+    """Whether this entry began a rollout (a new attempt of a candidate)."""
     return entry.decision in _STARTS or (
         entry.decision == Outcome.SUPERSEDE.value and entry.reason == "Superseded"
     )
@@ -27,7 +28,7 @@ def record(
     """`history` with `entry` appended, compacted to at most `limit` entries."""
     kept = [*history, entry]
     while len(kept) > limit:
-        start = max((i for i, e in enumerate(kept) if _starts_rollout(e)), default=0)
+        start = max((i for i, e in enumerate(kept) if starts_rollout(e)), default=0)
         holds = [i for i, e in enumerate(kept[:-1]) if e.decision == Outcome.HOLD.value]
         if holds:
             del kept[holds[0]]
@@ -38,4 +39,4 @@ def record(
     return kept
 
 
-__all__ = ["record"]
+__all__ = ["record", "starts_rollout"]

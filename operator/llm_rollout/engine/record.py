@@ -106,7 +106,7 @@ def set_conditions(
     else:
         put(ConditionType.PAUSED, False, "NotPaused", "")
 
-    if ctx.analysed:
+    if ctx.analysis is not None:
         if ctx.metrics_broken:
             put(ConditionType.METRICS_AVAILABLE, False, "MetricsUnavailable", "; ".join(ctx.notes))
         else:
@@ -206,4 +206,5 @@ def finish(ctx: Context, old: LLMDeploymentStatus, s: LLMDeploymentStatus, step:
         message=step.message,
         requeue_after=requeue_after(ctx, s),
         notable=notable,
+        analysis=ctx.analysis,
     )

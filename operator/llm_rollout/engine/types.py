@@ -8,7 +8,12 @@ from datetime import datetime
 from enum import StrEnum
 
 from llm_rollout.api.evalrun import FINISHED_PHASES, EvalPhase
-from llm_rollout.api.status import LLMDeploymentStatus
+from llm_rollout.api.status import (
+    EvalStatus,
+    GateResult,
+    LLMDeploymentStatus,
+    SampleRatioCheck,
+)
 
 
 class Role(StrEnum):
@@ -114,6 +119,21 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
+class AnalysisResult:
+    """What one analysis found, as it stood when the gates were read: a transition it
+    causes (advance, promote) clears the gates from status, not from here."""
+
+    release: str  # the candidate analysed
+    stage: str
+    step_index: int
+    step_percent: int
+    gates: tuple[GateResult, ...]
+    sample_ratio: SampleRatioCheck | None
+    evals: tuple[EvalStatus, ...]
+    evidence_start: datetime | None  # the evidence read since (the step's start)
+
+
+@dataclass(frozen=True)
 class Decision:
     """The engine's answer: the new status and what happened, for events and logs."""
 
@@ -126,6 +146,8 @@ class Decision:
     # Whether this decision was recorded in status.history (a transition, or a
     # Hold whose reason changed): the ones worth an Event.
     notable: bool = False
+    # The analysis this call ran, if it ran one.
+    analysis: AnalysisResult | None = None
 
     @property
     def warning(self) -> bool:

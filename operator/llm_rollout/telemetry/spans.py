@@ -10,11 +10,13 @@ int, float, and sequences of one of them): nothing checks it again.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -142,3 +144,77 @@ class SpanRecorder:
                 instrumentation_scope=self._scope,
             )
         )
+
+
+@dataclass(frozen=True)
+class SpanEvent:
+    name: str
+    time_ns: int
+    attributes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    """A finished span as plain data, with ids of its own (W3C integers): for spans built
+    after the fact, from times and ids their builder derives."""
+
+    name: str
+    trace_id: int
+    span_id: int
+    parent_span_id: int | None
+    start_ns: int
+    end_ns: int
+    attributes: Mapping[str, Any]
+    events: Sequence[SpanEvent] = ()
+    error: str | None = None  # the status description when the span is an error
+    links: Sequence[tuple[int, int]] = ()  # (trace id, span id) of related spans
+    kind: SpanKind = SpanKind.INTERNAL
+
+
+class RecordSink:
+    """Hands `SpanRecord`s to a provider's span processors. Its sampler decides per trace
+    id (a trace-id ratio: every span of a trace goes, or none)."""
+
+    def __init__(self, provider: TracerProvider, scope_name: str) -> None:
+        self.provider = provider
+        self._sampler = provider.sampler
+        self._resource = provider.resource
+        self._processor = provider._active_span_processor
+        self._scope = InstrumentationScope(scope_name)
+
+    def sampled(self, trace_id: int) -> bool:
+        decision = self._sampler.should_sample(None, trace_id, "").decision
+        return decision is Decision.RECORD_AND_SAMPLE
+
+    def send(self, records: Iterable[SpanRecord]) -> None:
+        for record in records:
+            if self.sampled(record.trace_id):
+                self._processor.on_end(readable_span(record, self._resource, self._scope))
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+def readable_span(
+    record: SpanRecord, resource: Resource, scope: InstrumentationScope
+) -> ReadableSpan:
+    def ctx(trace_id: int, span_id: int, remote: bool) -> SpanContext:
+        return SpanContext(trace_id, span_id, is_remote=remote, trace_flags=_SAMPLED)
+
+    parent = record.parent_span_id
+    return ReadableSpan(
+        name=record.name,
+        context=ctx(record.trace_id, record.span_id, False),
+        parent=ctx(record.trace_id, parent, True) if parent is not None else None,
+        resource=resource,
+        attributes=dict(record.attributes),
+        events=[Event(e.name, dict(e.attributes), e.time_ns) for e in record.events],
+        links=[Link(ctx(t, s, True)) for t, s in record.links],
+        kind=record.kind,
+        status=Status(StatusCode.ERROR, record.error)
+        if record.error is not None
+        else Status(StatusCode.UNSET),
+        start_time=record.start_ns,
+        end_time=record.end_ns,
+        instrumentation_scope=scope,
+    )
