@@ -48,7 +48,9 @@ class OperatorProcess:
         namespace: str,
         log_dir: Path,
         extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.env = {**os.environ, **(env or {})}
         self.argv = [
             sys.executable,
             "-m",
@@ -71,7 +73,7 @@ class OperatorProcess:
         argv = [*self.argv, "--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ}
+            argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env
         )
         log.close()
 
@@ -183,8 +185,9 @@ def running_operator(
     namespace: str,
     tmp_path: Path,
     extra: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[OperatorProcess]:
-    operator = OperatorProcess(cluster, prometheus.url, namespace, tmp_path, extra)
+    operator = OperatorProcess(cluster, prometheus.url, namespace, tmp_path, extra, env)
     operator.start()
     try:
         yield operator

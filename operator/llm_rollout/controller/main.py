@@ -142,6 +142,7 @@ def _tracing(settings: OperatorSettings, metrics: OperatorMetrics) -> RecordSink
     if settings.tracing is None:
         return None
     from llm_rollout.telemetry.export import tracer_provider
+    from llm_rollout.telemetry.spans import RecordSink
 
     for outcome in ("exported", "queue_full", "export_failed"):
         metrics.trace_spans.labels(outcome)
@@ -159,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     from llm_rollout.controller import handlers  # noqa: F401 - registers the handlers
+    from llm_rollout.controller.operator_metrics import OperatorMetrics
     from llm_rollout.controller.reconcile import Controller
     from llm_rollout.kube.client import KubeClient, new_api_client
 
