@@ -83,6 +83,11 @@ def value_sets(ns: str, others: list[str]) -> dict[str, Values]:
                 "replicas": 3,
                 "allowedPrometheus": ["https://team-prom:9090"],
                 "extraArgs": ["--verbose"],
+                "tracing": {
+                    "otlpEndpoint": "http://otel-collector.observability:4318/v1/traces",
+                    "sampleRatio": 0.5,
+                    "headersSecret": "otlp-headers",
+                },
                 "podLabels": {"team": "ml"},
                 "priorityClassName": "system-cluster-critical",
                 "tolerations": [{"key": "dedicated", "operator": "Exists"}],
@@ -91,6 +96,11 @@ def value_sets(ns: str, others: list[str]) -> dict[str, Values]:
                 "enabled": True,
                 "replicas": 3,
                 "trustCohortHeader": True,
+                "tracing": {
+                    "otlpEndpoint": "http://otel-collector.observability:4318/v1/traces",
+                    "captureContent": True,
+                    "headersSecret": "otlp-headers",
+                },
                 "service": {"type": "LoadBalancer", "port": 8443},
             },
             "serviceMonitor": {
@@ -202,6 +212,10 @@ def test_the_crds_in_crds_dir_render_with_include_crds(cluster: Cluster) -> None
             "at '/operator/prometheusUrl': 'prometheus:9090' does not match pattern",
         ),
         ({"operator": {"replica": 2}}, "additional properties 'replica' not allowed"),
+        (
+            {"operator": {"tracing": {"otlpEndpoint": "collector:4318"}}},
+            "at '/operator/tracing/otlpEndpoint': 'collector:4318' does not match pattern",
+        ),
         ({"image": {"digest": "latest"}}, "at '/image/digest'"),
         (
             {"router": {"enabled": True, "feedbackTokenKeys": {"create": False}}},
@@ -236,6 +250,39 @@ def test_pods_run_locked_down_with_resources_and_probes(cluster: Cluster) -> Non
         assert container["readinessProbe"]["httpGet"]["port"] == "metrics"
     test_pod = find(docs, "Pod", "-test")
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+
+
+def egress_ports(policy: dict[str, Any]) -> set[int]:
+    return {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
+
+
+@pytest.mark.parametrize("component", ["operator", "router"])
+def test_tracing_is_off_until_an_endpoint_is_set_then_flags_headers_and_egress_follow(
+    cluster: Cluster, component: str
+) -> None:
+    base: Values = {
+        "router": {"enabled": True},
+        "networkPolicy": {"enabled": True, "egress": {"enabled": True, "otlpPorts": [4318]}},
+    }
+    off = render(cluster, base)
+    assert not any(a.startswith("--otlp") for a in container_args(off, f"-{component}"))
+    assert 4318 not in egress_ports(find(off, "NetworkPolicy", f"-{component}"))
+
+    endpoint = "https://collector.example:4318/v1/traces"
+    tracing = {"otlpEndpoint": endpoint, "sampleRatio": 0.25, "headersSecret": "otlp"}
+    enabled = {"enabled": True} if component == "router" else {}
+    on = render(cluster, base | {component: {**enabled, "tracing": tracing}})
+    args = container_args(on, f"-{component}")
+    assert f"--otlp-endpoint={endpoint}" in args
+    assert "--trace-sample-ratio=0.25" in args
+    container = find(on, "Deployment", f"-{component}")["spec"]["template"]["spec"]["containers"]
+    [headers] = [e for e in container[0]["env"] if e["name"] == "OTEL_EXPORTER_OTLP_HEADERS"]
+    assert headers["valueFrom"]["secretKeyRef"] == {"name": "otlp", "key": "headers"}
+    assert 4318 in egress_ports(find(on, "NetworkPolicy", f"-{component}"))
+    # Only the component that traces may reach the trace backend.
+    other = "router" if component == "operator" else "operator"
+    assert 4318 not in egress_ports(find(on, "NetworkPolicy", f"-{other}"))
+    assert not any(a.startswith("--otlp") for a in container_args(on, f"-{other}"))
 
 
 def test_the_dashboard_and_alerts_ship_unchanged(cluster: Cluster) -> None:
