@@ -101,6 +101,7 @@ def value_sets(ns: str, others: list[str]) -> dict[str, Values]:
                     "captureContent": True,
                     "headersSecret": "otlp-headers",
                 },
+                "answerLog": {"enabled": True, "maxChars": 4096},
                 "service": {"type": "LoadBalancer", "port": 8443},
             },
             "serviceMonitor": {
@@ -283,6 +284,16 @@ def test_tracing_is_off_until_an_endpoint_is_set_then_flags_headers_and_egress_f
     other = "router" if component == "operator" else "operator"
     assert 4318 not in egress_ports(find(on, "NetworkPolicy", f"-{other}"))
     assert not any(a.startswith("--otlp") for a in container_args(on, f"-{other}"))
+
+
+def test_the_answer_log_holds_user_content_so_it_is_off_until_switched_on(
+    cluster: Cluster,
+) -> None:
+    off = container_args(render(cluster, {"router": {"enabled": True}}), "-router")
+    assert not any(a.startswith("--answer-log") for a in off)
+    values = {"router": {"enabled": True, "answerLog": {"enabled": True, "maxChars": 100}}}
+    on = container_args(render(cluster, values), "-router")
+    assert "--answer-log" in on and "--answer-log-max-chars=100" in on
 
 
 def test_the_dashboard_and_alerts_ship_unchanged(cluster: Cluster) -> None:

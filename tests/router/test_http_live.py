@@ -16,7 +16,7 @@ import aiohttp
 
 from llm_rollout.router.main import add_arguments, serve
 from llm_rollout.testbed.procs import free_port
-from tests.router.conftest import NAME, NS, deployment, sample
+from tests.router.conftest import NAME, NS, deployment, sample, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
 CHAT = "/v1/chat/completions"
@@ -27,20 +27,6 @@ def args_for(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     return parser.parse_args(list(argv))
-
-
-async def wait_ready(url: str, within: float = 10) -> None:
-    deadline = time.monotonic() + within
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < deadline:
-            try:
-                async with s.get(url + "/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"{url} never became ready")
 
 
 async def release_of(s: aiohttp.ClientSession, url: str, user: str) -> str:

@@ -28,7 +28,7 @@ from llm_rollout.telemetry.export import ExportSettings, tracer_provider
 from llm_rollout.telemetry.genai import ContentPolicy
 from llm_rollout.testbed.procs import free_port
 from llm_rollout.testbed.traces import PROJECT_ATTRIBUTE, TraceBackend
-from tests.router.conftest import KEY, NAME, NS, deployment, start_app
+from tests.router.conftest import KEY, NAME, NS, deployment, start_app, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -138,15 +138,8 @@ async def test_router_process_traces_answers_content_feedback_and_the_apps_span(
         )
     try:
         url = f"http://127.0.0.1:{port}"
+        await wait_ready(url)
         async with aiohttp.ClientSession() as s:
-            for _ in range(100):
-                try:
-                    async with s.get(url + "/readyz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
             body = {"model": "m-small", "messages": [{"role": "user", "content": QUESTION}]}
             async with s.post(url + CHAT, json=body, headers={"x-user-id": "u7"}) as r:
                 assert r.status == 200, await r.text()
@@ -308,3 +301,18 @@ async def test_a_dead_backend_costs_requests_nothing_and_drops_are_counted(
     await asyncio.to_thread(tracing.shutdown)
     assert counts.get("exported", 0) == 0
     assert counts.get("export_failed", 0) + counts.get("queue_full", 0) == 50
+
+
+async def test_dataset_from_a_project_the_backend_does_not_have_fails_with_the_reason(
+    trace_backend: TraceBackend, tmp_path: Path
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "llm_rollout.cli", "dataset", f"{NS}/{NAME}",
+        "--phoenix-url", trace_backend.url, "--project", "no-such-project",
+        "-o", str(tmp_path / "out.jsonl"),
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    assert proc.returncode == 1
+    assert f"phoenix at {trace_backend.url} has no project no-such-project" in err.decode()
+    assert not (tmp_path / "out.jsonl").exists()

@@ -1,6 +1,6 @@
 """`llm-rollout dataset`: answers of a deployment that got negative feedback or failed a
-check, from the trace backend, as an eval golden set (JSON Lines, and the ConfigMap an
-eval suite's `dataset.configMapRef` names)."""
+check, from the trace backend or from the router's answer and feedback logs, as an eval
+golden set (JSON Lines, and the ConfigMap an eval suite's `dataset.configMapRef` names)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the trace backend (Arize Phoenix; env PHOENIX_URL)",
     )
     p.add_argument("--project", default="default", help="Phoenix project of the router's spans")
+    p.add_argument(
+        "--from-log",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="read the router's answer and feedback logs (router --answer-log) instead of "
+        "the trace backend (repeatable)",
+    )
     p.add_argument(
         "--header",
         action="append",
@@ -77,7 +85,12 @@ def run(args: argparse.Namespace) -> int:
     from llm_rollout.evals.dataset import parse_dataset
     from llm_rollout.evals.harvest import HarvestFilter, configmap, harvest
     from llm_rollout.telemetry.genai import compile_redactions
-    from llm_rollout.telemetry.sources import PhoenixSource, TraceSourceError
+    from llm_rollout.telemetry.sources import (
+        LogSource,
+        PhoenixSource,
+        TraceSource,
+        TraceSourceError,
+    )
 
     namespace, _, name = args.deployment.partition("/")
     if not namespace or not name:
@@ -91,7 +104,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    source = PhoenixSource(args.phoenix_url, args.project, headers)
+    source: TraceSource
+    if args.from_log:
+        source = log_source = LogSource(args.from_log)
+    else:
+        log_source = None
+        source = PhoenixSource(args.phoenix_url, args.project, headers)
     try:
         spans = source.spans(start, end)
     except TraceSourceError as exc:
@@ -125,4 +143,6 @@ def run(args: argparse.Namespace) -> int:
         "the router records prompts only with content capture on)",
         file=sys.stderr,
     )
+    if log_source is not None and log_source.unreadable:
+        print(f"{log_source.unreadable} log records did not parse (skipped)", file=sys.stderr)
     return 0

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
 from llm_rollout.api.routing_table import ReleaseInfo
+from llm_rollout.router.answers import AnswerLog
 from llm_rollout.router.assignments import AssignmentTracker
 from llm_rollout.router.cohorts import place_request
 from llm_rollout.router.config import ServedDeployment
@@ -75,6 +76,7 @@ class Router:
         metrics: RouterMetrics | None = None,
         clock: Callable[[], float] = time.time,
         tracing: RouterTracing | None = None,
+        answer_log: AnswerLog | None = None,
     ) -> None:
         self.state = state
         self.tracing = tracing
@@ -87,6 +89,7 @@ class Router:
             signer,
             RelayLimits(s.capture_bytes, s.tail_bytes, s.inline_analysis_bytes),
             clock,
+            answer_log,
         )
         self.feedback = FeedbackEndpoint(
             state, signer, self.metrics, SeenSet(s.dedupe_capacity), clock, tracing

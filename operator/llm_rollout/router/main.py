@@ -16,6 +16,7 @@ import prometheus_client
 from aiohttp import web
 
 from llm_rollout.api.routing_table import DEFAULT_SERVICE_PORT
+from llm_rollout.router.answers import AnswerLog
 from llm_rollout.router.app import Router, RouterSettings
 from llm_rollout.router.config import load_config_text
 from llm_rollout.router.metrics import RouterMetrics
@@ -146,6 +147,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Longest recorded content per message list (cut with a marker beyond).",
     )
     a(
+        "--answer-log",
+        action="store_true",
+        help="Log one JSON line per completed answer with its prompt and output (logger "
+        "llm_rollout.answers), redacted by spec.tracing.redact: with the feedback log, a "
+        "source for `llm-rollout dataset --from-log`. Off by default.",
+    )
+    a(
+        "--answer-log-max-chars",
+        type=int,
+        default=ContentPolicy.max_chars,
+        help="Longest logged prompt, and longest logged output (cut with a marker beyond).",
+    )
+    a(
         "--access-log",
         action="store_true",
         help="Log every request (off by default: metrics count them, and the log line "
@@ -218,6 +232,15 @@ def _tracing(args: argparse.Namespace, metrics: RouterMetrics) -> RouterTracing 
     )
 
 
+def _answer_log(args: argparse.Namespace) -> AnswerLog | None:
+    if not args.answer_log:
+        return None
+    if args.answer_log_max_chars < 0:
+        raise ValueError("--answer-log-max-chars must not be negative")
+    log.info("logging answers with their content (logger llm_rollout.answers)")
+    return AnswerLog(ContentPolicy(capture=True, max_chars=args.answer_log_max_chars))
+
+
 async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
     """Serve until `stop` is set or SIGTERM/SIGINT arrives."""
     state = RouterState()
@@ -232,7 +255,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     )
     metrics = RouterMetrics()
     tracing = _tracing(args, metrics)
-    router = Router(state, backends, signer, settings, metrics, tracing=tracing)
+    router = Router(
+        state, backends, signer, settings, metrics, tracing=tracing, answer_log=_answer_log(args)
+    )
     watchers = [
         FileWatcher(path, fn, args.reload_interval)
         for path, fn in (

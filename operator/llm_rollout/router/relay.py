@@ -16,6 +16,7 @@ from aiohttp import web
 
 from llm_rollout.api.routing_table import ReleaseInfo
 from llm_rollout.heuristics import CheckResult, run_checks
+from llm_rollout.router.answers import AnswerLog
 from llm_rollout.router.cohorts import COHORT_HEADER
 from llm_rollout.router.config import ServedDeployment
 from llm_rollout.router.extract import (
@@ -94,11 +95,13 @@ class Relay:
         signer: TokenSigner,
         limits: RelayLimits,
         clock: Callable[[], float],
+        answer_log: AnswerLog | None = None,
     ) -> None:
         self.metrics = metrics
         self.signer = signer
         self.limits = limits
         self.clock = clock
+        self.answer_log = answer_log
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def drain(self, seconds: float) -> None:
@@ -262,10 +265,26 @@ class Relay:
         if usage is not None:
             self.metrics.tokens.labels(*labels, "input").inc(usage.input_tokens)
             self.metrics.tokens.labels(*labels, "output").inc(usage.output_tokens)
-        if trace is not None:
+        if trace is not None or self.answer_log is not None:
             if request is None:
                 request = request_meta(request_body)
-            trace.analysed(request, meta, usage, results, text)
+            if trace is not None:
+                trace.analysed(request, meta, usage, results, text)
+            if self.answer_log is not None:
+                self.answer_log.write(
+                    placed.served.redactions,
+                    namespace=placed.served.namespace,
+                    deployment=placed.served.name,
+                    release=placed.release,
+                    cohort=placed.cohort,
+                    request_id=placed.rid,
+                    model=request.model,
+                    messages=request.messages,
+                    output=text,
+                    checks=results,
+                    trace_ref=trace.ref if trace is not None else "",
+                    now=self.clock(),
+                )
 
     @staticmethod
     def _run_analysis(job: Callable[[], None], placed: Placed) -> None:

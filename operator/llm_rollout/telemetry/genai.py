@@ -126,6 +126,10 @@ class ContentPolicy:
 
         The JSON stays valid when cut: texts are shortened, never the JSON itself.
         """
+        return json.dumps(self.shaped(messages), ensure_ascii=False)
+
+    def shaped(self, messages: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """`[{role, parts: [{type: text, content}]}]`, redacted and cut to `max_chars`."""
         budget = self.max_chars
         out = []
         for role, text in messages:
@@ -136,7 +140,7 @@ class ContentPolicy:
             else:
                 budget -= len(text)
             out.append({"role": role, "parts": [{"type": "text", "content": text}]})
-        return json.dumps(out, ensure_ascii=False)
+        return out
 
 
 def text_of_content(content: object) -> str:
