@@ -8,11 +8,13 @@ API server (nothing runs them)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -22,12 +24,15 @@ import pytest
 from kubernetes import client
 from tests.conftest import Cluster, Prometheus
 from tests.integration.support import OperatorProcess, Rollouts, running_operator, wait_for
+from tests.integration.test_operator_tracing import named, otel_env
 
 from llm_rollout import GROUP, VERSION
 from llm_rollout.api import LLMDeploymentSpec, release_id
 from llm_rollout.sim.toylang import BRANDS, GLOSSARY, SAMPLE_SENTENCES, translate
+from llm_rollout.telemetry.genai import CAPTURE_CONTENT_ENV
 from llm_rollout.testbed.kubelet import KubeletStandIn
 from llm_rollout.testbed.procs import free_port, spawn, stop_pid
+from llm_rollout.testbed.traces import TraceBackend
 
 TERMINOLOGY = (
     "Score whether the glossary terms are translated as the glossary requires "
@@ -270,6 +275,20 @@ class Bench:
         )
         return release
 
+    def roll_back_regressed(self, op: OperatorProcess | None = None) -> tuple[str, str]:
+        """A good stable, then a regressed candidate, until it is rolled back: their ids."""
+        stable = self.start_stable(spec("v1", self.sims))
+        v3 = spec("v3-regressed", self.sims)
+        bad = self.serve(v3, "regressed")
+        self.rollouts.patch("bot", {"spec": v3})
+        wait_for(
+            lambda: self.rollouts.status("bot").get("phase") == "RolledBack",
+            timeout=90,
+            what="the regressed release rolled back",
+            describe=lambda: self.describe() + (op.log_tail(60) if op else ""),
+        )
+        return stable, bad
+
     def describe(self) -> str:
         runs = [(r["metadata"]["name"], r.get("status")) for r in self.runs()]
         return self.rollouts.describe("bot") + "\nruns: " + json.dumps(runs, indent=1)[:4000]
@@ -297,17 +316,32 @@ def eval_operator(
     request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
     """The operator with the local eval executor, scraped by the bed's Prometheus."""
+    with scraped_eval_operator(cluster, prometheus, namespace, bench, tmp_path) as op:
+        try:
+            yield op
+        finally:
+            failed = getattr(request.node, "rep_call", None)
+            if failed is not None and failed.failed:
+                print(f"--- operator log ---\n{op.log_tail(120)}")
+
+
+@contextlib.contextmanager
+def scraped_eval_operator(
+    cluster: Cluster,
+    prometheus: Prometheus,
+    namespace: str,
+    bench: Bench,
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+) -> Iterator[OperatorProcess]:
     extra = ["--eval-executor", "local", "--eval-backend-file", str(bench.backend_file)]
-    with running_operator(cluster, prometheus, namespace, tmp_path, extra) as op:
+    with running_operator(cluster, prometheus, namespace, tmp_path, extra, env) as op:
         target = f"operator-{namespace}"
         prometheus.add_target(target, f"127.0.0.1:{op.metrics_port}")
         try:
             yield op
         finally:
             prometheus.remove_target(target)
-            failed = getattr(request.node, "rep_call", None)
-            if failed is not None and failed.failed:
-                print(f"--- operator log ---\n{op.log_tail(120)}")
 
 
 def operator_metrics(op: OperatorProcess) -> str:
@@ -407,17 +441,7 @@ def test_good_release_passes_its_eval_gates_and_is_promoted(
 def test_regressed_release_fails_its_eval_gates_and_is_rolled_back_at_experts(
     bench: Bench, eval_operator: OperatorProcess, prometheus: Prometheus, namespace: str
 ) -> None:
-    stable = bench.start_stable(spec("v1", bench.sims))
-    v3 = spec("v3-regressed", bench.sims)
-    bad = bench.serve(v3, "regressed")
-    bench.rollouts.patch("bot", {"spec": v3})
-
-    wait_for(
-        lambda: bench.rollouts.status("bot").get("phase") == "RolledBack",
-        timeout=90,
-        what="the regressed release rolled back",
-        describe=bench.describe,
-    )
+    stable, bad = bench.roll_back_regressed()
     status = bench.rollouts.status("bot")
     assert status["stable"]["id"] == stable and status["stage"] == "experts"
     assert {stage for _, stage, _ in history(bench.rollouts) if stage} == {"experts"}
@@ -439,6 +463,59 @@ def test_regressed_release_fails_its_eval_gates_and_is_rolled_back_at_experts(
         f'llm_eval_score{{namespace="{namespace}",release="{bad}",criterion="terminology"}}'
     )
     assert value == criteria["terminology"]["score"]
+
+
+def test_the_eval_run_and_its_judged_cases_are_in_the_rollouts_trace(
+    bench: Bench,
+    cluster: Cluster,
+    prometheus: Prometheus,
+    crd: None,
+    namespace: str,
+    kubelet: KubeletStandIn,
+    tmp_path: Path,
+    trace_backend: TraceBackend,
+) -> None:
+    """Configured only by OTEL_*, the operator hands tracing to the runs it starts: in the
+    real trace backend, the regressed release's rollback trace holds the eval run, a span
+    per golden-set case, and on each case its judges' scores and checks as evaluations."""
+    project = f"evals-{uuid.uuid4().hex[:10]}"
+    env = otel_env(trace_backend.url, project) | {CAPTURE_CONTENT_ENV: "true"}
+    with scraped_eval_operator(cluster, prometheus, namespace, bench, tmp_path, env) as op:
+        _, bad = bench.roll_back_regressed(op)
+        run = bench.run(bad)
+        assert run is not None
+        total = run["status"]["candidate"]["cases"]["total"]
+        failed_cases = {f["case"] for f in run["status"]["failures"] if f["result"] == "fail"}
+    spans = trace_backend.wait_spans(project, 2 + total, timeout=30)
+    [root] = named(spans, f"rollout {bad}")
+    [evaluation] = named(spans, "eval translation")
+    assert evaluation["context"]["trace_id"] == root["context"]["trace_id"]
+    assert evaluation["parent_id"] == root["context"]["span_id"]
+    assert evaluation["attributes"]["llm_rollout.eval.run"] == run["metadata"]["name"]
+    assert evaluation["attributes"]["llm_rollout.eval.phase"] == "Succeeded"
+    cases = [
+        s for s in named(spans, "eval case ") if s["parent_id"] == evaluation["context"]["span_id"]
+    ]
+    assert len(cases) == total
+    results = {}
+    for case in cases:
+        attrs = case["attributes"]
+        assert attrs["llm_rollout.release.id"] == bad
+        assert "Translate into German" in attrs["gen_ai.input.messages"]
+        events = {
+            e["attributes"]["gen_ai.evaluation.name"]: e["attributes"]
+            for e in case["events"]
+            if e["name"] == "gen_ai.evaluation.result"
+        }
+        assert set(events) == {"brand-names", "glossary", "accuracy", "terminology"}
+        assert events["terminology"]["llm_rollout.evaluation.source"] == "judge"
+        assert events["brand-names"]["llm_rollout.evaluation.source"] == "heuristic"
+        results[attrs["llm_rollout.eval.case"]] = attrs["llm_rollout.eval.case.result"], events
+    failing = {cid for cid, (result, _) in results.items() if result == "fail"}
+    assert failing and failing >= failed_cases  # status shows the first few failures
+    some_fail = next(iter(failing))
+    labels = {name: e["gen_ai.evaluation.score.label"] for name, e in results[some_fail][1].items()}
+    assert "fail" in labels.values()
 
 
 # --- bad input -------------------------------------------------------------------------

@@ -292,3 +292,47 @@ async def test_evaluate_counts_a_judge_without_its_key_as_invalid(servers: dict[
     assert isinstance(score_, InvalidScore) and score_.kind == "http_401"
     result = aggregate(suite, "good", outcomes["good"])
     assert result.cases.invalid == 2 and result.cases.passed == 0
+
+
+async def test_each_case_request_carries_its_trace_context_to_the_release_only(
+    servers: dict[str, str],
+) -> None:
+    """The application sees the case's `traceparent` (its own spans join the case's trace);
+    the judge, which is not the application, gets none."""
+    seen: dict[str, list[str | None]] = {"app": [], "judge": []}
+
+    def recording(name: str, upstream: str) -> web.Application:
+        async def relay(request: web.Request) -> web.Response:
+            seen[name].append(request.headers.get("traceparent"))
+            async with httpx.AsyncClient() as http:
+                r = await http.post(upstream + request.path, content=await request.read())
+            return web.Response(
+                body=r.content, status=r.status_code, content_type="application/json"
+            )
+
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", relay)
+        return app
+
+    app_runner, app_url = await serve(recording("app", servers["good"]))
+    judge_runner, judge_url = await serve(recording("judge", servers["judge"]))
+    try:
+        suite = suite_for({**servers, "judge": judge_url}, concurrency=2)
+        suite = suite.model_copy(update={"judges": [j for j in suite.judges if j.name != "keyed"]})
+        cases = parse_dataset(DATASET)[:3]
+        async with httpx.AsyncClient() as http:
+            outcomes = await evaluate(
+                suite,
+                cases,
+                [Target("good", app_url)],
+                client=ChatClient(http, backoff=0.01),
+                model="m",
+                trace_headers=lambda t, c: {"traceparent": f"00-{'1' * 32}-{c.id:0>16}-01"},
+            )
+    finally:
+        await app_runner.cleanup()
+        await judge_runner.cleanup()
+    assert sorted(seen["app"]) == sorted(f"00-{'1' * 32}-{c.id:0>16}-01" for c in cases)
+    assert seen["judge"] and set(seen["judge"]) == {None}
+    for o in outcomes["good"]:
+        assert o.started is not None and o.finished is not None and o.started <= o.finished

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -294,6 +295,39 @@ def test_operator_flags() -> None:
         "img:2",
     )
     assert settings_from_args(build_parser().parse_args(["operator"])).evals.executor == "job"
+
+
+def test_runs_trace_where_the_operator_does_or_not_at_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llm_rollout.cli import build_parser
+    from llm_rollout.controller.main import settings_from_args
+
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    off = settings_from_args(build_parser().parse_args(["operator"])).evals
+    assert off.tracing is None
+    assert not [e for e in build_eval_job(run_object(), off)["spec"]["template"]["spec"][
+        "containers"][0]["env"] if e["name"].startswith("OTEL_")]  # fmt: skip
+    assert "--otlp-endpoint" not in LocalExecutor(replace(off, executor="local")).argv("t", "r")
+
+    argv = [
+        "operator",
+        "--otlp-endpoint",
+        "http://c:4318/v1/traces",
+        "--trace-sample-ratio",
+        "0.25",
+    ]
+    on = settings_from_args(build_parser().parse_args(argv)).evals
+    env = build_eval_job(run_object(), on)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "value": "http://c:4318/v1/traces"} in env
+    assert {"name": "OTEL_TRACES_SAMPLER_ARG", "value": "0.25"} in env
+    assert LocalExecutor(replace(on, executor="local")).argv("t", "r")[-4:] == [
+        "--otlp-endpoint",
+        "http://c:4318/v1/traces",
+        "--trace-sample-ratio",
+        "0.25",
+    ]
 
 
 # --- exported metrics --------------------------------------------------------------------

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import socket
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from llm_rollout.controller.settings import OperatorSettings
@@ -96,6 +97,12 @@ def _positive_int(text: str) -> int:
 
 
 def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
+    tracing = ExportSettings.from_env(
+        os.environ,
+        service_name="llm-rollout-operator",
+        endpoint=args.otlp_endpoint,
+        sample_ratio=args.trace_sample_ratio,
+    )
     return OperatorSettings(
         prometheus_url=args.prometheus_url,
         allowed_prometheus=frozenset(args.allow_prometheus),
@@ -105,13 +112,8 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
         scale_down_delay=args.scale_down_delay,
         retention=args.retention,
         metrics_listen=args.metrics_listen,
-        evals=eval_settings.settings_from_args(args),
-        tracing=ExportSettings.from_env(
-            os.environ,
-            service_name="llm-rollout-operator",
-            endpoint=args.otlp_endpoint,
-            sample_ratio=args.trace_sample_ratio,
-        ),
+        evals=replace(eval_settings.settings_from_args(args), tracing=tracing),
+        tracing=tracing,
     )
 
 

@@ -42,6 +42,9 @@ class CaseOutcome:
     seconds: float | None = None
     checks: list[CheckResult] = field(default_factory=list)
     scores: dict[str, JudgeScore | InvalidScore] = field(default_factory=dict)
+    # Wall-clock bounds of the case (answer, checks and judges), epoch seconds: its span.
+    started: float | None = None
+    finished: float | None = None
 
 
 def _round(x: float | None) -> float | None:

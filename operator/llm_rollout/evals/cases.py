@@ -10,6 +10,7 @@ afterwards (`aggregate.run_problem`).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -38,8 +39,11 @@ async def evaluate(
     model: str,
     api_keys: Mapping[str, str | None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    trace_headers: Callable[[Target, Case], Mapping[str, str]] | None = None,
 ) -> dict[str, list[CaseOutcome]]:
-    """Outcomes per release, in case order. `api_keys` maps judge name -> key."""
+    """Outcomes per release, in case order. `api_keys` maps judge name -> key;
+    `trace_headers` gives the headers (W3C trace context) of a case's request to a
+    release, so the application's own spans join the case's trace."""
     checks = parse_checks(suite.checks)
     keys = api_keys or {}
     slots = asyncio.Semaphore(suite.concurrency)
@@ -62,11 +66,15 @@ async def evaluate(
 
     async def one(case: Case, target: Target) -> CaseOutcome:
         nonlocal done
-        outcome = CaseOutcome(case=case, release=target.release)
+        outcome = CaseOutcome(case=case, release=target.release, started=time.time())
+        headers = trace_headers(target, case) if trace_headers is not None else None
         try:
             async with slots:
                 completion = await client.complete(
-                    release_chat_url(target.url), model=model, messages=list(case.messages)
+                    release_chat_url(target.url),
+                    model=model,
+                    messages=list(case.messages),
+                    headers=headers,
                 )
         except CallError as err:
             outcome.error = err
@@ -79,6 +87,7 @@ async def evaluate(
                 *(score(j, case, completion.content) for j in suite.judges)
             )
             outcome.scores = {j.name: s for j, s in zip(suite.judges, scores, strict=True)}
+        outcome.finished = time.time()
         done += 1
         if progress is not None:
             progress(done, total)

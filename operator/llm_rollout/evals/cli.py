@@ -23,6 +23,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="local mode: JSON/YAML object {'ns/name/release': URL}",
     )
+    parser.add_argument(
+        "--otlp-endpoint",
+        default=None,
+        metavar="URL",
+        help="send the run, its cases and their check and judge scores as spans (OTLP/HTTP) "
+        "here (else $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or $OTEL_EXPORTER_OTLP_ENDPOINT + "
+        "/v1/traces; none: no tracing)",
+    )
+    parser.add_argument(
+        "--trace-sample-ratio",
+        type=float,
+        default=None,
+        metavar="RATIO",
+        help="share of runs traced, 0..1: the same rollouts as the operator traces at the "
+        "same ratio (else $OTEL_TRACES_SAMPLER_ARG, else 1)",
+    )
     parser.add_argument("--verbose", action="store_true")
 
 

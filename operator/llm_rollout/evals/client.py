@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,10 +115,13 @@ class ChatClient:
         messages: list[dict[str, str]],
         api_key: str | None = None,
         extra: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Completion:
         """The assistant's answer from the chat-completions `url`; raises CallError once
-        retries are used up."""
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        retries are used up. `headers` go with it (e.g. a W3C `traceparent`)."""
+        headers = {**(headers or {})}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         body: dict[str, Any] = {
             "model": model,
             "messages": messages,

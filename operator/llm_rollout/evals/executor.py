@@ -132,6 +132,9 @@ class LocalExecutor:
             argv += ["--backend", backend]
         if s.backend_file:
             argv += ["--backend-file", s.backend_file]
+        if s.tracing is not None:  # the process inherits the rest of OTEL_* (headers too)
+            argv += ["--otlp-endpoint", s.tracing.endpoint]
+            argv += ["--trace-sample-ratio", f"{s.tracing.sample_ratio:g}"]
         return argv
 
     async def launch(self, run: dict[str, Any]) -> str | None:

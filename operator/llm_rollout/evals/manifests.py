@@ -100,6 +100,7 @@ def build_eval_job(run: dict[str, Any], settings: EvalSettings) -> dict[str, Any
         "env": [
             {"name": EXECUTOR_ENV, "value": f"job/{name}"},
             {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+            *_tracing_env(settings),
         ],
         "resources": {
             "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
@@ -145,3 +146,17 @@ def build_eval_job(run: dict[str, Any], settings: EvalSettings) -> dict[str, Any
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
+
+
+def _tracing_env(settings: EvalSettings) -> list[dict[str, str]]:
+    """The operator's trace endpoint and ratio, so a run joins the rollout's trace (at the
+    same ratio the same rollouts are traced). Export headers are not copied: a Secret in
+    the operator's namespace is not readable from the run's."""
+    tracing = settings.tracing
+    if tracing is None:
+        return []
+    return [
+        {"name": "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "value": tracing.endpoint},
+        {"name": "OTEL_TRACES_SAMPLER", "value": "parentbased_traceidratio"},
+        {"name": "OTEL_TRACES_SAMPLER_ARG", "value": f"{tracing.sample_ratio:g}"},
+    ]

@@ -6,6 +6,8 @@ import argparse
 import sys
 from dataclasses import dataclass
 
+from llm_rollout.telemetry.export import ExportSettings
+
 EXECUTORS = ("job", "local")
 DEFAULT_IMAGE = "ghcr.io/llm-rollout/llm-rollout-operator:0.1.0"
 
@@ -28,6 +30,8 @@ class EvalSettings:
     kubeconfig: str | None = None
     backends: tuple[str, ...] = ()  # ns/name/release=URL, as the router's --backend
     backend_file: str | None = None
+    # Where runs send their spans: the operator's own tracing settings (both executors).
+    tracing: ExportSettings | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

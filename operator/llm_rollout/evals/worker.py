@@ -18,6 +18,8 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +34,7 @@ from llm_rollout.api.evalrun import (
     LLMEvalRunStatus,
 )
 from llm_rollout.api.spec import EvalSuite
-from llm_rollout.evals.aggregate import aggregate, failures, run_problem
+from llm_rollout.evals.aggregate import CaseOutcome, aggregate, failures, run_problem
 from llm_rollout.evals.cases import Target, evaluate
 from llm_rollout.evals.client import ChatClient, wait_until_reachable
 from llm_rollout.evals.dataset import Case, DatasetError, parse_dataset, sample_cases
@@ -40,6 +42,10 @@ from llm_rollout.evals.manifests import EXECUTOR_ENV
 from llm_rollout.kube.client import KubeClient, new_api_client
 from llm_rollout.kube.secrets import SecretMissing, secret_value
 from llm_rollout.kube.times import format_time, parse_time
+from llm_rollout.telemetry import genai
+from llm_rollout.telemetry.evalrun import EvalRunTrace, RunEnd, eval_run_spans, eval_run_trace
+from llm_rollout.telemetry.export import ExportSettings, tracer_provider
+from llm_rollout.telemetry.spans import RecordSink
 from llm_rollout.traffic.backends import BackendResolver, ServiceBackends, StaticBackends
 
 log = logging.getLogger("llm_rollout.eval")
@@ -63,16 +69,40 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass
+class RunTracing:
+    """Where the run's spans go, and whether the cases' content goes with them."""
+
+    sink: RecordSink
+    content: genai.ContentPolicy
+    outcomes: Counter[str]  # spans by export outcome, for the closing log line
+
+
+def _owner_uid(obj: dict[str, Any]) -> str | None:
+    """The uid of the LLMDeployment the run belongs to (the operator sets it)."""
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == "LLMDeployment" and ref.get("uid"):
+            return str(ref["uid"])
+    return None
+
+
 class EvalRun:
     """One LLMEvalRun being executed."""
 
     def __init__(
-        self, kube: KubeClient, namespace: str, name: str, backends: BackendResolver | None
+        self,
+        kube: KubeClient,
+        namespace: str,
+        name: str,
+        backends: BackendResolver | None,
+        tracing: RunTracing | None = None,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
         self.name = name
         self.backends = backends
+        self.tracing = tracing
+        self._outcomes: dict[str, list[CaseOutcome]] = {}
         self._last_progress = 0.0
         self._writes: set[asyncio.Task[Any]] = set()
 
@@ -140,8 +170,14 @@ class EvalRun:
         cases: list[Case],
         keys: dict[str, str | None],
         targets: list[Target],
+        trace: EvalRunTrace | None,
     ) -> dict[str, Any]:
         suite = spec.suite
+
+        def trace_headers(target: Target, case: Case) -> dict[str, str]:
+            assert trace is not None
+            return {"traceparent": trace.traceparent(target.release, case.id)}
+
         for target in targets:
             if not await wait_until_reachable(target.url, within=REACHABLE_TIMEOUT):
                 log.warning(
@@ -160,7 +196,9 @@ class EvalRun:
                 model=spec.model or spec.release,
                 api_keys=keys,
                 progress=self._progress,
+                trace_headers=trace_headers if trace is not None else None,
             )
+        self._outcomes = outcomes
         results = [aggregate(suite, t.release, outcomes[t.release]) for t in targets]
         candidate, stable = results[0], results[1] if len(results) > 1 else None
         problem = next((p for r in results if (p := run_problem(suite, r))), None)
@@ -194,6 +232,7 @@ class EvalRun:
             log.info("%s/%s already %s; nothing to do", self.namespace, self.name, status.phase)
             return 0
         spec = LLMEvalRunSpec.model_validate(obj["spec"])
+        trace = self._trace(spec, obj)
         created = parse_time(obj["metadata"].get("creationTimestamp")) or _now()
         deadline = created + timedelta(seconds=spec.suite.timeout_seconds)
         started = _now()
@@ -233,7 +272,7 @@ class EvalRun:
             )
             try:
                 final = await asyncio.wait_for(
-                    self._evaluate(spec, cases, keys, targets), timeout=remaining
+                    self._evaluate(spec, cases, keys, targets, trace), timeout=remaining
                 )
             except TimeoutError:
                 raise RunFailure(
@@ -248,6 +287,8 @@ class EvalRun:
         final["completionTime"] = format_time(_now())
         await self._settle_progress()
         await self._patch(final)
+        if trace is not None:
+            self._send_spans(trace, spec, final, started)
         log.info(
             "%s/%s: %s (%s) %s",
             self.namespace,
@@ -257,6 +298,39 @@ class EvalRun:
             final.get("message"),
         )
         return 0
+
+    def _trace(self, spec: LLMEvalRunSpec, obj: dict[str, Any]) -> EvalRunTrace | None:
+        """Where the run's spans go; None when tracing is off or the run not sampled."""
+        if self.tracing is None:
+            return None
+        trace = eval_run_trace(self.namespace, self.name, spec, _owner_uid(obj))
+        return trace if self.tracing.sink.sampled(trace.trace_id) else None
+
+    def _send_spans(
+        self, trace: EvalRunTrace, spec: LLMEvalRunSpec, final: dict[str, Any], started: datetime
+    ) -> None:
+        assert self.tracing is not None
+        counts = (final.get("candidate") or {}).get("cases") or {}
+        end = RunEnd(
+            phase=final["phase"],
+            reason=final.get("reason", ""),
+            message=final.get("message", ""),
+            composite=final.get("composite"),
+            cases_total=int(counts.get("total", 0)),
+            cases_passed=int(counts.get("pass", 0)),
+        )
+        spans = eval_run_spans(
+            trace,
+            namespace=self.namespace,
+            run_name=self.name,
+            spec=spec,
+            outcomes=self._outcomes,
+            started_ns=int(started.timestamp() * 1e9),
+            ended_ns=int(_now().timestamp() * 1e9),
+            end=end,
+            content=self.tracing.content,
+        )
+        self.tracing.sink.send(spans)
 
 
 def _dump(result: EvalResult) -> dict[str, Any]:
@@ -277,6 +351,42 @@ def backends_from(specs: list[str], path: str | None) -> StaticBackends | None:
     return backends
 
 
+def run_tracing(args: argparse.Namespace) -> RunTracing | None:
+    """Tracing from the flags, else the OTEL_* variables; None when off. ValueError: bad."""
+    settings = ExportSettings.from_env(
+        os.environ,
+        service_name="llm-rollout-eval",
+        endpoint=args.otlp_endpoint,
+        sample_ratio=args.trace_sample_ratio,
+    )
+    if settings is None:
+        return None
+    outcomes: Counter[str] = Counter()
+
+    def count(outcome: str, n: int) -> None:
+        outcomes[outcome] += n
+
+    tracing = RunTracing(
+        sink=RecordSink(tracer_provider(settings, count), "llm_rollout.eval"),
+        content=genai.ContentPolicy(
+            capture=genai.truthy(os.environ.get(genai.CAPTURE_CONTENT_ENV))
+        ),
+        outcomes=outcomes,
+    )
+    log.info("tracing the run to %s (sample ratio %s)", settings.endpoint, settings.sample_ratio)
+    return tracing
+
+
+def _close_tracing(tracing: RunTracing) -> None:
+    tracing.sink.shutdown()  # sends what is queued, within the exporter's timeout
+    sent, failed = tracing.outcomes["exported"], tracing.outcomes["export_failed"]
+    dropped = failed + tracing.outcomes["queue_full"]
+    if dropped:
+        log.warning("trace export: %d spans sent, %d dropped (%d failed)", sent, dropped, failed)
+    else:
+        log.info("trace export: %d spans sent", sent)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -293,8 +403,13 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    try:
+        tracing = run_tracing(args)
+    except ValueError as err:  # e.g. an OTLP endpoint that is no URL: say so, do not run
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     kube = KubeClient(new_api_client(args.kubeconfig))
-    runner = EvalRun(kube, namespace, name, backends)
+    runner = EvalRun(kube, namespace, name, backends, tracing)
 
     async def main() -> int:
         try:
@@ -314,4 +429,8 @@ def run(args: argparse.Namespace) -> int:
                 log.exception("could not record the failure")
             return 1
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    finally:
+        if tracing is not None:
+            _close_tracing(tracing)

@@ -78,15 +78,15 @@ class RolloutKey:
 
     @property
     def trace_id(self) -> int:
-        return _id(128, "trace", self.uid, self.release, str(self.attempt))
+        return derived_id(128, "trace", self.uid, self.release, str(self.attempt))
 
     @property
     def root_span_id(self) -> int:
-        return _id(64, "rollout", self.uid, self.release, str(self.attempt))
+        return derived_id(64, "rollout", self.uid, self.release, str(self.attempt))
 
     def span_id(self, *parts: str) -> int:
         """A child's id, derived like the trace's (no random ids to keep anywhere)."""
-        return _id(64, "span", self.uid, self.release, str(self.attempt), *parts)
+        return derived_id(64, "span", self.uid, self.release, str(self.attempt), *parts)
 
 
 def rollout_key(uid: str, status: LLMDeploymentStatus) -> RolloutKey | None:
@@ -313,7 +313,8 @@ def _ns(moment: datetime) -> int:
     return int(moment.timestamp() * 1e9)
 
 
-def _id(bits: int, *parts: str) -> int:
+def derived_id(bits: int, *parts: str) -> int:
+    """A `bits`-wide id hashed from `parts`: the same wherever and whenever it is made."""
     digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
     value = int.from_bytes(digest[: bits // 8], "big")
     return value or 1  # all-zero ids are invalid
@@ -322,5 +323,6 @@ def _id(bits: int, *parts: str) -> int:
 __all__ = [
     "RolloutKey",
     "decision_spans",
+    "derived_id",
     "rollout_key",
 ]
