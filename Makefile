@@ -101,10 +101,14 @@ cluster-up: install tools $(if $(NODE),node-tools)
 cluster-down: install
 	@$(PY) -m llm_rollout.testbed down --dir $(CLUSTER_DIR)
 
-# The main job: the whole loop on the local bed (see README). PODS=1: all of it in
+# The main job: the whole loop on the local bed (see README). KEEP=1: everything keeps
+# running after the summary (the trace UI), until Ctrl-C. SCREENSHOT=PNG: a picture of
+# one regressed answer in the trace UI (Debian's Chromium). PODS=1: all of it in
 # pods on a bed with a real node (root).
 demo: install tools $(if $(PODS),node-tools)
-	$(PY) -m llm_rollout.demo $(if $(PODS),--pods)
+	$(if $(SCREENSHOT),@bash hack/install-deps.sh --screenshot)
+	$(PY) -m llm_rollout.demo $(if $(PODS),--pods) $(if $(KEEP),--keep) \
+	  $(if $(SCREENSHOT),--screenshot $(SCREENSHOT))
 
 # Router vs direct vs nginx on loopback (~2 min), what tracing costs the router (~6 min),
 # then the CLI's start-up time (~30 s);

@@ -3,7 +3,8 @@
 # Prometheus (and promtool), nginx and wrk (router benchmark) from Debian, openssl for
 # bed certificates. With --node, also what the bed's real node and `make image` need:
 # containerd, runc, the CNI plugins, iptables and conntrack (the node), Docker's
-# engine and mmdebstrap (building the image with no registry).
+# engine and mmdebstrap (building the image with no registry). With --screenshot,
+# Debian's Chromium (`make demo SCREENSHOT=...` takes its picture of the trace UI with it).
 set -euo pipefail
 
 need=()
@@ -15,6 +16,9 @@ if [ "${1:-}" = --node ]; then
   command -v conntrack >/dev/null 2>&1 || [ -x /usr/sbin/conntrack ] || need+=(conntrack)
   command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
   command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+fi
+if [ "${1:-}" = --screenshot ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)

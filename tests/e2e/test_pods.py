@@ -25,7 +25,7 @@ SLOW = {"experts": ("30s", "300s"), "beta": ("20s", "300s"), "all": ("10s", "300
 
 
 def _json(demo: PodsDemo, *args: str) -> dict[str, Any]:
-    return dict(json.loads(demo._kubectl(*args, "-o", "json")))
+    return dict(json.loads(demo.kubectl(*args, "-o", "json")))
 
 
 def test_demo_rollouts_in_pods(installed: Installed) -> None:
@@ -86,7 +86,7 @@ def test_helm_test_passes(installed: Installed) -> None:
 
 def test_a_pod_resolves_cluster_names(installed: Installed) -> None:
     demo = installed.demo
-    out = demo._kubectl(
+    out = demo.kubectl(
         "-n", NAMESPACE, "run", "dns-check", "--rm", "-i", "--restart=Never",
         f"--image={demo.image.ref}", "--image-pull-policy=Never", "--command", "--",
         "python", "-c",
@@ -161,7 +161,7 @@ async def test_leader_pod_deleted_mid_stage_standby_takes_over(installed: Instal
     def delete_leader() -> None:
         pod = demo.leader().split("/")[0].split("_")[0]
         deleted.append(pod)
-        demo._kubectl("-n", SYSTEM_NAMESPACE, "delete", "pod", pod, "--wait=false")
+        demo.kubectl("-n", SYSTEM_NAMESPACE, "delete", "pod", pod, "--wait=false")
 
     scenario, decisions = await _rollout_with_fault(
         demo,
@@ -210,7 +210,7 @@ async def test_model_server_pod_deleted_while_streaming(installed: Installed) ->
     hung), and the router counts it as a mid-stream failure."""
     demo = installed.demo
     ns, name = "streaming", "slow"
-    demo._kubectl("create", "namespace", ns)
+    demo.kubectl("create", "namespace", ns)
     spec = copy.deepcopy(demo.specs["A"])
     spec.pop("evals", None)
     for stage in spec["stages"]:
@@ -223,7 +223,7 @@ async def test_model_server_pod_deleted_while_streaming(installed: Installed) ->
         "metadata": {"name": name, "namespace": ns},
         "spec": spec,
     }
-    demo._kubectl("apply", "-f", "-", input=json.dumps(body))
+    demo.kubectl("apply", "-f", "-", input=json.dumps(body))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         status = _json(demo, "-n", ns, "get", "llmdeployment", name).get("status") or {}
@@ -273,7 +273,7 @@ async def test_model_server_pod_deleted_while_streaming(installed: Installed) ->
                 chunks.append(chunk)
                 if len(chunks) == 1:
                     await asyncio.to_thread(
-                        demo._kubectl, "-n", ns, "delete", "pod", pod, "--grace-period=0",
+                        demo.kubectl, "-n", ns, "delete", "pod", pod, "--grace-period=0",
                         "--force", "--wait=false",
                     )  # fmt: skip
             ended_by = "eof"
@@ -298,12 +298,12 @@ def test_eval_job_whose_pod_is_forbidden_fails_the_run_saying_why(installed: Ins
     (not a timeout that says nothing)."""
     demo = installed.demo
     ns = "no-eval-account"
-    demo._kubectl("create", "namespace", ns)
+    demo.kubectl("create", "namespace", ns)
     _, dataset = eval_example()
     dataset["metadata"]["namespace"] = ns
-    demo._kubectl("apply", "-f", "-", input=json.dumps(dataset))
+    demo.kubectl("apply", "-f", "-", input=json.dumps(dataset))
     key = f"--from-literal=token={JUDGE_KEY}"
-    demo._kubectl("-n", ns, "create", "secret", "generic", "judge-api-key", key)
+    demo.kubectl("-n", ns, "create", "secret", "generic", "judge-api-key", key)
 
     def apply(spec: dict[str, Any]) -> None:
         body = {
@@ -312,7 +312,7 @@ def test_eval_job_whose_pod_is_forbidden_fails_the_run_saying_why(installed: Ins
             "metadata": {"name": NAME, "namespace": ns},
             "spec": spec,
         }
-        demo._kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
+        demo.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
                       input=json.dumps(body))  # fmt: skip
 
     apply(demo.specs["A"])  # a first release: promoted, no evals

@@ -5,16 +5,18 @@ beta user sees it; Prometheus agrees with what the simulated users did."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from llm_rollout.demo.run import Demo
-from llm_rollout.demo.scenario import DemoConfig
+from llm_rollout.demo.scenario import TRACE_PROJECT, DemoConfig
 from llm_rollout.demo.summary import summary
+from llm_rollout.testbed.traces import TraceBackend
 
 
 async def test_demo_promotes_the_good_release_and_rolls_back_the_regressed_one(
-    bed: Any, crd: None, tmp_path: Path
+    bed: Any, crd: None, tmp_path: Path, trace_backend: TraceBackend
 ) -> None:
     config = DemoConfig(
         out_dir=tmp_path,
@@ -22,7 +24,7 @@ async def test_demo_promotes_the_good_release_and_rolls_back_the_regressed_one(
         scenario_timeout=240,
         durations={"experts": ("8s", "90s"), "beta": ("4s", "90s"), "all": ("4s", "90s")},
     )
-    demo = Demo(config, bed=bed)
+    demo = Demo(config, bed=bed, traces=trace_backend)
     try:
         result = await demo.run()
     finally:
@@ -67,3 +69,18 @@ async def test_demo_promotes_the_good_release_and_rolls_back_the_regressed_one(
     assert sum(accepted.values()) > 100
     for scenario in (good, regressed):
         assert scenario.plot is not None and scenario.plot.stat().st_size > 10_000
+
+    # The loop: B'' is rolled back, its bad answers become a golden set, and the suite
+    # that uses it fails B'' and passes B'.
+    loop = result.loop
+    assert loop is not None and loop.cases > 0, loop
+    cases = [json.loads(line) for line in loop.path.read_text().splitlines()]
+    regressed_tag = "release:" + ids["B''"]
+    assert all("production" in c["tags"] and regressed_tag in c["tags"] for c in cases)
+    assert any("failed-check:brand-names" in c["tags"] for c in cases)
+    by_label = {run.label: run for run in loop.runs}
+    assert not by_label["B''"].passes and by_label["B'"].passes, loop.runs
+    assert by_label["B'"].total == by_label["B''"].total == loop.cases
+    # Every eval case of the loop is in the trace backend, its judge scores on it.
+    spans = trace_backend.spans(TRACE_PROJECT, name=f"eval case {cases[0]['id']}")
+    assert {s["attributes"]["llm_rollout.release.id"] for s in spans} >= {ids["B'"], ids["B''"]}

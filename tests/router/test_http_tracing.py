@@ -182,6 +182,8 @@ async def test_content_is_recorded_only_when_switched_on_redacted_and_bounded(
     # Redacted first, then cut to 20 characters with a marker saying how much went.
     assert inp[0]["parts"][0]["content"] == "Mail [REDACTED] abou…[truncated 6 chars]"
     assert out[0]["role"] == "assistant"
+    # The conventions' schema requires it; Phoenix drops output messages without one.
+    assert out[0]["finish_reason"] == "stop"
     # "Sure, I wrote to [REDACTED]" (the pattern takes the final dot too), cut.
     assert out[0]["parts"][0]["content"] == "Sure, I wrote to [RE…[truncated 7 chars]"
 

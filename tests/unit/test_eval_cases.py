@@ -336,3 +336,4 @@ async def test_each_case_request_carries_its_trace_context_to_the_release_only(
     assert seen["judge"] and set(seen["judge"]) == {None}
     for o in outcomes["good"]:
         assert o.started is not None and o.finished is not None and o.started <= o.finished
+        assert o.finish_reason == "stop"  # as the release said: the span's output needs it

@@ -4,6 +4,7 @@ score as a `gen_ai.evaluation.result` event, content only when switched on."""
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 import pytest
@@ -194,6 +195,9 @@ def test_content_only_when_switched_on_and_cut_to_size() -> None:
     good = by_name(spans(capture=True))[("eval case c1", "abc")]
     assert "Acme Widget in stock?" in good.attributes[genai.INPUT_MESSAGES]
     assert "Yes, the Acme Widget" in good.attributes[genai.OUTPUT_MESSAGES]
+    # The conventions require a finish reason; this outcome's release did not give one.
+    [out] = json.loads(good.attributes[genai.OUTPUT_MESSAGES])
+    assert out["finish_reason"] == "unknown" and out["role"] == "assistant"
     long = eval_run_spans(
         eval_run_trace(NS, RUN, run_spec(), "uid-1"),
         namespace=NS,

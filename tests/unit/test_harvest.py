@@ -18,6 +18,7 @@ def answer(span_id: str, question: str | None, *, failed: tuple[str, ...] = (), 
         "llm_rollout.namespace": "team",
         "llm_rollout.deployment": "chat",
         "llm_rollout.release.id": release,
+        "llm_rollout.request_id": "req-" + span_id,
         "llm_rollout.checks.failed": list(failed),
     }
     if question is not None:
@@ -87,6 +88,20 @@ def test_filters_dedupe_redaction_reference_and_missing_content() -> None:
     only = h.harvest(spans, h.HarvestFilter("team", "chat", reasons=frozenset({h.REASON_FEEDBACK})))
     assert [c["messages"][0]["content"] for c in only.cases] == ["wrong glossary"]
     assert json.loads(only.jsonl().splitlines()[0])["id"].startswith("prod-")
+
+
+def test_only_answers_are_harvested_not_the_analyses_or_eval_cases_beside_them() -> None:
+    """The operator's analysis spans and the eval runner's case spans carry the same
+    namespace, deployment, release and `checks.failed` keys as answers; no request id."""
+    analysis = answer("o1", None, failed=("quality",))
+    analysis["name"] = "analysis experts"
+    del analysis["attributes"]["llm_rollout.request_id"]
+    case = answer("e1", "Translate ACME invoice", failed=("brand",))
+    case["name"] = "eval case prod-1"
+    del case["attributes"]["llm_rollout.request_id"]
+    result = h.harvest([analysis, case, answer("a1", "Price?", failed=("brand",))], WANT)
+    assert (result.answers, result.bad, result.without_content) == (1, 1, 0)
+    assert [c["messages"][0]["content"] for c in result.cases] == ["Price?"]
 
 
 def test_the_cli_spells_the_reasons_as_the_harvest_does() -> None:

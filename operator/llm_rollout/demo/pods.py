@@ -152,19 +152,19 @@ class PodsDemo(Demo):
         bed = self.bed
         assert bed is not None
         self.say(f"kube-apiserver {bed.state.apiserver_url}, Prometheus {bed.state.prometheus_url}")
-        self._kubectl("create", "namespace", NAMESPACE)
+        self.kubectl("create", "namespace", NAMESPACE)
         self.say(f"helm install {RELEASE_NAME} (image {self.image.ref}, router enabled)")
         self.install_chart()
         self._apply_judge()
         _, dataset = eval_example()
         dataset["metadata"]["namespace"] = NAMESPACE
-        self._kubectl("apply", "-f", "-", input=json.dumps(dataset))
-        self._kubectl(
+        self.kubectl("apply", "-f", "-", input=json.dumps(dataset))
+        self.kubectl(
             "create", "secret", "generic", "judge-api-key", "-n", NAMESPACE,
             f"--from-literal=token={JUDGE_KEY}",
         )  # fmt: skip
-        self._kubectl("-n", NAMESPACE, "rollout", "status", "deployment/judge", "--timeout=120s")
-        ip = self._kubectl(
+        self.kubectl("-n", NAMESPACE, "rollout", "status", "deployment/judge", "--timeout=120s")
+        ip = self.kubectl(
             "-n", SYSTEM_NAMESPACE, "get", "service", f"{RELEASE_NAME}-router",
             "-o", "jsonpath={.spec.clusterIP}",
         )  # fmt: skip
@@ -202,7 +202,7 @@ class PodsDemo(Demo):
                 "spec": {"selector": labels, "ports": [{"port": JUDGE_PORT}]},
             },
         ]
-        self._kubectl(
+        self.kubectl(
             "apply",
             "-f",
             "-",
@@ -215,7 +215,7 @@ class PodsDemo(Demo):
         self.pids.clear()
 
     def leader(self) -> str:
-        return self._kubectl(
+        return self.kubectl(
             "-n", SYSTEM_NAMESPACE, "get", "lease", RELEASE_NAME,
             "-o", "jsonpath={.spec.holderIdentity}",
         )  # fmt: skip

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -35,11 +36,13 @@ from llm_rollout import GROUP, PLURAL, VERSION
 from llm_rollout.api import LLMDeploymentSpec, release_id
 from llm_rollout.cli.plot import draw, fetch_timeline
 from llm_rollout.cli.statusview import render_status
+from llm_rollout.demo.loop import dataset_loop, loop_problems
 from llm_rollout.demo.scenario import (
     FINAL,
     JUDGE_KEY,
     NAME,
     NAMESPACE,
+    TRACE_PROJECT,
     DemoConfig,
     DemoResult,
     Scenario,
@@ -52,13 +55,21 @@ from llm_rollout.testbed import TestBed
 from llm_rollout.testbed.bed import REPO_ROOT
 from llm_rollout.testbed.kubelet import KubeletStandIn
 from llm_rollout.testbed.procs import free_port, spawn, stop_pid
+from llm_rollout.testbed.traces import PROJECT_ATTRIBUTE, TraceBackend
 
 
 class Demo:
-    def __init__(self, config: DemoConfig, bed: TestBed | None = None) -> None:
+    # Whether the demo starts a trace backend and traces into it (the pods demo does not).
+    traced = True
+
+    def __init__(
+        self, config: DemoConfig, bed: TestBed | None = None, traces: TraceBackend | None = None
+    ) -> None:
         self.config = config
         self.bed = bed
         self.owns_bed = bed is None
+        self.traces = traces
+        self.owns_traces = traces is None
         self.pids: list[int] = []
         self.work = Path(tempfile.mkdtemp(prefix="llm-rollout-demo-"))
         self.judge_port = free_port()
@@ -80,8 +91,8 @@ class Demo:
     def say(self, text: str) -> None:
         print(f"[demo] {text}", flush=True)
 
-    def _start(self, name: str, argv: list[str]) -> int:
-        proc = spawn(argv, self.work / f"{name}.log", tied_to_parent=True)
+    def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        proc = spawn(argv, self.work / f"{name}.log", tied_to_parent=True, env=env)
         self.pids.append(proc.pid)
         return proc.pid
 
@@ -118,7 +129,7 @@ class Demo:
         except OSError:
             return False
 
-    def _kubectl(self, *args: str, input: str | None = None) -> str:
+    def kubectl(self, *args: str, input: str | None = None) -> str:
         assert self.bed is not None
         result = subprocess.run(
             [
@@ -139,7 +150,7 @@ class Demo:
 
     def _object(self) -> dict[str, Any]:
         """The LLMDeployment as the API server has it (empty before it is created)."""
-        out = self._kubectl(
+        out = self.kubectl(
             "get", f"{PLURAL}.{GROUP}", NAME, "-n", NAMESPACE, "--ignore-not-found", "-o", "json"
         )
         return dict(json.loads(out)) if out.strip() else {}
@@ -151,7 +162,7 @@ class Demo:
             "metadata": {"name": NAME, "namespace": NAMESPACE},
             "spec": spec,
         }
-        self._kubectl(
+        self.kubectl(
             "apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(body)
         )
 
@@ -165,11 +176,11 @@ class Demo:
         bed = self.bed
         self.say(f"kube-apiserver {bed.state.apiserver_url}, Prometheus {bed.state.prometheus_url}")
         for crd in sorted((REPO_ROOT / "crds").glob("*.yaml")):
-            self._kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-        self._kubectl(
+            self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+        self.kubectl(
             "wait", "--for", "condition=established", "--timeout", "60s", f"crd/{PLURAL}.{GROUP}"
         )
-        self._kubectl("create", "namespace", NAMESPACE)
+        self.kubectl("create", "namespace", NAMESPACE)
 
         profiles = {"A": "good", "B'": "good", "B''": "regressed"}
         for label, profile in profiles.items():
@@ -205,10 +216,20 @@ class Demo:
         self.say(f"deterministic LLM judge on port {self.judge_port}")
         for url in [*self.servers.values(), f"http://127.0.0.1:{self.judge_port}"]:
             self._wait_http(f"{url}/healthz", "model server")
+        trace_flags: list[str] = []
+        if self.traced:
+            if self.traces is None:
+                self.say("starting the trace backend (Arize Phoenix)...")
+                self.traces = TraceBackend.start(self.work / "phoenix")
+            trace_flags = ["--otlp-endpoint", self.traces.otlp_endpoint]
+            self.say(
+                f"trace backend on {self.traces.url} (project {TRACE_PROJECT}): every answer "
+                "with its checks and feedback, every analysis and decision, every eval case"
+            )
         _, dataset = eval_example()
         dataset["metadata"]["namespace"] = NAMESPACE
-        self._kubectl("apply", "-f", "-", input=json.dumps(dataset))
-        self._kubectl(
+        self.kubectl("apply", "-f", "-", input=json.dumps(dataset))
+        self.kubectl(
             "create",
             "secret",
             "generic",
@@ -219,7 +240,7 @@ class Demo:
         )
 
         backends = {f"{NAMESPACE}/{NAME}/{rid}": url for rid, url in self.servers.items()}
-        backend_file = self.work / "backends.json"
+        backend_file = self.backend_file = self.work / "backends.json"
         backend_file.write_text(json.dumps(backends))
         key_file = self.work / "feedback.key"
         key_file.write_text(secrets.token_hex(32) + "\n")
@@ -245,7 +266,12 @@ class Demo:
                 str(backend_file),
                 "--token-key-file",
                 str(key_file),
+                *trace_flags,
+                # The prompts and answers are the demo's own: recorded, so the regressed
+                # release's bad answers can become eval cases.
+                *(["--trace-content"] if trace_flags else []),
             ],
+            env=self.trace_env,
         )
         operator_metrics = free_port()
         self._start(
@@ -271,7 +297,9 @@ class Demo:
                 "local",
                 "--eval-backend-file",
                 str(backend_file),
+                *trace_flags,
             ],
+            env=self.trace_env,
         )
         self._wait_http(f"http://127.0.0.1:{router_metrics}/healthz", "router")
         self._wait_http(f"http://127.0.0.1:{operator_metrics}/healthz", "operator")
@@ -287,6 +315,24 @@ class Demo:
             "its model server answers /healthz"
         )
         self.kubelet = KubeletStandIn(api_client, NAMESPACE, is_ready=self._healthy)
+
+    @property
+    def trace_env(self) -> dict[str, str]:
+        """The environment of the demo's traced processes: their spans in one project."""
+        return {
+            **os.environ,
+            "OTEL_RESOURCE_ATTRIBUTES": f"{PROJECT_ATTRIBUTE}={TRACE_PROJECT}",
+            "OTEL_BSP_SCHEDULE_DELAY": "500",
+        }
+
+    def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "llm_rollout.cli", *args]
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, env=self.trace_env, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"llm-rollout {' '.join(args)}: {result.stderr.strip()[-2000:]}")
+        return result
 
     async def _watch(self, scenario: Scenario) -> None:
         """Wait for the scenario's release to reach a final phase, showing progress."""
@@ -449,6 +495,10 @@ class Demo:
         for label in ("B'", "B''"):
             if self.ids[label] not in evaluated:
                 problems.append(f"no eval score of release {label} in Prometheus")
+        loop = None
+        if self.traces is not None:
+            loop = await asyncio.to_thread(dataset_loop, self)
+            problems += loop_problems(loop)
         for i, scenario in enumerate(scenarios, 1):
             self._plot(scenario, self.config.out_dir / f"demo-rollout-{i}.png")
         return DemoResult(
@@ -457,7 +507,9 @@ class Demo:
             releases=self.ids,
             problems=problems,
             prometheus_feedback=prom_feedback,
-            eval_runs=self._kubectl("get", "llmevalruns", "-n", NAMESPACE),
+            eval_runs=self.kubectl("get", "llmevalruns", "-n", NAMESPACE),
+            loop=loop,
+            traces_url=self.traces.url if self.traces is not None else "",
         )
 
     def stop(self) -> None:
@@ -471,6 +523,8 @@ class Demo:
                 self.bed.remove_scrape_target(target)
             if self.owns_bed:
                 self.bed.stop()
+        if self.traces is not None and self.owns_traces:
+            self.traces.stop()
 
 
 def _timestamp(text: str) -> float:

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from llm_rollout import GROUP, VERSION
 from llm_rollout.demo.simulator import DEFAULT_LOAD, CohortLoad, SimulatorRecord
 from llm_rollout.testbed.bed import REPO_ROOT
 
@@ -20,6 +21,13 @@ EXAMPLE = REPO_ROOT / "examples" / "assistant.yaml"
 EVAL_EXAMPLE = REPO_ROOT / "examples" / "translation-assistant.yaml"
 JUDGE_KEY = "demo-judge-key"
 FINAL = ("Promoted", "RolledBack", "Failed", "Paused", "Invalid")
+# The experts stage's eval gate: a composite eval score of at least this passes.
+EVAL_QUALITY_MIN = 0.8
+# The trace backend's project of every span the demo sends (router, operator, evals).
+TRACE_PROJECT = "demo"
+# After B'' is rolled back: its bad answers as a golden set, and the suite that uses it.
+BAD_ANSWERS = "assistant-bad-answers"
+REGRESSION_SUITE = "production-regressions"
 
 
 @dataclass
@@ -63,6 +71,37 @@ class Scenario:
 
 
 @dataclass
+class LoopRun:
+    """One release evaluated on the golden set made of the regressed release's bad answers."""
+
+    label: str
+    release: str
+    run: str
+    phase: str
+    composite: float | None
+    passed: int
+    total: int
+
+    @property
+    def passes(self) -> bool:
+        return (
+            self.phase == "Succeeded"
+            and self.composite is not None
+            and self.composite >= EVAL_QUALITY_MIN
+        )
+
+
+@dataclass
+class DatasetLoop:
+    """Production feedback turned into eval data: the dataset, and how releases do on it."""
+
+    cases: int
+    report: str  # what `llm-rollout dataset` said
+    path: Path
+    runs: list[LoopRun] = field(default_factory=list)
+
+
+@dataclass
 class DemoResult:
     scenarios: list[Scenario]
     record: SimulatorRecord
@@ -70,6 +109,8 @@ class DemoResult:
     problems: list[str]
     prometheus_feedback: dict[tuple[str, str, str, str], float]
     eval_runs: str = ""  # `kubectl get llmevalruns` at the end
+    loop: DatasetLoop | None = None
+    traces_url: str = ""  # the trace backend's UI
 
     @property
     def ok(self) -> bool:
@@ -109,7 +150,7 @@ def demo_spec(
             "metric": "eval-score",
             "suite": suite["name"],
             "criterion": "composite",
-            "min": 0.8,
+            "min": EVAL_QUALITY_MIN,
         }
     )
     release = spec["release"]
@@ -126,3 +167,30 @@ def demo_spec(
                 gate["minSamples"] = max(8, gate["minSamples"] // config.min_samples_divisor)
             gate.update(config.gate_overrides.get(gate["name"], {}))
     return spec
+
+
+def regression_run(
+    name: str, release: str, suite: dict[str, Any], *, model: str, port: int
+) -> dict[str, Any]:
+    """An LLMEvalRun of the demo's suite on the golden set of the regressed release's bad
+    answers, made by hand as a team trying a dataset would (docs/evals.md): the operator
+    does not run it, `llm-rollout eval --run` does."""
+    regression = copy.deepcopy(suite)
+    regression.update(
+        name=REGRESSION_SUITE,
+        dataset={"configMapRef": {"name": BAD_ANSWERS, "key": "cases.jsonl"}},
+        compareStable=False,
+    )
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "LLMEvalRun",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "deployment": NAME,
+            "release": release,
+            "model": model,
+            "stage": "experts",
+            "port": port,
+            "suite": regression,
+        },
+    }

@@ -27,6 +27,19 @@ def summary(result: DemoResult) -> str:
     if result.eval_runs:
         lines.append("eval runs (kubectl get llmevalruns -n demo):")
         lines += [f"  {line}" for line in result.eval_runs.strip().splitlines()]
+    loop = result.loop
+    if loop is not None:
+        lines.append(f"production feedback became eval data: {loop.report}")
+        lines.append(f"  golden set: {loop.path}")
+        for run in loop.runs:
+            lines.append(
+                f"  {run.run}: {run.label} {run.passed}/{run.total} cases passed, composite "
+                f"{run.composite} -> {'passes' if run.passes else 'fails'}"
+            )
+    if result.traces_url:
+        lines.append(
+            f"traces: {result.traces_url} (Arize Phoenix, project demo; it stops with the demo)"
+        )
     rec = result.record
     served = sum(rec.requests.values())
     lines.append(

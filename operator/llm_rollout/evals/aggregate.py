@@ -38,6 +38,7 @@ class CaseOutcome:
     case: Case
     release: str
     answer: str | None = None
+    finish_reason: str = ""  # as the release said (empty: it did not)
     error: CallError | None = None  # the release gave no answer
     seconds: float | None = None
     checks: list[CheckResult] = field(default_factory=list)

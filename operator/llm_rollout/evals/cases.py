@@ -80,6 +80,7 @@ async def evaluate(
             outcome.error = err
         else:
             outcome.answer, outcome.seconds = completion.content, completion.seconds
+            outcome.finish_reason = completion.finish_reason
             outcome.checks = run_checks(
                 checks, output=completion.content, input_text=case.input_text
             )

@@ -37,6 +37,7 @@ class CallError(Exception):
 class Completion:
     content: str
     seconds: float  # of the successful attempt
+    finish_reason: str = ""  # the first choice's, when the server gave one
 
 
 def release_chat_url(backend: str) -> str:
@@ -49,15 +50,18 @@ def judge_chat_url(endpoint: str) -> str:
     return f"{endpoint.rstrip('/')}/chat/completions"
 
 
-def _content(body: bytes) -> str:
+def _content(body: bytes) -> tuple[str, str]:
+    """The first choice's text and finish reason ("" when not given)."""
     try:
         data = json.loads(body)
-        content = data["choices"][0]["message"]["content"]
+        choice = data["choices"][0]
+        content = choice["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
         raise CallError("bad_response", f"not a chat completion: {body[:200]!r}") from None
     if not isinstance(content, str):
         raise CallError("bad_response", "the completion has no text content")
-    return content
+    reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+    return content, reason if isinstance(reason, str) else ""
 
 
 def _error_detail(response: httpx.Response) -> str:
@@ -105,7 +109,8 @@ class ChatClient:
             error = CallError(f"http_{response.status_code}", _error_detail(response))
             error.retry_after = _retry_after(response)  # type: ignore[attr-defined]
             raise error
-        return Completion(_content(response.content), time.monotonic() - started)
+        content, reason = _content(response.content)
+        return Completion(content, time.monotonic() - started, reason)
 
     async def complete(
         self,

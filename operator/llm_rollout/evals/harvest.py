@@ -89,7 +89,9 @@ def harvest(spans: Sequence[Mapping[str, Any]], want: HarvestFilter) -> Harvest:
         a = s.get("attributes") or {}
         if (a.get(genai.NAMESPACE), a.get(genai.DEPLOYMENT)) != (want.namespace, want.deployment):
             continue
-        if str(s.get("name", "")).startswith("feedback"):
+        # Answers only: the router's answer spans carry its request id; the operator's
+        # analyses (failing gates in checks.failed) and eval cases share the other keys.
+        if str(s.get("name", "")).startswith("feedback") or not a.get(genai.REQUEST_ID):
             continue
         release = str(a.get(genai.RELEASE_ID, ""))
         if want.release is not None and release != want.release:

@@ -149,7 +149,8 @@ class AnswerTrace:
                 genai.INPUT_MESSAGES, self.content.shape(genai.input_messages(request.messages))
             )
             if output_text is not None:
-                span.set(genai.OUTPUT_MESSAGES, self.content.shape([("assistant", output_text)]))
+                reason = response.finish_reasons[0] if response.finish_reasons else ""
+                span.set(genai.OUTPUT_MESSAGES, self.content.output(output_text, reason))
 
     def end(self) -> None:
         self.span.end()

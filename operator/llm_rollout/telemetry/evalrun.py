@@ -216,7 +216,7 @@ def _case_span(
             [(m["role"], m["content"]) for m in case.messages]
         )
         if outcome.answer is not None:
-            attrs[genai.OUTPUT_MESSAGES] = content.shape([("assistant", outcome.answer)])
+            attrs[genai.OUTPUT_MESSAGES] = content.output(outcome.answer, outcome.finish_reason)
     return SpanRecord(
         name=f"eval case {case.id}",
         trace_id=trace.trace_id,

@@ -59,6 +59,8 @@ _OPERATIONS = (
 )
 
 REDACTED = "[REDACTED]"
+# An answer whose finish reason the server did not say (an output message needs one).
+UNKNOWN_FINISH_REASON = "unknown"
 Redactions = tuple[re.Pattern[str], ...]
 # What a deployment whose own patterns do not compile gets: nothing recorded.
 REDACT_ALL = re.compile(r"(?s).+")
@@ -127,6 +129,14 @@ class ContentPolicy:
         The JSON stays valid when cut: texts are shortened, never the JSON itself.
         """
         return json.dumps(self.shaped(messages), ensure_ascii=False)
+
+    def output(self, text: str, finish_reason: str) -> str:
+        """JSON of the conventions' output messages: one assistant message with its
+        `finish_reason` (required by the conventions' schema; trace viewers drop output
+        messages without one)."""
+        [message] = self.shaped([("assistant", text)])
+        message["finish_reason"] = finish_reason or UNKNOWN_FINISH_REASON
+        return json.dumps([message], ensure_ascii=False)
 
     def shaped(self, messages: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         """`[{role, parts: [{type: text, content}]}]`, redacted and cut to `max_chars`."""

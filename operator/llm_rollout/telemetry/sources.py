@@ -155,6 +155,7 @@ def _answer_span(record: dict[str, Any], start: datetime, end: datetime) -> dict
             genai.NAMESPACE: record.get("namespace"),
             genai.DEPLOYMENT: record.get("deployment"),
             genai.RELEASE_ID: release.get("id", "") if isinstance(release, dict) else "",
+            genai.REQUEST_ID: str(record.get("requestId") or ""),
             genai.CHECKS_FAILED: list(record.get("checksFailed") or ()),
             genai.INPUT_MESSAGES: record.get("messages") or [],
         },
