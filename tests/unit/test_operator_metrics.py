@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import generate_latest
 
 from llm_rollout.api.routing_table import ReleaseInfo
@@ -180,3 +182,53 @@ def test_observing_one_rollout_does_not_scan_the_others_series() -> None:
         'llm_rollout_gate_value{deployment="bot-8",gate="thumbs",namespace="ns",stage="beta"}'
         in text
     )
+
+
+def exposition(text: bytes) -> tuple[set[tuple[str, str]], set[tuple[str, tuple[Any, ...], float]]]:
+    """(families with their type, samples) of a /metrics page, parsed as Prometheus does;
+    it fails on a family shown twice."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families: set[tuple[str, str]] = set()
+    samples: set[tuple[str, tuple[Any, ...], float]] = set()
+    for family in text_string_to_metric_families(text.decode()):
+        assert (family.name, family.type) not in families, f"{family.name} shown twice"
+        families.add((family.name, family.type))
+        for s in family.samples:
+            samples.add((s.name, tuple(sorted(s.labels.items())), s.value))
+    return families, samples
+
+
+def test_the_cached_page_says_what_the_registry_says_after_every_kind_of_change() -> None:
+    """/metrics renders each rollout's lines when it changes and joins them: the page
+    must hold exactly the registry's samples, whatever happened since the last scrape."""
+    m = OperatorMetrics()
+
+    def same() -> None:
+        assert exposition(m.render()) == exposition(generate_latest(m.registry))
+
+    same()  # no rollout yet: every metric's header, no samples
+    m.count_kube_request("GET")
+    m.observe_status("ns", "bot", status(), {"thumbs": (0.7, None)})
+    m.observe_status("ns", "other", status(), {})
+    same()
+    m.count_decision("ns", "bot", "Rollback")
+    m.count_query_error("ns", "other", "timeout")
+    assert (
+        b'llm_rollout_decisions_total{deployment="bot",namespace="ns",outcome="Rollback"} 1.0'
+        in m.render()
+    )
+    same()
+    # The next stage: its gates replace the last stage's, the release pair changes.
+    promoted = status().model_copy(
+        update={"phase": Phase.PROMOTED, "candidate": None, "stable": ReleaseInfo(id="bbb"),
+                "stage": "all", "gates": []}
+    )  # fmt: skip
+    m.observe_status("ns", "bot", promoted, {})
+    same()
+    assert b'candidate="bbb",deployment="bot"' not in m.render()
+    m.forget("ns", "bot")
+    same()
+    assert b'deployment="bot"' not in m.render() and b'deployment="other"' in m.render()
+    m.count_query_error("ns", "new", "forbidden")  # a rollout never observed yet
+    same()

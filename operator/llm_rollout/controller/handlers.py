@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from llm_rollout import GROUP, PLURAL, VERSION
 from llm_rollout.api.evalrun import EVAL_RUN_PLURAL
@@ -51,7 +51,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
 
 async def _serve_metrics(controller: Controller, host: str, port: int) -> web.AppRunner:
     async def metrics(_: web.Request) -> web.Response:
-        body = generate_latest(controller.metrics.registry)
+        body = controller.metrics.render()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:

@@ -141,7 +141,7 @@ class Controller:
                 observations[query.key] = result
             else:
                 observations[query.key] = ObservationError(result.kind, result.message)
-                self.metrics.query_errors.labels(namespace, name, result.kind.value).inc()
+                self.metrics.count_query_error(namespace, name, result.kind.value)
         return observations
 
     def _observe_lag(
@@ -339,9 +339,7 @@ class Controller:
         address = spec.prometheus.address or self.settings.prometheus_url
         if not self.settings.prometheus_allowed(address):
             # Waiting cannot fix this: Invalid at once, nothing applied, never queried.
-            self.metrics.query_errors.labels(
-                namespace, name, ObservationErrorKind.FORBIDDEN.value
-            ).inc()
+            self.metrics.count_query_error(namespace, name, ObservationErrorKind.FORBIDDEN.value)
             problem = (
                 f"spec.prometheus.address: {address} is not allowed by the operator; "
                 f"start it with --allow-prometheus={address} (chart value "
@@ -449,7 +447,7 @@ class Controller:
             await self.kube.replace_status(obj, _dump(new))
         if decision.notable:
             ns, name = meta["namespace"], meta["name"]
-            self.metrics.decisions.labels(ns, name, decision.outcome.value).inc()
+            self.metrics.count_decision(ns, name, decision.outcome.value)
             log.info(
                 "%s/%s: %s (%s) %s",
                 ns,
