@@ -22,7 +22,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
@@ -167,7 +166,7 @@ class OperatorMetrics:
         # Stage name -> maxDuration seconds, per rollout, from the latest spec seen.
         self._max_durations: dict[tuple[str, str], dict[str, float]] = {}
         # The metrics labelled by rollout, in the order /metrics shows them.
-        self._per_rollout: tuple[MetricWrapperBase, ...] = (
+        self._per_rollout: tuple[Gauge | Counter, ...] = (
             self.phase,
             self.info,
             self.stage_index,
@@ -328,24 +327,7 @@ class OperatorMetrics:
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop every series of a deleted LLMDeployment."""
-        for metric in (
-            self.phase,
-            self.info,
-            self.stage_index,
-            self.step_percent,
-            self.gate_value,
-            self.gate_lower,
-            self.gate_upper,
-            self.gate_samples,
-            self.gate_threshold,
-            self.gate_verdict,
-            self.condition,
-            self.step_start,
-            self.step_max_duration,
-            self.last_analysis,
-            self.decisions,
-            self.query_errors,
-        ):
+        for metric in self._per_rollout:
             _drop(metric, namespace, name)  # every series, indexed or not: once per deletion
         self._max_durations.pop((namespace, name), None)
         self._series.pop((namespace, name), None)
@@ -398,7 +380,7 @@ def _drop(
 class _Without:
     """A registry's collectors but some, for `generate_latest`."""
 
-    def __init__(self, registry: CollectorRegistry, skip: set[MetricWrapperBase]) -> None:
+    def __init__(self, registry: CollectorRegistry, skip: set[Gauge | Counter]) -> None:
         self._registry = registry
         self._skip = skip
 
@@ -414,7 +396,7 @@ class _Only:
     `generate_latest`: `series` maps id(metric) -> the label sets to show."""
 
     def __init__(
-        self, metrics: tuple[MetricWrapperBase, ...], series: Mapping[int, set[tuple[str, ...]]]
+        self, metrics: tuple[Gauge | Counter, ...], series: Mapping[int, set[tuple[str, ...]]]
     ) -> None:
         self._metrics = metrics
         self._series = series
