@@ -19,7 +19,7 @@ from tests.conftest import REPO_ROOT, Cluster, Prometheus
 from tests.integration import test_evals
 from tests.integration.chart import CHART, container_args, find, helm, render, write_yaml
 from tests.integration.support import ControlledMetrics, OperatorProcess, Rollouts, wait_for
-from tests.integration.test_operator_rollout import phase_is, rid, spec, start_stable
+from tests.integration.test_operator_rollout import obj, phase_is, rid, spec, start_stable
 
 from llm_rollout.testbed.kubelet import KubeletStandIn
 
@@ -501,10 +501,11 @@ def test_cluster_scoped_rbac_is_enough_for_a_rollout_with_gateway_api_routing(
         release=release,
     )
     cluster_scoped = apply_rbac(cluster, docs, tmp_path)
-    # operator and router (bound), eval runner (for users to bind in their namespaces)
+    # operator and router (bound), eval runner (for users to bind in their namespaces),
+    # editor and viewer (aggregated into the built-in roles)
     assert (
         sorted(k.split("/")[0] for k in cluster_scoped)
-        == ["clusterrole"] * 3 + ["clusterrolebinding"] * 2
+        == ["clusterrole"] * 5 + ["clusterrolebinding"] * 2
     )
     assert not any(a.startswith("--namespace") for a in container_args(docs, "-operator"))
     op = chart_operator(cluster, prometheus, docs, namespace, tmp_path, monkeypatch)
@@ -532,6 +533,64 @@ def test_cluster_scoped_rbac_is_enough_for_a_rollout_with_gateway_api_routing(
         assert not can_i(cluster, router_kc, "get", "secrets", "-n", namespace)
     finally:
         op.stop()
+        for name in cluster_scoped:
+            cluster.kubectl("delete", name, "--ignore-not-found")
+
+
+def test_the_knowledge_base_refresh_example_works_with_the_charts_rbac(
+    rollouts: Rollouts, cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """examples/knowledge-base-refresh.yaml applied as it is, next to the chart's RBAC: its
+    ServiceAccount can set a new snapshot on an LLMDeployment (the job's last step, run
+    here with that ServiceAccount's token) and can do little else."""
+    docs = render(cluster, {}, namespace=namespace, release="llm-rollout-operator")
+    cluster_scoped = apply_rbac(cluster, docs, tmp_path)
+    try:
+        assert "clusterrole/llm-rollout-operator-editor" in cluster_scoped
+        editor = find(docs, "ClusterRole", "-editor")["metadata"]["labels"]
+        assert editor["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+        example = REPO_ROOT / "examples" / "knowledge-base-refresh.yaml"
+        cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(example))
+        rollouts.create(obj("assistant", spec("v1")))
+        kubeconfig = token_kubeconfig(
+            cluster, namespace, "knowledge-base-refresh", tmp_path / "kb-kubeconfig"
+        )
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "llm_rollout.cli", "knowledge-base", *args,
+                 "-n", namespace, "--kubeconfig", kubeconfig],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+
+        done = cli("assistant", "--snapshot", "kb-20261203", "--source-revision", "9c1e2f0",
+                   "--created-at", "2026-12-03T03:00:00+01:00")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "knowledge base kb-20261203 (built 2026-12-03T02:00:00Z) set" in done.stdout
+        kb = rollouts.get("assistant")["spec"]["release"]["knowledgeBase"]
+        assert kb == {
+            "snapshot": "kb-20261203",
+            "createdAt": "2026-12-03T02:00:00Z",
+            "sourceRevision": "9c1e2f0",
+        }
+        # Bad input: a time without a zone is refused before anything is sent; a
+        # deployment that does not exist is the API server's 404, named.
+        bad = cli("assistant", "--snapshot", "kb-x", "--created-at", "2026-12-03T03:00:00")
+        assert bad.returncode == 2 and "has no time zone" in bad.stderr
+        assert rollouts.get("assistant")["spec"]["release"]["knowledgeBase"] == kb
+        missing = cli("nobody", "--snapshot", "kb-x")
+        assert missing.returncode == 1 and "404" in missing.stderr
+        assert can_i(
+            cluster, kubeconfig, "patch", "llmdeployments.rollout.llmops.io", "-n", namespace
+        )
+        for denied in (
+            ["patch", "llmdeployments.rollout.llmops.io", "-n", "default"],
+            ["patch", "llmdeployments.rollout.llmops.io", "--subresource=status", "-n", namespace],
+            ["get", "secrets", "-n", namespace],
+            ["create", "pods", "-n", namespace],
+        ):
+            assert not can_i(cluster, kubeconfig, *denied), f"the refresh job may {denied}"
+    finally:
         for name in cluster_scoped:
             cluster.kubectl("delete", name, "--ignore-not-found")
 

@@ -178,6 +178,9 @@ def send_traffic(router: RouterProcess, requests: int = 45) -> None:
 
 def with_checks(body: dict[str, Any]) -> dict[str, Any]:
     body["checks"] = CHECKS
+    # The knowledge-base panel's series: the snapshot's build time and a maxAge.
+    body["release"]["knowledgeBase"] = {"snapshot": "kb-1", "createdAt": "2026-11-01T00:00:00Z"}
+    body["freshness"] = {"knowledgeBaseMaxAge": "720h"}
     return body
 
 

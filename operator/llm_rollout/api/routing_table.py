@@ -12,6 +12,7 @@ candidate: a user never flips back and forth within a rollout.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
 from pydantic import Field
 
@@ -31,6 +32,9 @@ class ReleaseInfo(CamelModel):
     model_revision: str = Field(default="", description="Model revision.")
     prompt_version: str = Field(default="", description="Prompt template version.")
     knowledge_base: str = Field(default="", description="Knowledge-base snapshot.")
+    knowledge_base_created: datetime | None = Field(
+        default=None, description="When the knowledge-base snapshot was built."
+    )
 
 
 class CohortRoute(CamelModel):

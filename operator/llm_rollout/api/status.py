@@ -48,6 +48,7 @@ class ConditionType(StrEnum):
     PAUSED = "Paused"
     METRICS_AVAILABLE = "MetricsAvailable"
     EVALS_SUCCEEDED = "EvalsSucceeded"  # set only when spec.evals is not empty
+    KNOWLEDGE_FRESH = "KnowledgeFresh"  # set only with spec.freshness.knowledgeBaseMaxAge
 
 
 class ConditionStatus(StrEnum):

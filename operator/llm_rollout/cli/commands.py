@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from llm_rollout import GROUP, PLURAL, VERSION
@@ -21,11 +24,24 @@ def _client_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", default=None)
 
 
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
 def _api(args: argparse.Namespace) -> tuple[Any, str]:
+    """The API and namespace: the kubeconfig's, else (in a pod, e.g. a CronJob) the pod's
+    service account and namespace."""
     from kubernetes import client, config
 
-    config.load_kube_config(config_file=args.kubeconfig)
     namespace = args.namespace
+    try:
+        config.load_kube_config(config_file=args.kubeconfig)
+    except config.ConfigException:
+        if args.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            raise
+        config.load_incluster_config()
+        if namespace is None:
+            namespace = Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip()
+        return client.CustomObjectsApi(), namespace
     if namespace is None:
         _, context = config.list_kube_config_contexts(config_file=args.kubeconfig)
         namespace = context.get("context", {}).get("namespace", "default")
@@ -89,6 +105,67 @@ def cmd_action(args: argparse.Namespace) -> int:
         return 1
     print(f"llmdeployment {namespace}/{args.name}: {action} requested")
     return 0
+
+
+def knowledge_base_patch(
+    snapshot: str, created_at: str, source_revision: str, *, now: datetime
+) -> dict[str, Any]:
+    """The merge patch of spec.release.knowledgeBase; ValueError for a bad time."""
+    if not snapshot:
+        raise ValueError("--snapshot must not be empty")
+    try:
+        when = now if created_at == "now" else datetime.fromisoformat(created_at)
+    except ValueError:
+        raise ValueError(f"--created-at {created_at!r} is not an RFC 3339 time") from None
+    if when.tzinfo is None:
+        raise ValueError(f"--created-at {created_at!r} has no time zone (e.g. end it in Z)")
+    kb: dict[str, str | None] = {
+        "snapshot": snapshot,
+        "createdAt": when.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "sourceRevision": source_revision or None,  # null: an old one goes
+    }
+    return {"spec": {"release": {"knowledgeBase": kb}}}
+
+
+def cmd_knowledge_base(args: argparse.Namespace) -> int:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        patch = knowledge_base_patch(
+            args.snapshot, args.created_at, args.source_revision, now=datetime.now(UTC)
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(json.dumps(patch))
+        return 0
+    api, namespace = _api(args)
+    try:
+        api.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, args.name, patch,
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+    except ApiException as err:
+        print(
+            f"error: {err.status} {err.reason}: LLMDeployment {namespace}/{args.name}: "
+            f"{_api_message(err)}",
+            file=sys.stderr,
+        )
+        return 1
+    kb = patch["spec"]["release"]["knowledgeBase"]
+    print(
+        f"llmdeployment {namespace}/{args.name}: knowledge base {kb['snapshot']} "
+        f"(built {kb['createdAt']}) set: a new release, rolled out stage by stage"
+    )
+    return 0
+
+
+def _api_message(err: Any) -> str:
+    try:
+        return str(json.loads(err.body)["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(err.body or "")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -239,6 +316,22 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     dataset.add_arguments(ds)
     ds.set_defaults(func=dataset.run)
+
+    kb = sub.add_parser(
+        "knowledge-base",
+        help="set release.knowledgeBase (a new snapshot: a new release, rolled out like any)",
+    )
+    _client_args(kb)
+    kb.add_argument("--snapshot", required=True, help="the snapshot's id or version")
+    kb.add_argument(
+        "--created-at",
+        default="now",
+        metavar="RFC3339",
+        help="when the snapshot was built, e.g. 2026-12-01T03:00:00Z (default: now)",
+    )
+    kb.add_argument("--source-revision", default="", help="e.g. the sources' commit")
+    kb.add_argument("--dry-run", action="store_true", help="print the merge patch instead")
+    kb.set_defaults(func=cmd_knowledge_base)
 
     helps = {
         "pause": "hold the rollout where it is",

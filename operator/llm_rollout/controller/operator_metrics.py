@@ -158,6 +158,20 @@ class OperatorMetrics:
             _ROLLOUT,
             registry=r,
         )
+        # The stable release's snapshot time, not its age: age is `time() - ...` in PromQL,
+        # right at any scrape, and the series changes only with the release.
+        self.knowledge_base_created = Gauge(
+            metric_names.KNOWLEDGE_BASE_CREATED,
+            "When the stable release's knowledge-base snapshot was built (Unix time)",
+            [*_ROLLOUT, "release", "snapshot"],
+            registry=r,
+        )
+        self.knowledge_base_max_age = Gauge(
+            metric_names.KNOWLEDGE_BASE_MAX_AGE,
+            "spec.freshness.knowledgeBaseMaxAge: how old the stable knowledge base may get",
+            _ROLLOUT,
+            registry=r,
+        )
         self.leader = Gauge(
             metric_names.LEADER,
             "1 while this operator replica acts (holds the leader Lease)",
@@ -183,6 +197,8 @@ class OperatorMetrics:
             self.step_start,
             self.step_max_duration,
             self.last_analysis,
+            self.knowledge_base_created,
+            self.knowledge_base_max_age,
         )
         # (namespace, name) -> exposed name -> that rollout's sample lines; None: stale.
         self._pages: dict[tuple[str, str], dict[bytes, bytes] | None] = {}
@@ -246,6 +262,12 @@ class OperatorMetrics:
             except (KeyError, TypeError, ValueError):
                 continue  # admission or the engine reports a bad spec; no metric for it
         self._max_durations[(namespace, name)] = durations
+        try:
+            max_age = parse_duration(str(spec["freshness"]["knowledgeBaseMaxAge"]))
+        except (KeyError, TypeError, ValueError):
+            self._drop(self.knowledge_base_max_age, namespace, name)
+        else:
+            self._child(self.knowledge_base_max_age, namespace, name).set(max_age)
 
     def observe_status(
         self,
@@ -301,6 +323,12 @@ class OperatorMetrics:
                 )
         self._set_time(self.step_start, namespace, name, status.step_start_time)
         self._set_time(self.last_analysis, namespace, name, status.last_analysis_time)
+        self._drop(self.knowledge_base_created, namespace, name)  # the stable release's only
+        stable = status.stable
+        if stable is not None and stable.knowledge_base_created is not None:
+            self._child(
+                self.knowledge_base_created, namespace, name, stable.id, stable.knowledge_base
+            ).set(stable.knowledge_base_created.timestamp())
         max_duration = self._max_durations.get((namespace, name), {}).get(status.stage)
         if max_duration is None:
             self._drop(self.step_max_duration, namespace, name)

@@ -126,6 +126,50 @@ def set_conditions(
     else:
         put(ConditionType.METRICS_AVAILABLE, None, "NotAnalysed", "no analysis yet")
     set_eval_condition(ctx, old, s, put)
+    set_freshness_condition(ctx, s, put)
+
+
+def set_freshness_condition(
+    ctx: Context,
+    s: LLMDeploymentStatus,
+    put: Callable[[ConditionType, bool | None, str, str], None],
+) -> None:
+    """KnowledgeFresh, with spec.freshness.knowledgeBaseMaxAge: the stable release's
+    knowledge-base snapshot is younger than that (True), older (False), or of unknown
+    age (Unknown: no createdAt). Messages name the snapshot and its creation time, not
+    its age, so the status changes when the verdict does, not at every reconcile."""
+    kind = ConditionType.KNOWLEDGE_FRESH
+    max_age = ctx.spec.freshness.knowledge_base_max_age_seconds
+    if max_age is None or s.stable is None:
+        s.conditions = [c for c in s.conditions if c.type is not kind]
+        return
+    limit = ctx.spec.freshness.knowledge_base_max_age
+    snapshot = s.stable.knowledge_base or "(unnamed)"
+    created = s.stable.knowledge_base_created
+    if created is None:
+        put(
+            kind,
+            None,
+            "NoCreationTime",
+            f"stable release {s.stable.id}: knowledge base {snapshot} has no "
+            "release.knowledgeBase.createdAt",
+        )
+    elif (ctx.now - created).total_seconds() > max_age:
+        put(
+            kind,
+            False,
+            "Stale",
+            f"stable release {s.stable.id}: knowledge base {snapshot}, built "
+            f"{created.isoformat()}, is older than maxAge {limit}",
+        )
+    else:
+        put(
+            kind,
+            True,
+            "Fresh",
+            f"stable release {s.stable.id}: knowledge base {snapshot}, built "
+            f"{created.isoformat()}, is within maxAge {limit}",
+        )
 
 
 def set_eval_condition(

@@ -49,6 +49,8 @@ STEP_START = "llm_rollout_step_start_time_seconds"
 STEP_MAX_DURATION = "llm_rollout_step_max_duration_seconds"
 LAST_ANALYSIS = "llm_rollout_last_analysis_time_seconds"
 LEADER = "llm_rollout_leader"
+KNOWLEDGE_BASE_CREATED = "llm_rollout_knowledge_base_created_time_seconds"
+KNOWLEDGE_BASE_MAX_AGE = "llm_rollout_knowledge_base_max_age_seconds"
 
 
 def registered(name: str) -> str:

@@ -46,7 +46,7 @@ def answer_record(
         "requestId": request_id,
         "namespace": namespace,
         "deployment": deployment,
-        "release": release.model_dump(by_alias=True),
+        "release": release.model_dump(mode="json", by_alias=True, exclude_none=True),
         "cohort": cohort,
         "model": model or None,
         "checks": {r.name: "pass" if r.passed else "fail" for r in checks},

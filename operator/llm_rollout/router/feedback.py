@@ -95,7 +95,7 @@ class SeenSet:
 def release_record(release: ReleaseInfo | None, release_id: str) -> dict[str, str]:
     if release is None or release.id != release_id:
         return {"id": release_id}
-    return release.model_dump(by_alias=True)
+    return release.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def log_record(

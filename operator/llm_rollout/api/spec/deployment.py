@@ -23,6 +23,7 @@ from llm_rollout.api.spec.common import (
     _validations,
 )
 from llm_rollout.api.spec.evals import EvalSuite
+from llm_rollout.api.spec.freshness import FreshnessSpec
 from llm_rollout.api.spec.release import ReleaseSpec
 from llm_rollout.api.spec.stages import Stage, default_cohorts, default_stages
 from llm_rollout.api.spec.tracing import TracingSpec
@@ -198,6 +199,10 @@ class LLMDeploymentSpec(CamelModel):
         default_factory=TracingSpec,
         description="OpenTelemetry traces of the router: redaction of recorded content "
         "(see docs/observability.md).",
+    )
+    freshness: FreshnessSpec = Field(
+        default_factory=FreshnessSpec,
+        description="How old the stable release's knowledge base may get.",
     )
     paused: bool = Field(
         default=False, description="Hold the rollout where it is (no analysis, no advance)."

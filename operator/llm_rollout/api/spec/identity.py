@@ -35,4 +35,5 @@ def release_info(spec: LLMDeploymentSpec | ReleaseSpec) -> ReleaseInfo:
         model_revision=release.model.revision,
         prompt_version=release.prompt.version,
         knowledge_base=release.knowledge_base.snapshot,
+        knowledge_base_created=release.knowledge_base.created_at,
     )

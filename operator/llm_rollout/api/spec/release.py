@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field
@@ -40,6 +41,17 @@ class KnowledgeBase(CamelModel):
 
     snapshot: str = Field(
         default="", max_length=253, description="Knowledge-base snapshot id or version."
+    )
+    created_at: datetime | None = Field(
+        default=None,
+        description="When the snapshot was built (RFC 3339): the stable release's "
+        "knowledge-base age is measured from it (spec.freshness).",
+        json_schema_extra={"maxLength": 64},  # bounds the API server's CEL cost estimate
+    )
+    source_revision: str = Field(
+        default="",
+        max_length=253,
+        description="Revision of the sources the snapshot was built from (e.g. a commit).",
     )
 
 

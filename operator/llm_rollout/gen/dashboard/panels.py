@@ -118,6 +118,30 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 height=6,
             ),
             Panel(
+                "Knowledge-base age (stable) vs maxAge",
+                "bargauge",
+                (
+                    q(
+                        f"time() - max by (deployment, snapshot) "
+                        f"({metric_names.KNOWLEDGE_BASE_CREATED}{sel()})",
+                        "{{deployment}} {{snapshot}}",
+                        instant=True,
+                    ),
+                    q(
+                        f"max by (deployment) ({metric_names.KNOWLEDGE_BASE_MAX_AGE}{sel()})",
+                        "{{deployment}} maxAge",
+                        instant=True,
+                    ),
+                ),
+                unit="s",
+                description="How long ago the stable release's knowledge-base snapshot was "
+                "built (release.knowledgeBase.createdAt), next to spec.freshness."
+                "knowledgeBaseMaxAge; older than that: KnowledgeFresh=False and the "
+                "LLMRolloutKnowledgeBaseStale alert.",
+                width=12,
+                height=6,
+            ),
+            Panel(
                 "Operator replicas leading",
                 "stat",
                 (q(f"sum({metric_names.LEADER})", "leaders", instant=True),),
