@@ -49,6 +49,7 @@ class ConditionType(StrEnum):
     METRICS_AVAILABLE = "MetricsAvailable"
     EVALS_SUCCEEDED = "EvalsSucceeded"  # set only when spec.evals is not empty
     KNOWLEDGE_FRESH = "KnowledgeFresh"  # set only with spec.freshness.knowledgeBaseMaxAge
+    ANALYSIS_ON_SCHEDULE = "AnalysisOnSchedule"  # while Progressing, from its analyses
 
 
 class ConditionStatus(StrEnum):

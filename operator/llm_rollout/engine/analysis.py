@@ -32,6 +32,9 @@ from llm_rollout.engine.types import (
 # An analysis is due this share of an interval early, so a timer firing a little
 # early does not skip a whole interval.
 ANALYSIS_TOLERANCE = 0.02
+# An analysis starting later than this after it was due says the operator is behind
+# (condition AnalysisOnSchedule; the alert LLMRolloutOperatorLagging uses the same bound).
+LATE_ANALYSIS_SECONDS = 30.0
 
 
 def interval_reference(status: LLMDeploymentStatus) -> datetime | None:

@@ -13,7 +13,7 @@ from llm_rollout.api.status import (
     PauseReason,
     Phase,
 )
-from llm_rollout.engine.analysis import requeue_after
+from llm_rollout.engine.analysis import LATE_ANALYSIS_SECONDS, interval_reference, requeue_after
 from llm_rollout.engine.conditions import set_condition
 from llm_rollout.engine.context import Context, Step
 from llm_rollout.engine.exposure import build_routing
@@ -127,6 +127,38 @@ def set_conditions(
         put(ConditionType.METRICS_AVAILABLE, None, "NotAnalysed", "no analysis yet")
     set_eval_condition(ctx, old, s, put)
     set_freshness_condition(ctx, s, put)
+    set_schedule_condition(ctx, old, s, put)
+
+
+def set_schedule_condition(
+    ctx: Context,
+    old: LLMDeploymentStatus,
+    s: LLMDeploymentStatus,
+    put: Callable[[ConditionType, bool | None, str, str], None],
+) -> None:
+    """AnalysisOnSchedule, while Progressing: whether this rollout's last analysis started
+    within LATE_ANALYSIS_SECONDS of when it was due. An overloaded operator falls behind
+    on every rollout alike and says so on each; its verdicts stay right (queries are
+    evaluated for the time they were planned for), never "metrics unavailable"."""
+    kind = ConditionType.ANALYSIS_ON_SCHEDULE
+    if s.phase is not Phase.PROGRESSING:
+        s.conditions = [c for c in s.conditions if c.type is not kind]
+        return
+    if ctx.analysis is None or (reference := interval_reference(old)) is None:
+        return  # no analysis in this call: the last one's word stands
+    late = (ctx.now - reference).total_seconds() - ctx.spec.analysis.interval_seconds
+    limit = f"{LATE_ANALYSIS_SECONDS:g}s"
+    if late > LATE_ANALYSIS_SECONDS:
+        put(
+            kind,
+            False,
+            "OperatorBehind",
+            f"an analysis started more than {limit} after it was due: the operator is "
+            "behind (its CPU, the API server or Prometheus); verdicts stay right, the "
+            "rollout moves slower",
+        )
+    else:
+        put(kind, True, "OnSchedule", f"the last analysis started within {limit} of its time")
 
 
 def set_freshness_condition(
