@@ -9,7 +9,7 @@ from tests.integration.support import (
     ControlledMetrics,
     OperatorProcess,
     Rollouts,
-    running_operator,
+    operator_for,
 )
 
 from llm_rollout.testbed.kubelet import KubeletStandIn
@@ -44,9 +44,8 @@ def kubelet(cluster: Cluster, namespace: str) -> Iterator[KubeletStandIn]:
 
 @pytest.fixture
 def controlled_metrics(prometheus: Prometheus, namespace: str) -> Iterator[ControlledMetrics]:
-    metrics = ControlledMetrics(prometheus, target=namespace)
-    yield metrics
-    metrics.close()
+    with ControlledMetrics(prometheus, target=namespace) as metrics:
+        yield metrics
 
 
 @pytest.fixture
@@ -58,10 +57,7 @@ def operator(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
-    with running_operator(cluster, prometheus, namespace, tmp_path) as op:
-        yield op
-        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
-            print(f"--- operator log ---\n{op.log_tail(80)}")
+    yield from operator_for(request, cluster, prometheus, namespace, tmp_path)
 
 
 @pytest.hookimpl(hookwrapper=True)

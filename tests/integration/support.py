@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
+import pytest
 from kubernetes import client
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from tests.conftest import Cluster, Prometheus
@@ -96,21 +97,40 @@ class OperatorProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-class ControlledMetrics:
-    """A scrape target of the bed's Prometheus whose gauge values the test sets."""
+class ScrapeTarget:
+    """A registry the bed's Prometheus scrapes, served on loopback for one test; a
+    context manager that removes the target and stops serving."""
 
     def __init__(self, prometheus: Prometheus, target: str) -> None:
         self.registry = CollectorRegistry()
+        self.server, self.thread = start_http_server(0, addr="127.0.0.1", registry=self.registry)
+        self.prometheus = prometheus
+        self.target = target
+        prometheus.add_target(target, f"127.0.0.1:{self.server.server_address[1]}")
+
+    def close(self) -> None:
+        self.prometheus.remove_target(self.target)
+        self.server.shutdown()
+        self.thread.join(5)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class ControlledMetrics(ScrapeTarget):
+    """A scrape target of the bed's Prometheus whose gauge values the test sets."""
+
+    def __init__(self, prometheus: Prometheus, target: str) -> None:
+        super().__init__(prometheus, target)
         self.quality = Gauge(
             "test_quality",
             "Quality score set by the test",
             ["namespace", "release"],
             registry=self.registry,
         )
-        self.server, self.thread = start_http_server(0, addr="127.0.0.1", registry=self.registry)
-        self.prometheus = prometheus
-        self.target = target
-        prometheus.add_target(target, f"127.0.0.1:{self.server.server_address[1]}")
 
     def set_quality(self, namespace: str, release: str, value: float) -> None:
         """Set a release's quality and wait until Prometheus has scraped it, so the
@@ -119,11 +139,6 @@ class ControlledMetrics:
         self.prometheus.wait_value(
             f'test_quality{{namespace="{namespace}", release="{release}"}} == {value}'
         )
-
-    def close(self) -> None:
-        self.prometheus.remove_target(self.target)
-        self.server.shutdown()
-        self.thread.join(5)
 
 
 class Rollouts:
@@ -193,3 +208,18 @@ def running_operator(
         yield operator
     finally:
         operator.stop()
+
+
+def operator_for(
+    request: pytest.FixtureRequest,
+    cluster: Cluster,
+    prometheus: Prometheus,
+    namespace: str,
+    tmp_path: Path,
+    extra: list[str] | None = None,
+) -> Iterator[OperatorProcess]:
+    """The body of an operator fixture: its log is printed if the test failed."""
+    with running_operator(cluster, prometheus, namespace, tmp_path, extra=extra) as op:
+        yield op
+        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+            print(f"--- operator log ---\n{op.log_tail(80)}")

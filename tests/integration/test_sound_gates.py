@@ -8,13 +8,22 @@ controls (so the test, not a simulated user, decides each count)."""
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, start_http_server
-from tests.conftest import Prometheus
-from tests.integration.support import OperatorProcess, Rollouts, wait_for
+from prometheus_client import Counter
+from prometheus_client.parser import text_string_to_metric_families
+from tests.conftest import Cluster, Prometheus
+from tests.integration.support import (
+    OperatorProcess,
+    Rollouts,
+    ScrapeTarget,
+    operator_for,
+    wait_for,
+)
 
 from llm_rollout.api import LLMDeploymentSpec, release_id
 from llm_rollout.testbed.kubelet import KubeletStandIn
@@ -23,11 +32,11 @@ NAME = "gated"
 THUMBS = {"name": "thumbs-up", "kind": "Ratio", "metric": "feedback-positive-rate", "min": 0.7}
 
 
-class RouterCounters:
+class RouterCounters(ScrapeTarget):
     """llm_feedback_total and llm_router_assignments_total, as the router exports them."""
 
     def __init__(self, prometheus: Prometheus, target: str) -> None:
-        self.registry = CollectorRegistry()
+        super().__init__(prometheus, target)
         labels = ["namespace", "deployment", "release", "cohort"]
         self.feedback = Counter(
             "llm_feedback",
@@ -38,10 +47,7 @@ class RouterCounters:
         self.assignments = Counter(
             "llm_router_assignments", "Units placed.", labels, registry=self.registry
         )
-        self.server, self.thread = start_http_server(0, addr="127.0.0.1", registry=self.registry)
-        self.prometheus, self.target = prometheus, target
         self.totals: dict[tuple[str, str, str, str], int] = {}
-        prometheus.add_target(target, f"127.0.0.1:{self.server.server_address[1]}")
 
     def prime(self, namespace: str, release: str) -> None:
         # Series present at 0 before any count, as the router primes them: increase()
@@ -76,19 +82,11 @@ class RouterCounters:
         )
         self.prometheus.wait_value(f"sum({selector}) == {self.totals[key]}")
 
-    def close(self) -> None:
-        self.prometheus.remove_target(self.target)
-        self.server.shutdown()
-        self.thread.join(5)
-
 
 @pytest.fixture
 def counters(prometheus: Prometheus, namespace: str) -> Iterator[RouterCounters]:
-    target = RouterCounters(prometheus, f"counters-{namespace}")
-    try:
+    with RouterCounters(prometheus, f"counters-{namespace}") as target:
         yield target
-    finally:
-        target.close()
 
 
 def spec(revision: str, **analysis: Any) -> dict[str, Any]:
@@ -154,11 +152,26 @@ def gate(rollouts: Rollouts) -> dict[str, Any]:
     return dict(gates[0])
 
 
+@pytest.fixture(params=["batched", "unbatched"])
+def either_operator(
+    cluster: Cluster,
+    prometheus: Prometheus,
+    crd: None,
+    namespace: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[OperatorProcess]:
+    """The operator with batched analysis (the default) and without: the same rollout
+    must get the same decisions and the same gate values either way."""
+    extra = [] if request.param == "batched" else ["--no-batch-analysis"]
+    yield from operator_for(request, cluster, prometheus, namespace, tmp_path, extra)
+
+
 def test_each_step_judges_its_own_evidence_only(
     rollouts: Rollouts,
     counters: RouterCounters,
     kubelet: KubeletStandIn,
-    operator: OperatorProcess,
+    either_operator: OperatorProcess,
     namespace: str,
 ) -> None:
     candidate = start_rollout(rollouts, counters, namespace)
@@ -213,6 +226,25 @@ def test_each_step_judges_its_own_evidence_only(
     g = status["gates"][0]
     assert g["verdict"] == "Fail" and 95 <= g["samples"] <= 110  # beta's 100, not 400
     assert g["interval"][1] < 0.7 and "confidence sequence" in g["threshold"]
+    sent = queries_sent(either_operator)
+    if "--no-batch-analysis" in either_operator.argv:
+        assert set(sent) == {"single"}
+    else:  # every count answered from grouped queries and the step's baselines
+        assert sent["grouped"] > 0 and sent["baseline"] > 0 and "single" not in sent
+
+
+def queries_sent(operator: OperatorProcess) -> dict[str, float]:
+    """llm_rollout_prometheus_queries_total by form, from the operator's /metrics."""
+    url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    sent: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "llm_rollout_prometheus_queries":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    sent[sample.labels["form"]] = sample.value
+    return sent
 
 
 def test_a_split_of_users_the_routing_does_not_explain_holds_then_pauses(

@@ -64,6 +64,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(a wait never counts as a query timeout)",
     )
     parser.add_argument(
+        "--batch-analysis",
+        action=argparse.BooleanOptionalAction,
+        default=OperatorSettings.batch_analysis,
+        help="answer the count queries of all rollouts analysed in the same tick with one "
+        "grouped query per counter (same answers; --no-batch-analysis: one query per "
+        "rollout and part)",
+    )
+    parser.add_argument(
+        "--analysis-tick",
+        type=float,
+        default=OperatorSettings.analysis_tick,
+        metavar="SECONDS",
+        help="round analysis times up to this, so rollouts due in one tick share their "
+        "queries (0: no rounding)",
+    )
+    parser.add_argument(
         "--otlp-endpoint",
         default=None,
         metavar="URL",
@@ -108,6 +124,8 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
         allowed_prometheus=frozenset(args.allow_prometheus),
         query_timeout=args.query_timeout,
         prometheus_max_in_flight=args.prometheus_max_in_flight,
+        batch_analysis=args.batch_analysis,
+        analysis_tick=args.analysis_tick,
         namespaces=tuple(args.namespace),
         scale_down_delay=args.scale_down_delay,
         retention=args.retention,

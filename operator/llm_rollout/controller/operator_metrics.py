@@ -128,6 +128,16 @@ class OperatorMetrics:
             ["outcome"],
             registry=r,
         )
+        # Operator-wide (no rollout labels): with batching, grouped queries per tick
+        # depend on the counters read, not on the number of rollouts.
+        self.prometheus_queries = Counter(
+            registered(metric_names.PROMETHEUS_QUERIES),
+            "Queries sent to Prometheus by form: grouped (one per counter and tick, for "
+            "every rollout analysed then), baseline (once per step and count), single "
+            "(a rollout's own query)",
+            ["form"],
+            registry=r,
+        )
         self.query_errors = Counter(
             registered(metric_names.QUERY_ERRORS),
             "Failed metric queries by kind",
@@ -249,6 +259,9 @@ class OperatorMetrics:
 
     def count_kube_request(self, verb: str) -> None:
         self.kube_requests.labels(verb).inc()
+
+    def count_prometheus_query(self, form: str) -> None:
+        self.prometheus_queries.labels(form).inc()
 
     def count_spans(self, outcome: str, count: int) -> None:
         self.trace_spans.labels(outcome).inc(count)

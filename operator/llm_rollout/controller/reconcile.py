@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -96,6 +97,8 @@ class Controller:
             self.providers = ProviderCache(
                 timeout=self.settings.query_timeout,
                 max_in_flight=self.settings.prometheus_max_in_flight,
+                batching=self.settings.batch_analysis,
+                count_query=self.metrics.count_prometheus_query,
             )
         if self.evals is None:
             self.evals = EvalStep(
@@ -133,8 +136,8 @@ class Controller:
             except LookupError as err:
                 return all_errors(ObservationErrorKind.UNAUTHORIZED, f"bearer token: {err}")
         assert self.providers is not None
-        provider = self.providers.get(MetricsSource(address, token))
-        results = await provider.query_many([q.promql for q in queries], at=now)
+        batcher = self.providers.batcher(MetricsSource(address, token))
+        results = await batcher.observe(queries, at=now)
         observations: dict[str, Observation] = {}
         for query, result in zip(queries, results, strict=True):
             if isinstance(result, float):
@@ -313,6 +316,7 @@ class Controller:
         Raises Conflict when the object changed under us: the caller retries at once.
         """
         started = time.monotonic()
+        on_the_clock = now is None  # an explicit `now` (tests, replays) is used as given
         now = now or datetime.now(UTC)
         obj = await self.kube.get(API_VERSION, "LLMDeployment", namespace, name)
         assert self.evals is not None
@@ -383,6 +387,11 @@ class Controller:
             eval_states = await self.evals.states(spec, status, namespace, name, runs)
             observations: dict[str, Observation] = {}
             if analysis_due(spec, status, now):
+                if on_the_clock:
+                    # Rollouts due in the same tick are analysed at the same moment and
+                    # share grouped queries; the batcher waits until it has passed.
+                    # Rounded up, so a step's evidence never starts before its decision.
+                    now = next_tick(now, self.settings.analysis_tick)
                 queries = plan_queries(spec, status, namespace, name, now=now)
                 if queries:
                     observations = await self._observe(spec, namespace, name, queries, now)
@@ -465,6 +474,14 @@ class Controller:
                 )
             except KubeError as err:  # an Event is worth a log line, not a retry
                 log.warning("could not post an Event for %s/%s: %s", ns, name, err.reason)
+
+
+def next_tick(moment: datetime, tick: float) -> datetime:
+    """`moment` rounded up to a multiple of `tick` seconds (unchanged if tick is 0)."""
+    if tick <= 0:
+        return moment
+    stamp = math.ceil(moment.timestamp() / tick) * tick
+    return datetime.fromtimestamp(stamp, UTC)
 
 
 def _dump(status: LLMDeploymentStatus) -> dict[str, Any]:

@@ -19,6 +19,12 @@ class OperatorSettings:
     query_timeout: float = 5.0
     # Queries in flight per Prometheus address and credential (more wait in the operator).
     prometheus_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    # Batched analysis: count queries of all rollouts analysed in the same tick asked
+    # as one grouped query per counter (metrics/batch.py); off: one query per rollout.
+    batch_analysis: bool = True
+    # Analysis times are rounded up to this (seconds), so rollouts due in the same tick
+    # are analysed at the same time and share grouped queries; 0: not rounded.
+    analysis_tick: float = 1.0
     # Namespaces to watch; empty: the whole cluster.
     namespaces: tuple[str, ...] = ()
     # Superseded or rolled-back releases: scaled to zero after this delay, deleted

@@ -16,8 +16,9 @@ from llm_rollout.api.durations import format_duration
 from llm_rollout.api.spec import Gate, GateComponent, GateKind, LLMDeploymentSpec, Stage, release_id
 from llm_rollout.api.status import LLMDeploymentStatus, Phase
 from llm_rollout.engine.types import MetricQuery, Part, Role
+from llm_rollout.metrics.batch import CountSince
 from llm_rollout.metrics.names import ASSIGNMENTS
-from llm_rollout.metrics.presets import PRESETS, MetricKind, count_since_start
+from llm_rollout.metrics.presets import COUNT_FORMS, PRESETS, MetricKind, live_count
 from llm_rollout.metrics.promql import TemplateError, TemplateValues, render
 
 
@@ -174,11 +175,7 @@ def exposed_stage(spec: LLMDeploymentSpec, status: LLMDeploymentStatus) -> Stage
 
 
 SAMPLE_RATIO_GATE = "@sample-ratio"  # not a valid gate name: cannot collide with a gate's
-_ASSIGNMENTS_QUERY = count_since_start(
-    ASSIGNMENTS,
-    'namespace="{{ namespace }}",deployment="{{ name }}",release="{{ release }}",'
-    'cohort=~"{{ cohorts }}"',
-)
+_ASSIGNMENTS_QUERY = live_count(ASSIGNMENTS)
 
 
 def sample_ratio_key(role: Role) -> str:
@@ -240,9 +237,32 @@ def _sample_ratio_queries(
                 metric=ASSIGNMENTS,
                 role=role,
                 part=Part.TOTAL,
+                count=_count_since(_ASSIGNMENTS_QUERY, values, name, since),
             )
         )
     return queries
+
+
+def _count_since(
+    template: str, values: TemplateValues, name: str, start: datetime | None
+) -> CountSince | None:
+    """The batchable form of a count query built by presets.live_count (None for any
+    other template: user PromQL is asked as written)."""
+    form = COUNT_FORMS.get(template)
+    if form is None or start is None:
+        return None
+    subs = values.substitutions()
+    return CountSince(
+        metric=form.metric,
+        shared=render(form.shared, subs),
+        namespace=values.namespace,
+        deployment=name,
+        release=values.release,
+        cohorts=values.cohorts,
+        window_seconds=int(values.window.removesuffix("s")),
+        baseline=render(form.baseline, subs),
+        start=start.timestamp(),
+    )
 
 
 def plan_queries(
@@ -302,6 +322,7 @@ def plan_queries(
                             part=part,
                             component=index,
                             level=level,
+                            count=_count_since(template, values, name, evidence_start(status)),
                         )
                     )
     return queries + _sample_ratio_queries(spec, status, namespace, name, now)

@@ -14,6 +14,7 @@ from llm_rollout.api.status import (
     LLMDeploymentStatus,
     SampleRatioCheck,
 )
+from llm_rollout.metrics.batch import CountSince
 
 
 class Role(StrEnum):
@@ -41,6 +42,9 @@ class MetricQuery:
     part: Part
     component: int | None = None  # index of the Composite component
     level: float | None = None  # scores metrics: the bucket's score
+    # A preset count query's batchable form: the operator may answer it, with other
+    # rollouts' queries, from one grouped query per counter (metrics/batch.py).
+    count: CountSince | None = None
 
 
 class ObservationErrorKind(StrEnum):

@@ -60,8 +60,32 @@ _LIVE = (
 _W = "[{{ window }}]"
 
 
-def _count(metric: str, extra: str = "") -> str:
-    return count_since_start(metric, _LIVE + extra)
+@dataclass(frozen=True)
+class CountForm:
+    """How a live count template splits for batching (metrics/batch.py): the counter,
+    the matchers beyond the rollout's own (a template, '' if none), and B, the
+    counters' sum when the step's evidence began."""
+
+    metric: str
+    shared: str
+    baseline: str
+
+
+# Template -> its batchable form, for every template `live_count` built.
+COUNT_FORMS: dict[str, CountForm] = {}
+
+
+def live_count(metric: str, extra: str = "") -> str:
+    """PromQL template: the count of `metric` for the rollout's release and exposed
+    cohorts since its step's evidence began (`count_since_start`); batchable."""
+    template = count_since_start(metric, _LIVE + extra)
+    selector = f"{metric}{{{_LIVE + extra}}}"
+    COUNT_FORMS[template] = CountForm(
+        metric=metric,
+        shared=extra.removeprefix(","),
+        baseline=f"sum({selector} @ {{{{ start }}}}) or vector(0)",
+    )
+    return template
 
 
 def count_since_start(metric: str, matchers: str) -> str:
@@ -91,7 +115,9 @@ _EXPERT = ',source="expert",criterion=~"{{ criterion }}"'
 
 def _score_buckets(histogram: str, extra: str) -> tuple[tuple[float, str], ...]:
     # prometheus_client writes bucket bounds as Go floats: le="1.0"
-    return tuple((le, _count(f"{histogram}_bucket", f'{extra},le="{le}"')) for le in SCORE_LEVELS)
+    return tuple(
+        (le, live_count(f"{histogram}_bucket", f'{extra},le="{le}"')) for le in SCORE_LEVELS
+    )
 
 
 def _p95(histogram: str) -> str:
@@ -101,8 +127,8 @@ def _p95(histogram: str) -> str:
 PRESETS: Mapping[str, MetricTemplate] = {
     "feedback-positive-rate": MetricTemplate(
         kind=MetricKind.RATIO,
-        success=_count(FEEDBACK, ',rating="positive"'),
-        total=_count(FEEDBACK),
+        success=live_count(FEEDBACK, ',rating="positive"'),
+        total=live_count(FEEDBACK),
         description="Share of feedback (thumbs or 1-5 scores, users and experts) that is "
         "positive (thumbs up, score 4-5).",
     ),
@@ -115,14 +141,14 @@ PRESETS: Mapping[str, MetricTemplate] = {
     ),
     "heuristic-pass-rate": MetricTemplate(
         kind=MetricKind.RATIO,
-        success=_count(HEURISTIC_CHECKS, ',result="pass"'),
-        total=_count(HEURISTIC_CHECKS),
+        success=live_count(HEURISTIC_CHECKS, ',result="pass"'),
+        total=live_count(HEURISTIC_CHECKS),
         description="Share of online heuristic checks (all checks) that passed.",
     ),
     "error-rate": MetricTemplate(
         kind=MetricKind.RATIO,
-        success=_count(REQUESTS, ',code=~"5.."'),
-        total=_count(REQUESTS),
+        success=live_count(REQUESTS, ',code=~"5.."'),
+        total=live_count(REQUESTS),
         description="Share of requests answered with a 5xx status (lower is better).",
         lower_is_better=True,
     ),

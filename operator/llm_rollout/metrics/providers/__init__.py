@@ -1,6 +1,7 @@
 """Metrics providers: where gates' queries are answered. One module per backend
 (`prometheus.py` today), behind the `MetricsProvider` protocol; `ProviderCache` is the
-factory keyed by a spec's source, so each address and credential gets one client."""
+factory keyed by a spec's source, so each address and credential gets one client and
+one `AnalysisBatcher` (batching.py) shared by every rollout reading it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llm_rollout.metrics.providers.base import MetricQueryError, MetricsProvider
+from llm_rollout.metrics.providers.batching import AnalysisBatcher, QueryCounter
 from llm_rollout.metrics.providers.prometheus import (
     DEFAULT_MAX_IN_FLIGHT,
     PrometheusProvider,
@@ -42,7 +44,10 @@ class ProviderCache:
     timeout: float = 5.0
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     build: Callable[[MetricsSource, float], MetricsProvider] | None = None
+    batching: bool = True  # batched analysis (providers/batching.py); off: every query sent
+    count_query: QueryCounter | None = None  # counts the queries batchers send, by form
     _providers: dict[MetricsSource, MetricsProvider] = field(default_factory=dict)
+    _batchers: dict[MetricsSource, AnalysisBatcher] = field(default_factory=dict)
 
     def get(self, source: MetricsSource) -> MetricsProvider:
         if source not in self._providers:
@@ -53,13 +58,26 @@ class ProviderCache:
             )
         return self._providers[source]
 
+    def batcher(self, source: MetricsSource) -> AnalysisBatcher:
+        """The analyses' way to the source: one batcher per source, shared by every
+        rollout that reads it."""
+        if source not in self._batchers:
+            self._batchers[source] = AnalysisBatcher(
+                self.get(source), batching=self.batching, count_query=self.count_query
+            )
+        return self._batchers[source]
+
     async def aclose(self) -> None:
+        for batcher in self._batchers.values():
+            await batcher.aclose()
+        self._batchers.clear()
         for provider in self._providers.values():
             await provider.aclose()
         self._providers.clear()
 
 
 __all__ = [
+    "AnalysisBatcher",
     "MetricQueryError",
     "MetricsProvider",
     "MetricsSource",

@@ -32,6 +32,13 @@ class MetricsProvider(Protocol):
         single value or the classified error."""
         ...
 
+    async def query_vector(
+        self, promql: str, *, at: datetime | None = None
+    ) -> list[tuple[dict[str, str], float]]:
+        """Every series of an instant-vector answer, as (labels, value): the grouped
+        queries of batched analysis (metrics/batch.py)."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections."""
         ...

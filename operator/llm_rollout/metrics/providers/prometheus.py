@@ -17,6 +17,8 @@ import httpx
 from llm_rollout.engine.types import ObservationErrorKind as Kind
 from llm_rollout.metrics.providers.base import MetricQueryError
 
+NO_SERIES = "the query returned no series (no data in the window?)"
+
 
 def parse_instant_vector(body: dict[str, Any]) -> float:
     """The single value of an instant-query answer (vector or scalar), or the error."""
@@ -28,9 +30,7 @@ def parse_instant_vector(body: dict[str, Any]) -> float:
         raw = result[1]
     elif result_type == "vector":
         if not result:
-            raise MetricQueryError(
-                Kind.EMPTY, "the query returned no series (no data in the window?)"
-            )
+            raise MetricQueryError(Kind.EMPTY, NO_SERIES)
         if len(result) > 1:
             labels = ", ".join(str(s.get("metric", {})) for s in result[:3])
             raise MetricQueryError(
@@ -49,6 +49,19 @@ def parse_instant_vector(body: dict[str, Any]) -> float:
             Kind.NAN, f"the query returned {raw} (division by zero: no samples?)"
         )
     return value
+
+
+def parse_vector(body: dict[str, Any]) -> list[tuple[dict[str, str], float]]:
+    """Every series of an instant-vector answer: (labels, value); NaN stays NaN."""
+    if body.get("status") != "success":
+        raise MetricQueryError(Kind.BAD_QUERY, str(body.get("error", "query failed")))
+    data = body.get("data", {})
+    if data.get("resultType") != "vector":
+        raise MetricQueryError(
+            Kind.BAD_QUERY,
+            f"the query returned a {data.get('resultType')}, expected an instant vector",
+        )
+    return [(dict(s.get("metric", {})), float(s["value"][1])) for s in data.get("result", [])]
 
 
 # Queries in flight to one Prometheus (per address and credential) at a time. Past it,
@@ -92,7 +105,8 @@ class PrometheusProvider:
         if self._owns_client:
             await self._client.aclose()
 
-    async def query(self, promql: str, *, at: datetime | None = None) -> float:
+    async def _answer(self, promql: str, at: datetime | None) -> dict[str, Any]:
+        """The successful answer's JSON body, or the classified error."""
         url = f"{self.address}/api/v1/query"
         form = {"query": promql, "timeout": f"{self._timeout:g}s"}
         if at is not None:
@@ -118,7 +132,7 @@ class PrometheusProvider:
                 f"Prometheus answered {resp.status_code}: check the bearer token Secret",
             )
         try:
-            body = resp.json()
+            body: dict[str, Any] = resp.json()
         except ValueError as err:
             raise MetricQueryError(
                 Kind.UNREACHABLE,
@@ -131,7 +145,15 @@ class PrometheusProvider:
             raise MetricQueryError(
                 Kind.UNREACHABLE, f"Prometheus answered {resp.status_code}: {body.get('error', '')}"
             )
-        return parse_instant_vector(body)
+        return body
+
+    async def query(self, promql: str, *, at: datetime | None = None) -> float:
+        return parse_instant_vector(await self._answer(promql, at))
+
+    async def query_vector(
+        self, promql: str, *, at: datetime | None = None
+    ) -> list[tuple[dict[str, str], float]]:
+        return parse_vector(await self._answer(promql, at))
 
     async def query_many(
         self, promqls: Sequence[str], *, at: datetime | None = None
