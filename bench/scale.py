@@ -5,9 +5,10 @@
 
 For each N, on a fresh bed (kube-apiserver, etcd, Prometheus on this machine) with the
 kubelet stand-in: N LLMDeployments are created, each promoted at once, then given a
-second release that stays in analysis (a long minDuration) with two Threshold gates on
-a metric this script serves to Prometheus. The operator (`llm-rollout operator`, one
-process) then runs for `--duration` seconds. Measured, per N:
+second release that stays in analysis (a long minDuration) with two gates: preset count
+gates on router-shaped counters this script serves and grows (`--gates counts`, batched
+by the operator), or Threshold gates on one user query (`--gates value`). The operator
+(`llm-rollout operator`, one process) then runs for `--duration` seconds. Measured, per N:
 
 - time until every object has a first status, and until every one is in analysis;
 - the interval between successive analyses of each object (status.lastAnalysisTime),
@@ -16,7 +17,7 @@ process) then runs for `--duration` seconds. Measured, per N:
 - the share of gate verdicts that are Error (the metrics are there: any Error is the
   operator's own overload);
 - the operator's RSS and CPU, and the API server's and Prometheus' CPU;
-- PromQL queries per second that Prometheus answered.
+- PromQL queries per second that Prometheus answered, and the operator's by form.
 
 Results print as a table; `--json-out` keeps them. Figures go to docs/benchmarks.md.
 """
@@ -31,16 +32,25 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "operator"))
@@ -53,7 +63,20 @@ QUALITY = 'max(bench_quality{namespace="{{ namespace }}", deployment="{{ name }}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def spec(revision: str, interval: int) -> dict[str, Any]:
+# Gates per object. "counts": the preset count gates most rollouts use (feedback and
+# error rate, read from router-shaped counters this script serves and grows), which the
+# operator batches; "value": two Threshold gates on one user query, asked per object.
+COUNT_GATES = [
+    {"name": "thumbs", "kind": "Ratio", "metric": "feedback-positive-rate", "min": 0.5},
+    {"name": "errors", "kind": "Ratio", "metric": "error-rate", "max": 0.5},
+]
+VALUE_GATES = [
+    {"name": "quality", "kind": "Threshold", "metric": "quality", "min": 0.5},
+    {"name": "quality-max", "kind": "Threshold", "metric": "quality", "max": 2},
+]
+
+
+def spec(revision: str, interval: int, gates: str = "counts") -> dict[str, Any]:
     return {
         "release": {
             "model": {"name": "assistant", "revision": revision},
@@ -67,15 +90,20 @@ def spec(revision: str, interval: int) -> dict[str, Any]:
                 "cohorts": ["everyone"],
                 "minDuration": "10h",
                 "maxDuration": "20h",
-                "gates": [
-                    {"name": "quality", "kind": "Threshold", "metric": "quality", "min": 0.5},
-                    {"name": "quality-max", "kind": "Threshold", "metric": "quality", "max": 2},
-                ],
+                "gates": COUNT_GATES if gates == "counts" else VALUE_GATES,
             }
         ],
         "cohorts": [{"name": "everyone"}],
         "defaultCohort": "everyone",
     }
+
+
+def release_ids(interval: int, gates: str) -> list[str]:
+    from llm_rollout.api import LLMDeploymentSpec, release_id
+
+    return [
+        release_id(LLMDeploymentSpec.model_validate(spec(r, interval, gates))) for r in ("r1", "r2")
+    ]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -131,6 +159,9 @@ class Result:
     api_requests_per_analysis: float | None
     # With --restart: the operator restarted with every object in analysis; seconds until
     # each was analysed again, and the share of Error verdicts in the minute after.
+    gates: str = "counts"
+    # The operator's queries/s by form (grouped, baseline, single); None: not exported.
+    operator_queries_per_s: dict[str, float] | None = None
     restart_recovery_s: float | None = None
     restart_error_share: float | None = None
 
@@ -150,18 +181,81 @@ def objects(bed: TestBed) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def metrics_target(bed: TestBed, n: int) -> Iterator[None]:
+def metrics_target(bed: TestBed, n: int, releases: list[str]) -> Iterator[None]:
+    """The user metric of the value gates, and the router's feedback and request
+    counters of every object and release, growing every 5 s (3 in 4 thumbs up, 1 in
+    20 requests a 500), so the count gates have evidence to judge."""
+    disable_created_metrics()  # half the page: no _created series per counter
     registry = CollectorRegistry()
     quality = Gauge("bench_quality", "quality", ["namespace", "deployment"], registry=registry)
+    live = ["namespace", "deployment", "release", "cohort"]
+    feedback = Counter("llm_feedback", "f", [*live, "source", "rating"], registry=registry)
+    requests = Counter("llm_router_requests", "r", [*live, "code"], registry=registry)
+    series = []
     for i in range(n):
         quality.labels(NAMESPACE, f"bot-{i}").set(0.9)
-    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+        for release in releases:
+            labels = (NAMESPACE, f"bot-{i}", release, "everyone")
+            series.append(
+                (
+                    feedback.labels(*labels, "user", "positive"),
+                    feedback.labels(*labels, "user", "negative"),
+                    requests.labels(*labels, "200"),
+                    requests.labels(*labels, "500"),
+                )
+            )
+    stop = threading.Event()
+    # Served as rendered by the grower: at thousands of series, rendering on each scrape
+    # (1 s interval, 1 s timeout on the bed) would time out on a loaded machine, and
+    # the rollouts would see gaps the operator did not make.
+    page = [generate_latest(registry)]
+
+    def grow() -> None:
+        while not stop.wait(5.0):
+            for up, down, ok, failed in series:
+                up.inc(3)
+                down.inc(1)
+                ok.inc(19)
+                failed.inc(1)
+            page[0] = generate_latest(registry)
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = page[0]
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    grower = threading.Thread(target=grow, daemon=True)
+    grower.start()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     bed.add_scrape_target("scale", f"127.0.0.1:{server.server_address[1]}")
     try:
         yield
     finally:
+        stop.set()
+        grower.join(10)
         server.shutdown()
         thread.join(5)
+
+
+def operator_queries(metrics_url: str) -> dict[str, float]:
+    """llm_rollout_prometheus_queries_total by form (empty: not exported)."""
+    with urllib.request.urlopen(metrics_url, timeout=30) as resp:
+        text = resp.read().decode()
+    sent: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("llm_rollout_prometheus_queries_total{"):
+            form = line.split('form="', 1)[1].split('"', 1)[0]
+            sent[form] = float(line.rsplit(" ", 1)[1])
+    return sent
 
 
 def run_one(
@@ -172,6 +266,7 @@ def run_one(
     operator_src: Path | None = None,
     restart: bool = False,
     operator_flags: tuple[str, ...] = (),
+    gates: str = "counts",
 ) -> Result:
     """One N on a fresh bed; `operator_src`: run the operator package found there (a
     checkout of another commit, for a baseline in the same run)."""
@@ -190,13 +285,13 @@ def run_one(
         stand_in = KubeletStandIn(
             kconfig.new_client_from_config(config_file=bed.state.kubeconfig), NAMESPACE
         )
-        with metrics_target(bed, n):
+        with metrics_target(bed, n, release_ids(interval, gates)):
             docs = [
                 {
                     "apiVersion": "rollout.llmops.io/v1alpha1",
                     "kind": "LLMDeployment",
                     "metadata": {"name": f"bot-{i}", "namespace": NAMESPACE},
-                    "spec": spec("r1", interval),
+                    "spec": spec("r1", interval, gates),
                 }
                 for i in range(n)
             ]
@@ -225,7 +320,7 @@ def run_one(
             wait_all(bed, lambda o: (o.get("status") or {}).get("phase") == "Promoted", 600)
             first_status_s = time.monotonic() - started
             for doc in docs:
-                doc["spec"] = spec("r2", interval)
+                doc["spec"] = spec("r2", interval, gates)
             apply_in_batches(bed, docs)
             wait_all(bed, lambda o: bool((o.get("status") or {}).get("gates")), 600)
             all_analysing_s = time.monotonic() - started
@@ -236,6 +331,7 @@ def run_one(
             }
             cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
             api0 = operator_api_requests(operator_metrics)
+            sent0 = operator_queries(operator_metrics)
             q0, t0 = queries_answered(bed.state.prometheus_url), time.monotonic()
             seen: dict[str, list[str]] = {}
             verdicts: dict[str, int] = {}
@@ -257,6 +353,10 @@ def run_one(
             cpu = {k: (cpu_seconds(p) - cpu0[k]) / elapsed for k, p in pids.items()}
             qps = (queries_answered(bed.state.prometheus_url) - q0) / elapsed
             api1 = operator_api_requests(operator_metrics)
+            sent1 = operator_queries(operator_metrics)
+            sent = {
+                form: round((sent1[form] - sent0.get(form, 0.0)) / elapsed, 1) for form in sent1
+            }
             recovery: tuple[float, float] | None = None
             if restart:
                 stop_pid(operator.pid)
@@ -287,6 +387,8 @@ def run_one(
             apiserver_cpu=round(cpu["kube-apiserver"], 2),
             prometheus_cpu=round(cpu["prometheus"], 2),
             queries_per_s=round(qps, 1),
+            gates=gates,
+            operator_queries_per_s=sent or None,
             restart_recovery_s=recovery[0] if recovery else None,
             restart_error_share=recovery[1] if recovery else None,
             api_requests_per_analysis=(
@@ -359,6 +461,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="N=20 for 60 s")
     parser.add_argument("--json-out", type=Path)
     parser.add_argument(
+        "--gates",
+        choices=["counts", "value"],
+        default="counts",
+        help="counts: preset count gates on router counters (batched); value: two "
+        "Threshold gates on a user query (per object)",
+    )
+    parser.add_argument(
         "--current-flags",
         action="append",
         default=[],
@@ -411,7 +520,9 @@ def main() -> int:
             for src, flags in runs:
                 which = "baseline" if src else "current" + (f" {' '.join(flags)}" if flags else "")
                 print(f"[scale] N={n} ({which}): {duration:.0f}s (logs in {log_dir})", flush=True)
-                result = run_one(n, args.interval, duration, log_dir, src, args.restart, flags)
+                result = run_one(
+                    n, args.interval, duration, log_dir, src, args.restart, flags, args.gates
+                )
                 result.code = which
                 results.append(result)
                 print(json.dumps(asdict(results[-1])), flush=True)

@@ -13,7 +13,15 @@ from engine_support import at, started
 
 from llm_rollout.api.spec import Gate
 from llm_rollout.engine import ObservationErrorKind, plan_queries
-from llm_rollout.metrics.batch import Answer, CountSince, Part, fan_out, grouped_queries
+from llm_rollout.metrics.batch import (
+    Answer,
+    CountSince,
+    Part,
+    Rows,
+    fan_out,
+    grouped_queries,
+)
+from llm_rollout.metrics.batch import rows as batch_rows
 from llm_rollout.metrics.providers import AnalysisBatcher, MetricQueryError
 
 AT = 1_700_000_000.0  # in the past: the batcher waits for a future `at`
@@ -46,12 +54,16 @@ def test_grouped_queries_select_every_rollout_of_the_batch_once() -> None:
     assert queries.last_sample == f"max {by} (timestamp({selector}))"
 
 
-def rows(**per_cohort: float) -> dict[tuple[str, str, str, str], float]:
-    return {("team", "bot", "r1", cohort): v for cohort, v in per_cohort.items()} | {
-        ("team", "bot", "r2", "experts"): 1000.0,  # another release
-        ("team", "other", "r1", "experts"): 1000.0,  # another rollout
-        ("team", "bot", "r1", "everyone"): 1000.0,  # a cohort not exposed
-    }
+def rows(**per_cohort: float) -> Rows:
+    own = [({"release": "r1", "cohort": c}, v) for c, v in per_cohort.items()]
+    others = [
+        ({"release": "r2", "cohort": "experts"}, 1e3),  # another release
+        ({"deployment": "other", "release": "r1", "cohort": "beta"}, 1e3),  # another rollout
+        ({"release": "r1", "cohort": "everyone"}, 1e3),  # a cohort not exposed
+    ]
+    return batch_rows(
+        ({"namespace": "team", "deployment": "bot", **labels}, v) for labels, v in own + others
+    )
 
 
 def test_fan_out_sums_the_rollouts_own_series() -> None:

@@ -46,7 +46,7 @@ from llm_rollout.engine import (
     mark_invalid,
     plan_queries,
 )
-from llm_rollout.engine.analysis import interval_reference
+from llm_rollout.engine.analysis import ANALYSIS_TOLERANCE, interval_reference
 from llm_rollout.engine.gates import gate_bounds
 from llm_rollout.evals.metrics import EvalResultsCollector
 from llm_rollout.kube.builders import (
@@ -428,7 +428,14 @@ class Controller:
         bounds = gate_bounds(spec, stage) if stage else {}
         self.metrics.observe_status(namespace, name, new, bounds)
         self.metrics.analysis_seconds.observe(time.monotonic() - started)
-        return decision.requeue_after
+        if decision.requeue_after is None or not on_the_clock:
+            return decision.requeue_after
+        # The engine counts from `now`; this call took time past it (the tick's wait,
+        # the writes). Aim a little before the due moment (within the engine's
+        # tolerance), so the next analysis keeps its tick instead of slipping to the next.
+        lead = min(0.05, ANALYSIS_TOLERANCE * spec.analysis.interval_seconds / 2)
+        spent = (datetime.now(UTC) - now).total_seconds()
+        return max(0.0, decision.requeue_after - spent - lead)
 
     def _trace(
         self, owner: Owner, before: LLMDeploymentStatus, decision: Decision, now: datetime

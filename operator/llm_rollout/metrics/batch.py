@@ -32,8 +32,8 @@ from enum import Enum
 from llm_rollout.metrics.promql import escape_label_value, regex_alternation
 
 GROUP_LABELS = ("namespace", "deployment", "release", "cohort")
-# A grouped answer: (namespace, deployment, release, cohort) -> value.
-Rows = Mapping[tuple[str, str, str, str], float]
+# A grouped answer: (namespace, deployment, release) -> cohort -> value.
+Rows = Mapping[tuple[str, str, str], Mapping[str, float]]
 
 
 @dataclass(frozen=True)
@@ -102,19 +102,18 @@ def grouped_queries(counts: Sequence[CountSince]) -> GroupedQueries:
     )
 
 
-def rows(
-    series: Iterable[tuple[Mapping[str, str], float]],
-) -> dict[tuple[str, str, str, str], float]:
-    """A grouped answer's series, keyed by the group labels."""
-    keyed: dict[tuple[str, str, str, str], float] = {}
+def rows(series: Iterable[tuple[Mapping[str, str], float]]) -> Rows:
+    """A grouped answer's series, indexed by rollout and release: (namespace,
+    deployment, release) -> cohort -> value, so each rollout finds its own rows in
+    O(its cohorts) however many rollouts the batch holds."""
+    keyed: dict[tuple[str, str, str], dict[str, float]] = {}
     for labels, value in series:
         key = (
             labels.get("namespace", ""),
             labels.get("deployment", ""),
             labels.get("release", ""),
-            labels.get("cohort", ""),
         )
-        keyed[key] = value
+        keyed.setdefault(key, {})[labels.get("cohort", "")] = value
     return keyed
 
 
@@ -127,17 +126,11 @@ def fan_out(count: CountSince, at: float, answers: Mapping[Part, Rows]) -> float
     """A (the rollout's counters summed now) when the grouped answers prove the rollout's
     own query equals A - B; otherwise what to do instead. `at` is the evaluation time
     (Unix seconds)."""
-    cohorts = frozenset(count.cohorts)
+    key = (count.namespace, count.deployment, count.release)
 
     def mine(part: Part) -> list[float]:
-        return [
-            value
-            for (namespace, deployment, release, cohort), value in answers[part].items()
-            if namespace == count.namespace
-            and deployment == count.deployment
-            and release == count.release
-            and cohort in cohorts
-        ]
+        by_cohort = answers[part].get(key, {})
+        return [by_cohort[c] for c in count.cohorts if c in by_cohort]
 
     resets = mine(Part.RESETS)
     if not resets:
