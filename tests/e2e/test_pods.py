@@ -86,12 +86,21 @@ def test_helm_test_passes(installed: Installed) -> None:
 
 def test_a_pod_resolves_cluster_names(installed: Installed) -> None:
     demo = installed.demo
-    out = demo.kubectl(
-        "-n", NAMESPACE, "run", "dns-check", "--rm", "-i", "--restart=Never",
+    # Not `run --rm -i`: a pod that exits before kubectl attaches loses its output.
+    demo.kubectl(
+        "-n", NAMESPACE, "run", "dns-check", "--restart=Never",
         f"--image={demo.image.ref}", "--image-pull-policy=Never", "--command", "--",
         "python", "-c",
         "import socket; print(socket.gethostbyname('judge.demo.svc.cluster.local'))",
     )  # fmt: skip
+    try:
+        demo.kubectl(
+            "-n", NAMESPACE, "wait", "pod/dns-check", "--timeout=120s",
+            "--for=jsonpath={.status.phase}=Succeeded",
+        )  # fmt: skip
+        out = demo.kubectl("-n", NAMESPACE, "logs", "dns-check")
+    finally:
+        demo.kubectl("-n", NAMESPACE, "delete", "pod", "dns-check", "--wait=false")
     judge_ip = _json(demo, "-n", NAMESPACE, "get", "service", "judge")["spec"]["clusterIP"]
     assert judge_ip in out
 
